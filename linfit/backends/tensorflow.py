@@ -1,0 +1,199 @@
+"""The TensorFlow backend: the tutorial's step as eager, tf.function and XLA variants."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+# TensorFlow's C++ start-up chatter (no CUDA driver, oneDNN notice) would bury the results;
+# a user who wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+from linfit.backends.base import Backend, Device, Trainer, Variant
+from linfit.data import INITIAL_B, INITIAL_W, Dataset
+from linfit.environment import cpu_model
+
+__all__ = ["BACKEND", "TensorFlowBackend", "train_loop", "train_step"]
+
+
+def train_step(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor,
+               learning_rate: tf.Tensor) -> tf.Tensor:
+    """One step of the tutorial: MSE loss of x*W + b, GradientTape, plain gradient descent.
+
+    Returns the loss at W and b before the update.
+    """
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(x * w + b - y))
+    grad_w, grad_b = tape.gradient(loss, [w, b])
+    w.assign_sub(learning_rate * grad_w)
+    b.assign_sub(learning_rate * grad_b)
+    return loss
+
+
+def train_loop(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor,
+               learning_rate: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+    """``steps`` calls of :func:`train_step` in one graph, as a tensor loop (AutoGraph).
+
+    Returns the loss of the first step, so a call reports the loss at the W and b it
+    started from, as a single step does.
+    """
+    loss = train_step(w, b, x, y, learning_rate)
+    for _ in tf.range(steps - 1):
+        train_step(w, b, x, y, learning_rate)
+    return loss
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("eager", compiled=False, xla=False, loop=False,
+                description="the step run op by op, eagerly"),
+        Variant("function", compiled=True, xla=False, loop=False,
+                description="the step wrapped in tf.function"),
+        Variant("xla", compiled=True, xla=True, loop=False,
+                description="tf.function(jit_compile=True)"),
+        Variant("function-loop", compiled=True, xla=False, loop=True,
+                description="steps_per_call steps in one tf.function, a tf.range loop"),
+        Variant("xla-loop", compiled=True, xla=True, loop=True,
+                description="steps_per_call steps in one XLA-compiled call"),
+    )
+}
+
+
+def _device_id(name: str) -> str:
+    """'/job:localhost/replica:0/task:0/device:GPU:0' -> 'GPU:0'."""
+    spec = tf.DeviceSpec.from_string(name)
+    return f"{spec.device_type}:{spec.device_index}"
+
+
+class _TensorFlowTrainer(Trainer):
+    def __init__(self, variant: Variant, device: Device, data: Dataset, learning_rate: float,
+                 steps_per_call: int) -> None:
+        super().__init__("tensorflow", variant, device, data, steps_per_call)
+        self._scope = f"/device:{device.id}"
+        dtype = tf.as_dtype(data.x.dtype)
+        with tf.device(self._scope):
+            # tf.identity runs on the device, so its output lives there (a bare tf.constant
+            # may stay in host memory and be copied at every use).
+            self._x = tf.identity(tf.constant(data.x))
+            self._y = tf.identity(tf.constant(data.y))
+            self._w = tf.Variable(INITIAL_W, dtype=dtype)
+            self._b = tf.Variable(INITIAL_B, dtype=dtype)
+            self._steps = tf.constant(steps_per_call, tf.int32)
+        self._dtype = dtype
+        self.set_learning_rate(learning_rate)
+        body = train_loop if variant.loop else train_step
+        self._fn = tf.function(body, jit_compile=variant.xla) if variant.compiled else body
+        self._sync = device.kind == "GPU"
+        self._loss: tf.Tensor | None = None
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        with tf.device(self._scope):
+            self._lr = tf.identity(tf.constant(learning_rate, self._dtype))
+
+    def call(self) -> None:
+        with tf.device(self._scope):
+            if self.variant.loop:
+                loss = self._fn(self._w, self._b, self._x, self._y, self._lr, self._steps)
+            else:
+                loss = self._fn(self._w, self._b, self._x, self._y, self._lr)
+        if self._sync:
+            # GPU kernels run asynchronously: wait for them, so the clock counts them.
+            tf.test.experimental.sync_devices()
+        self._loss = loss
+
+    def reset(self) -> None:
+        self._w.assign(INITIAL_W)
+        self._b.assign(INITIAL_B)
+
+    def weights(self) -> tuple[float, float]:
+        return float(self._w.numpy()), float(self._b.numpy())
+
+    def last_loss(self) -> float:
+        if self._loss is None:
+            raise RuntimeError("last_loss() before the first call()")
+        return float(self._loss.numpy())
+
+    @property
+    def traces(self) -> int:
+        return self._fn.experimental_get_tracing_count() if self.variant.compiled else 0
+
+    def result_device(self) -> str:
+        if self._loss is None:
+            raise RuntimeError("result_device() before the first call()")
+        return _device_id(self._loss.device)
+
+
+def _gpu_driver_version() -> str:
+    try:
+        first = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+    words = first.split()
+    return next((w for w in words if w[:1].isdigit() and "." in w), "")
+
+
+class TensorFlowBackend(Backend):
+    name = "tensorflow"
+    variants = VARIANTS
+
+    @property
+    def version(self) -> str:
+        return tf.__version__
+
+    def build_info(self) -> str:
+        info = tf.sysconfig.get_build_info()
+        parts = [f"{key}={info[key]}" for key in ("cuda_version", "cudnn_version") if key in info]
+        return " ".join(parts)
+
+    def devices(self) -> list[Device]:
+        physical_gpus = tf.config.list_physical_devices("GPU")
+        devices = []
+        for logical in tf.config.list_logical_devices():
+            if logical.device_type not in ("CPU", "GPU"):
+                continue
+            device_id = _device_id(logical.name)
+            if logical.device_type == "CPU":
+                devices.append(Device(self.name, device_id, "CPU", cpu_model()))
+                continue
+            index = int(device_id.split(":")[1])
+            # Several logical GPUs may share one physical GPU (virtual devices).
+            physical = physical_gpus[min(index, len(physical_gpus) - 1)]
+            facts = tf.config.experimental.get_device_details(physical)
+            capability = facts.get("compute_capability")
+            details = [self.build_info()]
+            if capability:
+                details.append(f"compute_capability={capability[0]}.{capability[1]}")
+            if driver := _gpu_driver_version():
+                details.append(f"driver={driver}")
+            devices.append(Device(self.name, device_id, "GPU",
+                                  facts.get("device_name", "GPU"), " ".join(filter(None, details))))
+        return sorted(devices, key=lambda d: (d.kind != "CPU", d.id))
+
+    def thread_settings(self) -> dict[str, int]:
+        return {
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Soft placement off: an op that cannot run on the device asked for is an error,
+        never a silent fallback to the CPU."""
+        before = tf.config.get_soft_device_placement()
+        tf.config.set_soft_device_placement(False)
+        try:
+            yield
+        finally:
+            tf.config.set_soft_device_placement(before)
+
+    def _make_trainer(self, variant: Variant, device: Device, data: Dataset,
+                      learning_rate: float, steps_per_call: int) -> Trainer:
+        return _TensorFlowTrainer(variant, device, data, learning_rate, steps_per_call)
+
+
+BACKEND = TensorFlowBackend()

@@ -1,0 +1,1 @@
+"""The subcommands of ``linfit``: each module has ``register(subparsers)``."""

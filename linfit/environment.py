@@ -1,0 +1,66 @@
+"""Facts about the machine, the software and the source tree, recorded with every result."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ENV_FLAGS", "cpu_model", "env_flags", "git_state", "machine_facts"]
+
+# Environment variables that change what TensorFlow, XLA or the thread pools do, and so
+# the numbers: recorded in every result row (empty when unset).
+ENV_FLAGS = ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def env_flags() -> dict[str, str]:
+    """The :data:`ENV_FLAGS` as set now, lower-cased names, '' where unset."""
+    return {name.lower(): os.environ.get(name, "") for name in ENV_FLAGS}
+
+
+def git_state(path: Path | None = None) -> tuple[str, bool]:
+    """(short commit, dirty) of the git tree holding ``path`` (default: this package).
+
+    Returns ("unknown", False) outside a git checkout or without git.
+    """
+    where = path or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=where, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit, bool(status)
+
+
+def machine_facts() -> dict[str, str]:
+    """Host, OS, Python, NumPy and CPU model, as result-file columns."""
+    return {
+        "host": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "cpu_model": cpu_model(),
+    }
