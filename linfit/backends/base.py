@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -143,6 +143,21 @@ class Backend(abc.ABC):
     def _make_trainer(self, variant: Variant, device: Device, data: Dataset,
                       learning_rate: float, steps_per_call: int) -> Trainer:
         """Build a trainer; the arguments are already validated."""
+
+    @abc.abstractmethod
+    def read_probe(self, device: Device, n_elements: int) -> Callable[[], None]:
+        """For the floors: place a float32 array of ``n_elements`` on ``device`` (untimed) and
+        return a callable that reads all of it once (a compiled sum), synchronised."""
+
+    @abc.abstractmethod
+    def copy_probe(self, device: Device, n_elements: int) -> Callable[[], None]:
+        """For the floors: return a callable that copies a float32 array of ``n_elements``
+        already on ``device`` into a distinct buffer on it, synchronised."""
+
+    @abc.abstractmethod
+    def dispatch_probe(self, device: Device) -> Callable[[], None]:
+        """For the floors: return the cheapest compiled call the backend can make on
+        ``device`` (a scalar in, a scalar out), synchronised."""
 
     def supports_dtype(self, device: Device, dtype: str) -> bool:
         """Whether the step runs in ``dtype`` on ``device``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # TensorFlow's C++ start-up chatter (no CUDA driver, oneDNN notice) would bury the results;
@@ -190,6 +190,38 @@ class TensorFlowBackend(Backend):
             yield
         finally:
             tf.config.set_soft_device_placement(before)
+
+    def _synchronised(self, device: Device, fn: Callable[[], tf.Tensor]) -> Callable[[], None]:
+        scope = f"/device:{device.id}"
+        sync = device.kind == "GPU"
+
+        def call() -> None:
+            with tf.device(scope):
+                fn()
+            if sync:
+                tf.test.experimental.sync_devices()
+
+        return call
+
+    def read_probe(self, device: Device, n_elements: int) -> Callable[[], None]:
+        with tf.device(f"/device:{device.id}"):
+            data = tf.identity(tf.random.stateless_uniform([n_elements], seed=[1, 2]))
+        total = tf.function(tf.reduce_sum, jit_compile=True)
+        return self._synchronised(device, lambda: total(data))
+
+    def copy_probe(self, device: Device, n_elements: int) -> Callable[[], None]:
+        with tf.device(f"/device:{device.id}"):
+            source = tf.identity(tf.random.stateless_uniform([n_elements], seed=[1, 2]))
+            target = tf.Variable(tf.zeros([n_elements]))
+        # assign() writes into the variable's own buffer: one read and one write of the array.
+        copy = tf.function(target.assign, jit_compile=True)
+        return self._synchronised(device, lambda: copy(source))
+
+    def dispatch_probe(self, device: Device) -> Callable[[], None]:
+        with tf.device(f"/device:{device.id}"):
+            scalar = tf.identity(tf.constant(1.0))
+        plus_one = tf.function(lambda v: v + 1.0, jit_compile=True)
+        return self._synchronised(device, lambda: plus_one(scalar))
 
     def _make_trainer(self, variant: Variant, device: Device, data: Dataset,
                       learning_rate: float, steps_per_call: int) -> Trainer:
