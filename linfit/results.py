@@ -284,6 +284,11 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     frame["samples_seconds"] = [
         _parse_samples(path, index, text) for index, text in enumerate(frame["samples_seconds"])
     ]
+    no_samples = ok & (frame["samples_seconds"].map(len) == 0)
+    if no_samples.any():
+        index = int(np.flatnonzero(no_samples.to_numpy())[0])
+        raise _fail(path, _line(index) + ", column samples_seconds",
+                    "is empty in an ok row, where per-round times are required")
     for column in ("n_examples", "steps_per_call"):
         frame[column] = frame[column].astype(int)
     keys = frame[list(KEY_COLUMNS)]

@@ -1,0 +1,138 @@
+"""Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs.
+
+Run it from anywhere with the project's Python (``python tests/data/compare/make_fixtures.py``);
+it replaces the two CSVs next to it. The samples are synthetic (log-normal around chosen
+medians, from a seeded NumPy generator), so the files are the same on every machine.
+
+What the fixtures hold, cell by cell (new against base):
+
+* CPU eager n=1000: the same distribution (an A/A pair): unchanged.
+* CPU function n=1000: 25% slower with 400 rounds a side: slower (the regression).
+* CPU xla n=1000: 2x faster with 1200 rounds (more than the bootstrap keeps): faster.
+* CPU function-loop n=1000: 30% slower but 5 rounds a side, widely spread: noise.
+* CPU xla-loop: only in base. GPU xla-loop: only in new.
+* CPU eager n=1e5: 5% slower, many rounds: unchanged (within the threshold).
+* GPU xla n=1e5: failed in new (out of memory).
+* For ``linfit check new.csv --baseline base.csv``: GPU xla n=1000 has W off its CPU
+  reference by 1e-4 (numerics), GPU eager n=1e5 reports its result on CPU:0 (placement),
+  and with GPU xla failed the best GPU cell at n=1e5 is slower than the CPU's (sanity).
+  base.csv passes every rule.
+* Run facts that differ (warnings): host, backend_version, xla_flags, git_dirty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linfit.data import make_dataset
+from linfit.results import write_results
+
+HERE = Path(__file__).resolve().parent
+
+CPU_NAME = "Intel(R) Xeon(R) CPU @ 2.20GHz"
+GPU_NAME = "NVIDIA H100 80GB HBM3"
+
+BASE_RUN = {
+    "run_id": "20240601T120000Z-build-7-abc1234", "timestamp_utc": "2024-06-01T12:00:00+00:00",
+    "git_commit": "abc1234", "git_dirty": False, "host": "build-7",
+    "backend_version": "2.20.0", "xla_flags": "",
+}
+NEW_RUN = {
+    "run_id": "20240602T120000Z-build-8-def5678", "timestamp_utc": "2024-06-02T12:00:00+00:00",
+    "git_commit": "def5678", "git_dirty": True, "host": "build-8",
+    "backend_version": "2.21.0", "xla_flags": "--xla_gpu_autotune_level=0",
+}
+
+# variant -> (compiled, xla, loop)
+VARIANTS = {
+    "eager": (False, False, False), "function": (True, False, False), "xla": (True, True, False),
+    "function-loop": (True, False, True), "xla-loop": (True, True, True),
+}
+
+
+def samples(rng: np.random.Generator, median_seconds: float, spread: float,
+            rounds: int) -> np.ndarray:
+    """Log-normal per-step times whose median is ``median_seconds``."""
+    return median_seconds * np.exp(spread * rng.standard_normal(rounds))
+
+
+def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: np.ndarray | None,
+        weight_offset: float = 0.0, placement: str | None = None, dtype: str = "float32",
+        failed: str = "") -> dict[str, Any]:
+    """One complete result row; W and b are the OLS solution times (1 + weight_offset).
+
+    A failed row (``failed`` holds its message, ``times`` is None) has no timings.
+    """
+    compiled, xla, loop = VARIANTS[variant]
+    steps_per_call = 100 if loop else 1
+    data = make_dataset(n_examples, dtype)
+    kind, name = ("GPU", GPU_NAME) if device.startswith("GPU") else ("CPU", CPU_NAME)
+    timing = {} if times is None else {
+        "rounds": len(times), "iterations": 1, "min_seconds": times.min(),
+        "median_seconds": np.median(times), "mean_seconds": times.mean(),
+        "stddev_seconds": times.std(ddof=1), "max_seconds": times.max(),
+        "iqr_seconds": float(np.subtract(*np.percentile(times, [75, 25]))),
+        "first_call_seconds": 0.25 if compiled else 0.002, "traces": int(compiled),
+        "samples_seconds": tuple(float(t) for t in times), "convergence_steps": 100,
+        "final_w": data.w_ols * (1 + weight_offset), "final_b": data.b_ols * (1 + weight_offset),
+        "final_loss": 0.98,
+    }
+    return {
+        **run, "os": "Linux 6.5.0 x86_64", "python_version": "3.11.7", "numpy_version": "2.4.0",
+        "cpu_model": CPU_NAME, "backend": "tensorflow", "backend_build": "CUDA 12.5, cuDNN 9",
+        "device": device, "device_kind": kind, "device_name": name,
+        "device_details": "compute capability 9.0" if kind == "GPU" else "",
+        "placement": "" if failed else placement or device,
+        "tf_enable_onednn_opts": "", "tf_xla_flags": "", "omp_num_threads": "",
+        "intra_op_threads": 0, "inter_op_threads": 0, "variant": variant, "compiled": compiled,
+        "xla": xla, "loop": loop, "n_examples": n_examples, "dtype": dtype,
+        "steps_per_call": steps_per_call, "learning_rate": 0.1, "seed": 0,
+        "w_ols": data.w_ols, "b_ols": data.b_ols, "status": "failed" if failed else "ok",
+        "message": failed, **timing,
+    }
+
+
+def main() -> None:
+    rng = np.random.default_rng(4)
+    # Its own generator for the noise pair, chosen so its interval contains 1 by a margin.
+    few_rounds = np.random.default_rng(4)
+    base = [
+        row(BASE_RUN, "CPU:0", "eager", 1000, samples(rng, 210e-6, 0.04, 300)),
+        row(BASE_RUN, "CPU:0", "function", 1000, samples(rng, 60e-6, 0.05, 400)),
+        row(BASE_RUN, "CPU:0", "xla", 1000, samples(rng, 40e-6, 0.05, 1200)),
+        row(BASE_RUN, "CPU:0", "function-loop", 1000, samples(few_rounds, 3e-6, 0.25, 5)),
+        row(BASE_RUN, "CPU:0", "xla-loop", 1000, samples(rng, 2e-6, 0.05, 40)),
+        row(BASE_RUN, "CPU:0", "eager", 100_000, samples(rng, 1.2e-3, 0.03, 100)),
+        row(BASE_RUN, "CPU:0", "xla", 100_000, samples(rng, 150e-6, 0.03, 100)),
+        row(BASE_RUN, "GPU:0", "eager", 1000, samples(rng, 300e-6, 0.04, 200), 1e-7),
+        row(BASE_RUN, "GPU:0", "xla", 1000, samples(rng, 50e-6, 0.04, 200), 1e-7),
+        row(BASE_RUN, "GPU:0", "eager", 100_000, samples(rng, 320e-6, 0.04, 200), 1e-7),
+        row(BASE_RUN, "GPU:0", "xla", 100_000, samples(rng, 60e-6, 0.04, 100), 1e-7),
+    ]
+    new = [
+        row(NEW_RUN, "CPU:0", "eager", 1000, samples(rng, 210e-6, 0.04, 300)),
+        row(NEW_RUN, "CPU:0", "function", 1000, samples(rng, 75e-6, 0.05, 400)),
+        row(NEW_RUN, "CPU:0", "xla", 1000, samples(rng, 20e-6, 0.05, 1200)),
+        row(NEW_RUN, "CPU:0", "function-loop", 1000, samples(few_rounds, 3.9e-6, 0.25, 5)),
+        row(NEW_RUN, "CPU:0", "eager", 100_000, samples(rng, 1.26e-3, 0.03, 100)),
+        row(NEW_RUN, "CPU:0", "xla", 100_000, samples(rng, 150e-6, 0.03, 100)),
+        row(NEW_RUN, "GPU:0", "eager", 1000, samples(rng, 300e-6, 0.04, 200), 1e-7),
+        row(NEW_RUN, "GPU:0", "xla", 1000, samples(rng, 50e-6, 0.04, 200), 1e-4),
+        row(NEW_RUN, "GPU:0", "xla-loop", 1000, samples(rng, 1e-6, 0.04, 100), 1e-7),
+        row(NEW_RUN, "GPU:0", "eager", 100_000, samples(rng, 320e-6, 0.04, 200), 1e-7,
+            placement="CPU:0"),
+        row(NEW_RUN, "GPU:0", "xla", 100_000, None,
+            failed="XLA compilation failed: RESOURCE_EXHAUSTED: out of memory"),
+    ]
+    for name, rows in (("base.csv", base), ("new.csv", new)):
+        target = HERE / name
+        target.unlink(missing_ok=True)  # fixtures are regenerated, not results: replace them
+        write_results(rows, target)
+        print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
