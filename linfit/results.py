@@ -187,6 +187,8 @@ def write_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             frame.to_csv(handle, index=False)
+        # mkstemp makes the file private (0600); a results file is for everyone to read.
+        os.chmod(tmp, 0o644)
         # link() fails if the target exists: no check-then-write race.
         os.link(tmp, target)
     finally:

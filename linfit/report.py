@@ -1,0 +1,279 @@
+"""The markdown report of a run: environment, results, speed-ups, break-even steps, figures.
+
+:func:`render_report` turns finished tables and drawn figures into markdown text and
+computes nothing; :func:`write_report` computes the summaries, draws the figures into a
+folder beside the report and writes the page atomically, never over an existing report
+unless asked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from linfit import summary
+from linfit._errors import LinfitError
+from linfit.compare import format_seconds
+from linfit.plots import TIMES, DrawnFigure, draw_run_figures
+from linfit.results import KEY_COLUMNS
+
+__all__ = [
+    "FIGURES_SUFFIX",
+    "SECTIONS",
+    "render_report",
+    "write_report",
+]
+
+# The report's sections, in order; the tests check every one is there.
+SECTIONS = ("Environment", "Results", "Speed-up over eager", "Break-even steps", "Figures")
+FIGURES_SUFFIX = "-figures"  # report.md keeps its figures in report-figures/
+
+# Environment columns, with the name the table gives them; one value per run usually.
+_ENVIRONMENT = (
+    ("run_id", "run"),
+    ("timestamp_utc", "started (UTC)"),
+    ("host", "host"),
+    ("os", "OS"),
+    ("python_version", "Python"),
+    ("numpy_version", "NumPy"),
+    ("cpu_model", "CPU"),
+    ("intra_op_threads", "intra-op threads (0 = default)"),
+    ("inter_op_threads", "inter-op threads (0 = default)"),
+    ("tf_enable_onednn_opts", "TF_ENABLE_ONEDNN_OPTS"),
+    ("xla_flags", "XLA_FLAGS"),
+    ("tf_xla_flags", "TF_XLA_FLAGS"),
+    ("omp_num_threads", "OMP_NUM_THREADS"),
+)
+
+_SPEEDUP_TEXT = (
+    f"Speed-up = eager's median time per step / the variant's, on the same backend, device, "
+    f"n_examples and dtype: 2{TIMES} means a step takes half of eager's time. Loop variants "
+    f"(k = steps per call) share one call's dispatch among k steps."
+)
+_BREAK_EVEN_TEXT = (
+    "Running N steps costs about overhead + N x step, where step is the median time per step "
+    "and overhead = first call - k x step is what the first call costs beyond its k "
+    "steady-state steps (tracing, compiling, first-use set-up). The compile cost is the "
+    "variant's overhead minus eager's, the saving per step is eager's step minus the "
+    "variant's, and the variant breaks even after compile cost / saving steps, rounded up "
+    "to whole calls of k steps (at least one call). A variant whose step is not faster than "
+    "eager's never breaks even."
+)
+
+
+def _seconds(seconds: float) -> str:
+    """A time as :func:`linfit.compare.format_seconds` writes it, negative ones too (a
+    compile cost below eager's is negative)."""
+    return "-" + format_seconds(-seconds) if seconds < 0 else format_seconds(seconds)
+
+
+def _cell_text(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell_text(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _distinct(frame: pd.DataFrame, column: str) -> str:
+    values = [str(v) for v in pd.unique(frame[column])]
+    return ", ".join(v if v else "(unset)" for v in values)
+
+
+def _environment(frame: pd.DataFrame, sources: Sequence[str]) -> str:
+    rows: list[tuple[str, str]] = [("results file", ", ".join(sources))]
+    commits = frame[["git_commit", "git_dirty"]].drop_duplicates()
+    rows.append(("linfit commit", ", ".join(
+        f"{commit} (with local changes)" if dirty else str(commit)
+        for commit, dirty in commits.itertuples(index=False))))
+    rows += [(name, _distinct(frame, column)) for column, name in _ENVIRONMENT]
+    for backend, rows_of_backend in frame.groupby("backend", sort=True):
+        builds = [b for b in pd.unique(rows_of_backend["backend_build"]) if b]
+        rows.append((f"backend {backend}", _distinct(rows_of_backend, "backend_version")
+                     + (f" (built with {', '.join(builds)})" if builds else "")))
+    devices = frame[["device", "device_name", "device_details"]].drop_duplicates()
+    for device, name, details in devices.sort_values("device").itertuples(index=False):
+        rows.append((f"device {device}", f"{name}" + (f" ({details})" if details else "")))
+    return _table(["", "value"], rows)
+
+
+def _number(value: float, digits: int = 6) -> str:
+    return f"{value:.{digits}g}" if math.isfinite(value) else "-"
+
+
+def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
+    keys = list(KEY_COLUMNS)
+    speed = {tuple(row[:-1]): row[-1] for row in
+             speedups[[*keys, "speedup"]].itertuples(index=False, name=None)}
+    floors = frame["floor_seconds"].notna().any()
+    headers = ["backend", "device", "variant", "n", "dtype", "k", "median / step", "IQR",
+               "min", "first call", "traces", "speed-up", *(["floor", "efficiency"] if floors
+                                                            else []), "W", "b", "status"]
+    rows = []
+    for _, row in frame.sort_values(keys, kind="stable").iterrows():
+        key = tuple(row[keys])
+        ratio = speed.get(key, math.nan)
+        status = row["status"] if row["status"] == "ok" else f"{row['status']}: {row['message']}"
+        rows.append([
+            row["backend"], row["device"], row["variant"], f"{row['n_examples']:,}",
+            row["dtype"], row["steps_per_call"], _seconds(row["median_seconds"]),
+            _seconds(row["iqr_seconds"]), _seconds(row["min_seconds"]),
+            _seconds(row["first_call_seconds"]),
+            _number(row["traces"]), f"{ratio:.3g}{TIMES}" if math.isfinite(ratio) else "-",
+            *([_seconds(row["floor_seconds"]), _number(row["efficiency"], 3)]
+              if floors else []),
+            _number(row["final_w"], 7), _number(row["final_b"], 7), status,
+        ])
+    steps = sorted({int(s) for s in summary.ok_rows(frame)["convergence_steps"]})
+    text = ("Times are per training step (a loop call's time / k), medians of the rounds; IQR "
+            "is the interquartile range of the rounds; first call is the whole first call "
+            "(trace + compile + its k steps). W and b are the weights after "
+            f"{' or '.join(map(str, steps))} steps from W=5, b=0.\n\n")
+    return text + _table(headers, rows)
+
+
+def _speedup_section(speedups: pd.DataFrame) -> str:
+    if speedups.empty:
+        return ("No speed-ups: the results hold no eager cell to compare the other variants "
+                "with.")
+    labels = [f"{b} {v}" + (f" (k={k})" if lp else "") for b, v, k, lp in
+              speedups[["backend", "variant", "steps_per_call", "loop"]].itertuples(index=False)]
+    table = speedups.assign(label=labels)
+    columns = list(dict.fromkeys(labels))
+    pivot = table.pivot_table(index=["device", "dtype", "n_examples"], columns="label",
+                              values="speedup", aggfunc="first")
+    rows = [[device, dtype, f"{n:,}", *(
+        f"{pivot.at[(device, dtype, n), c]:.3g}{TIMES}"
+        if math.isfinite(pivot.at[(device, dtype, n), c]) else "-" for c in columns)]
+        for device, dtype, n in pivot.index]
+    best = table.loc[table.groupby(["backend", "device", "dtype", "n_examples"])["speedup"]
+                     .idxmax()]
+    lines = [f"- {row.backend} on {row.device}, n={row.n_examples:,} ({row.dtype}): fastest is "
+             f"{row.label.removeprefix(row.backend + ' ')}, {row.speedup:.3g}{TIMES} eager"
+             + ("" if row.speedup >= 1 else " (slower than eager)")
+             for row in best.itertuples(index=False)]
+    return "\n\n".join([_SPEEDUP_TEXT, _table(["device", "dtype", "n", *columns], rows),
+                        "\n".join(lines)])
+
+
+def _break_even_cell(steps: float) -> str:
+    return "never (not faster than eager)" if math.isinf(steps) else f"{steps:,.0f}"
+
+
+def _break_even_section(break_even: pd.DataFrame) -> str:
+    if break_even.empty:
+        return ("No break-even steps: the results hold no eager cell to compare the other "
+                "variants with.")
+    rows = [[row.backend, row.device, row.variant, f"{row.n_examples:,}", row.dtype,
+             row.steps_per_call, _seconds(row.first_call_seconds),
+             _seconds(row.eager_first_call_seconds), _seconds(row.compile_seconds),
+             _seconds(row.saving_per_step_seconds), _break_even_cell(row.break_even_steps)]
+            for row in break_even.itertuples(index=False)]
+    headers = ["backend", "device", "variant", "n", "dtype", "k", "first call",
+               "eager first call", "compile cost", "saving / step", "break-even steps"]
+    return _BREAK_EVEN_TEXT + "\n\n" + _table(headers, rows)
+
+
+def _figures_section(figures: Sequence[DrawnFigure], report_folder: Path,
+                     convergence: summary.ConvergenceRuns | None) -> str:
+    parts = []
+    for figure in figures:
+        link = Path(os.path.relpath(figure.paths[0], report_folder)).as_posix()
+        parts.append(f"### {figure.title}\n\n![{figure.title}]({link})")
+        if figure.name == "convergence" and convergence is not None:
+            parts.append(f"Re-run here at n={convergence.n_examples:,}, {convergence.dtype}, "
+                         f"seed {convergence.seed}, lr={convergence.learning_rate:g}, for "
+                         f"{convergence.steps} steps from W=5, b=0; loop variants ran one "
+                         "step per call so that every step is recorded.")
+            if convergence.skipped:
+                parts.append("Not run here:\n\n" + "\n".join(f"- {cell}"
+                                                             for cell in convergence.skipped))
+    if convergence is None:
+        parts.append("The convergence figure was not drawn (--no-convergence).")
+    return "\n\n".join(parts)
+
+
+def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.DataFrame,
+                  figures: Sequence[DrawnFigure], report_folder: Path, sources: Sequence[str],
+                  convergence: summary.ConvergenceRuns | None = None) -> str:
+    """The report's markdown text.
+
+    Args:
+        frame: the results frame the report is about.
+        speedups: :func:`linfit.summary.speedups` of ``frame``.
+        break_even: :func:`linfit.summary.break_even` of ``frame``.
+        figures: the drawn figures; each is embedded by its first path, relative to
+            ``report_folder``.
+        report_folder: the folder the report will be written to.
+        sources: the results files, as the report should name them.
+        convergence: the fits behind the convergence figure (for its notes), or None when
+            it was not drawn.
+    """
+    sections = {
+        "Environment": _environment(frame, sources),
+        "Results": _results(frame, speedups),
+        "Speed-up over eager": _speedup_section(speedups),
+        "Break-even steps": _break_even_section(break_even),
+        "Figures": _figures_section(figures, report_folder, convergence),
+    }
+    runs = ", ".join(pd.unique(frame["run_id"]))
+    parts = [f"# linfit report: {runs}"]
+    parts += [f"## {name}\n\n{sections[name]}" for name in SECTIONS]
+    return "\n\n".join(parts) + "\n"
+
+
+def _write_atomically(text: str, target: Path, force: bool) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        # mkstemp makes the file private (0600); a report is for reading.
+        os.chmod(tmp, 0o644)
+        if force:
+            os.replace(tmp, target)
+        else:
+            # link() fails if the report appeared meanwhile: it is never overwritten.
+            os.link(tmp, target)
+    except FileExistsError:
+        raise LinfitError(f"{target} exists already; use --force to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_report(frame: pd.DataFrame, path: str | os.PathLike[str], sources: Sequence[str],
+                 *, force: bool = False, convergence: bool = True) -> Path:
+    """Draw the figures and write the markdown report of ``frame`` to ``path``.
+
+    The figures go in a folder beside the report, named after it (``report.md`` ->
+    ``report-figures/``), and are embedded by relative path. The report is written to a
+    temporary file and moved into place.
+
+    Args:
+        frame: the results frame.
+        path: the report's path.
+        sources: the results files, as the report should name them.
+        force: replace an existing report (and its figures).
+        convergence: re-run the fits for the convergence figure (a few seconds).
+
+    Raises:
+        LinfitError: when the report exists and ``force`` is not set, or when no cell ran.
+    """
+    target = Path(path)
+    if target.exists() and not force:
+        raise LinfitError(f"{target} exists already; use --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    runs = summary.convergence_runs(frame) if convergence else None
+    figures = draw_run_figures(frame, target.parent / f"{target.stem}{FIGURES_SUFFIX}",
+                               target.stem, ("png",), runs)
+    text = render_report(frame, summary.speedups(frame), summary.break_even(frame), figures,
+                         target.parent, sources, runs)
+    _write_atomically(text, target, force)
+    return target

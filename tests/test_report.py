@@ -1,0 +1,109 @@
+"""linfit.report and ``linfit report``: every section, relative figure links, no overwrite."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from linfit import report
+from linfit._errors import LinfitError
+from linfit.cli import main
+from linfit.results import read_results
+
+DATA = Path(__file__).parent / "data" / "plots"
+MULTI = DATA / "multi.csv"
+SMALL = DATA / "single_variant.csv"  # the quickest to draw
+
+
+@pytest.fixture(scope="module")
+def multi() -> pd.DataFrame:
+    return read_results(MULTI)
+
+
+@pytest.fixture(scope="module")
+def multi_report(multi, tmp_path_factory) -> Path:
+    """The report of the multi-device, multi-backend fixture, written once."""
+    folder = tmp_path_factory.mktemp("report") / "out"
+    return report.write_report(multi, folder / "run.md", [str(MULTI)], convergence=False)
+
+
+def _links(text: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.0123, "12.3 ms"), (-2e-3, "-2.00 ms"), (float("nan"), "-"),
+])
+def test_times_may_be_negative(seconds, text):
+    assert report._seconds(seconds) == text
+
+
+def test_report_has_every_section_and_its_figures(multi_report):
+    target = multi_report
+    text = target.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert headings == list(report.SECTIONS)
+    links = _links(text)
+    assert links == ["run-figures/run-step-time.png", "run-figures/run-speedup.png",
+                     "run-figures/run-first-call.png"]
+    for link in links:
+        assert not Path(link).is_absolute()
+        assert (target.parent / link).stat().st_size > 0
+    assert list(target.parent.glob(".*.tmp")) == []
+
+
+def test_report_tables(multi_report):
+    text = multi_report.read_text(encoding="utf-8")
+    assert "| results file | " + str(MULTI) + " |" in text
+    assert "| backend tensorflow | 2.21.0 (built with cuda 12.5, cudnn 9) |" in text
+    assert "| device GPU:0 | Synthetic GPU 80GB (compute capability 9.0) |" in text
+    assert "failed: ResourceExhaustedError: out of memory |" in text
+    assert "W and b are the weights after 100 steps from W=5, b=0." in text
+    # The break-even of jax jit on CPU:0 at n=1M: its step is slower than eager's.
+    assert re.search(r"\| jax \| CPU:0 \| jit \| 1,000,000 \| .* \| never \(not faster than "
+                     r"eager\) \|", text)
+    assert "fastest is xla-loop (k=100)" in text
+    assert "The convergence figure was not drawn (--no-convergence)." in text
+
+
+def test_report_without_eager_says_why(tmp_path):
+    frame = read_results(SMALL)
+    text = report.write_report(frame, tmp_path / "r.md", ["x.csv"],
+                               convergence=False).read_text(encoding="utf-8")
+    assert re.findall(r"^## (.+)$", text, flags=re.MULTILINE) == list(report.SECTIONS)
+    assert "No speed-ups: the results hold no eager cell" in text
+    assert "No break-even steps: the results hold no eager cell" in text
+    assert _links(text) == ["r-figures/r-step-time.png", "r-figures/r-first-call.png"]
+
+
+def test_report_lists_the_variants_it_could_not_rerun(tf_backend, tmp_path):
+    frame = read_results(SMALL).assign(device="GPU:99")
+    text = report.write_report(frame, tmp_path / "r.md", ["x.csv"]).read_text(encoding="utf-8")
+    assert "r-figures/r-convergence.png" in _links(text)
+    assert "- tensorflow xla on GPU:99: tensorflow has no device GPU:99 here" in text
+
+
+def test_report_is_never_overwritten_unless_forced(tmp_path):
+    frame = read_results(SMALL)
+    target = tmp_path / "r.md"
+    target.write_text("keep me")
+    with pytest.raises(LinfitError, match=r"r\.md exists already; use --force to replace it$"):
+        report.write_report(frame, target, ["x.csv"], convergence=False)
+    assert target.read_text() == "keep me"
+    assert not (tmp_path / "r-figures").exists()
+    report.write_report(frame, target, ["x.csv"], force=True, convergence=False)
+    assert target.read_text(encoding="utf-8").startswith("# linfit report: ")
+
+
+def test_report_command(tmp_path, capsys):
+    target = tmp_path / "report.md"
+    arguments = ["report", str(SMALL), "-o", str(target), "--no-convergence"]
+    assert main(arguments) == 0
+    assert capsys.readouterr().out == f"report written to {target}\n"
+    assert main(arguments) == 2
+    assert capsys.readouterr().err == (f"linfit report: error: {target} exists already; use "
+                                       "--force to replace it\n")
+    assert main([*arguments, "--force"]) == 0
