@@ -1,0 +1,546 @@
+"""Hardware floors: how fast a step could be at best on a device, and how close each row gets.
+
+A step of the tutorial does a few flops per example but must read x and y at least once, and
+every call pays the framework's dispatch. So a step's time has two floors:
+
+* the **read floor**: ``bytes_min / read bandwidth``, the time to read x and y once from the
+  device's memory, where the bandwidth is the best any probe reached on that device (a
+  streaming sum over an array much larger than the last-level cache);
+* the **dispatch floor**: the cost of the backend's cheapest compiled call (a scalar in, a
+  scalar out), shared by the ``steps_per_call`` steps of one call.
+
+``floor_seconds = max(bytes_min / read_bandwidth, dispatch_floor / steps_per_call)`` and
+``efficiency = floor_seconds / median_seconds`` (1.0 = at the floor).
+
+:func:`measure_floors` measures; :func:`floor_columns` turns floors into a results row's columns
+(pure); :func:`load_or_measure` reads a JSON cache that names the machine, or measures and
+writes one. Every figure keeps its raw samples; medians and bandwidths are derived from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gc
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linfit._errors import DeviceError, LinfitError
+from linfit.backends.base import Backend, Device
+from linfit.data import numpy_dtype
+from linfit.environment import machine_facts
+
+__all__ = [
+    "COPY_BYTES_PER_ELEMENT",
+    "DEFAULT_PROBE_ELEMENTS",
+    "DEFAULT_REPEATS",
+    "DISPATCH_CALLS_PER_SAMPLE",
+    "FLOORS_FORMAT_VERSION",
+    "DeviceFloors",
+    "Floors",
+    "FloorsFileError",
+    "ProbeMeasurement",
+    "cache_file_name",
+    "default_cache_dir",
+    "floor_columns",
+    "floors_json",
+    "floors_key",
+    "load_or_measure",
+    "measure_floors",
+    "read_floors",
+    "write_floors",
+]
+
+# Bump when a field changes meaning or is removed; read_floors refuses other versions.
+FLOORS_FORMAT_VERSION = 1
+
+# 2**28 float32 = 1 GiB per probe array. It must be much larger than the last-level cache, or
+# the "read floor" would be a cache bandwidth: 32 MiB L3 on this 2-core EPYC, 50 MiB L2 on an
+# H100/H200, so >= 20x. The copy probe holds two such arrays (2 GiB): that fits this machine's
+# 24 GiB of RAM beside the benchmark and any GPU of tens of GB.
+DEFAULT_PROBE_ELEMENTS = 1 << 28
+
+# Median of 11 timed runs per probe (odd, so the median is one run): on the 2 shared cores a
+# single 1 GiB read varies by tens of per cent between runs; 11 keeps the whole CPU
+# measurement at a few seconds per backend.
+DEFAULT_REPEATS = 11
+
+# One dispatch sample is the mean of this many back-to-back calls: a call takes microseconds,
+# close to the clock's and the scheduler's noise, and 100 calls take about a millisecond.
+DISPATCH_CALLS_PER_SAMPLE = 100
+
+# Untimed calls before timing: the first compiles (XLA) and faults the output buffers in.
+WARMUP_CALLS = 2
+
+# A copy reads and writes every element: bytes moved per float32 element, the convention of
+# the STREAM benchmark's "copy" figure.
+COPY_BYTES_PER_ELEMENT = 2 * 4
+READ_BYTES_PER_ELEMENT = 4
+
+# The probe that reads with NumPy, on CPU devices only (host memory is the CPU's memory).
+NUMPY_PROBE = "numpy"
+
+# The cache lives outside the source tree; XDG_CACHE_HOME moves it as for other tools.
+CACHE_SUBDIR = "linfit"
+
+
+class FloorsFileError(LinfitError):
+    """Raised when a floors cache file cannot be used: unreadable, not JSON, not linfit's
+    floors, a format_version this linfit does not know, or fields missing. The message names
+    the file.
+    """
+
+
+@dataclass(frozen=True)
+class ProbeMeasurement:
+    """One probe's raw timings on one device.
+
+    Attributes:
+        kind: ``read``, ``copy`` or ``dispatch``.
+        probe: who ran it: a backend name, or ``numpy``.
+        bytes_per_call: bytes one call moves (read: the array; copy: read plus write;
+            dispatch: 0).
+        calls_per_sample: calls timed together for one sample (1 for read and copy).
+        samples_seconds: every sample's time per call.
+    """
+
+    kind: str
+    probe: str
+    bytes_per_call: int
+    calls_per_sample: int
+    samples_seconds: tuple[float, ...]
+
+    @property
+    def median_seconds(self) -> float:
+        """Median time per call."""
+        return float(np.median(self.samples_seconds))
+
+    @property
+    def bytes_per_second(self) -> float:
+        """``bytes_per_call`` / median time per call (0 for a dispatch probe)."""
+        return self.bytes_per_call / self.median_seconds
+
+
+@dataclass(frozen=True)
+class DeviceFloors:
+    """Everything measured about one device's floors; the figures derive from the samples.
+
+    Attributes:
+        device: the device id, ``CPU:0``.
+        device_kind: ``CPU`` or ``GPU``.
+        device_name: the CPU model or GPU name.
+        probe_elements: float32 elements of each read/copy probe's array.
+        repeats: timed samples per probe.
+        measurements: every probe run on the device, with its raw samples.
+    """
+
+    device: str
+    device_kind: str
+    device_name: str
+    probe_elements: int
+    repeats: int
+    measurements: tuple[ProbeMeasurement, ...]
+
+    def _best(self, kind: str) -> ProbeMeasurement:
+        candidates = [m for m in self.measurements if m.kind == kind]
+        if not candidates:
+            raise LinfitError(f"no {kind} probe was measured on {self.device}")
+        # The honest floor is the fastest anyone reads (or copies) that memory.
+        return max(candidates, key=lambda m: m.bytes_per_second)
+
+    @property
+    def read_bandwidth_bytes_per_second(self) -> float:
+        """The best sustained read bandwidth any probe reached on the device."""
+        return self._best("read").bytes_per_second
+
+    @property
+    def read_probe(self) -> str:
+        """The probe that reached :attr:`read_bandwidth_bytes_per_second`."""
+        return self._best("read").probe
+
+    @property
+    def copy_bandwidth_bytes_per_second(self) -> float:
+        """The best copy bandwidth (bytes read plus written per second)."""
+        return self._best("copy").bytes_per_second
+
+    @property
+    def copy_probe(self) -> str:
+        """The probe that reached :attr:`copy_bandwidth_bytes_per_second`."""
+        return self._best("copy").probe
+
+    @property
+    def dispatch_floor_seconds(self) -> dict[str, float]:
+        """Backend name -> median cost of its cheapest compiled call on the device."""
+        return {m.probe: m.median_seconds for m in self.measurements if m.kind == "dispatch"}
+
+
+@dataclass(frozen=True)
+class Floors:
+    """The floors of the devices measured in one go, and the key that names the machine.
+
+    Attributes:
+        key: machine identity and probe settings as sorted (name, value) pairs; a cache is
+            used only where its key equals :func:`floors_key` of the run that wants it.
+        measured_utc: when the measurement started (ISO 8601).
+        devices: one entry per device, in the order measured.
+    """
+
+    key: tuple[tuple[str, str], ...]
+    measured_utc: str
+    devices: tuple[DeviceFloors, ...]
+
+    def device(self, device_id: str) -> DeviceFloors:
+        """The floors of ``device_id``.
+
+        Raises:
+            LinfitError: naming the devices these floors cover.
+        """
+        for floors in self.devices:
+            if floors.device == device_id:
+                return floors
+        covered = ", ".join(f.device for f in self.devices) or "none"
+        raise LinfitError(f"no floors were measured for {device_id}; measured: {covered}")
+
+
+def floor_columns(floors: Floors, backend: str, device: str, n_examples: int, dtype: str,
+                  steps_per_call: int, median_seconds: float) -> dict[str, float | int]:
+    """The floor columns of one results row.
+
+    Args:
+        floors: measured floors covering ``device`` and ``backend``'s dispatch on it.
+        backend: the row's backend (its dispatch floor is used).
+        device: the row's device id.
+        n_examples: examples in x (and in y).
+        dtype: the row's dtype; x and y each take ``n_examples`` items of its size.
+        steps_per_call: steps per call; the dispatch floor is shared by them.
+        median_seconds: the row's median time per step, > 0.
+
+    Returns:
+        ``bytes_min``, ``read_bandwidth_bytes_per_second``, ``dispatch_floor_seconds``,
+        ``floor_seconds`` and ``efficiency``, as :data:`linfit.results.COLUMNS` declares them.
+
+    Raises:
+        LinfitError: when the floors lack the device or the backend's dispatch floor, or for
+            n_examples, steps_per_call or median_seconds that are not positive.
+    """
+    if n_examples < 1 or steps_per_call < 1:
+        raise LinfitError(f"n_examples and steps_per_call must be >= 1, got {n_examples} and "
+                          f"{steps_per_call}")
+    if not (math.isfinite(median_seconds) and median_seconds > 0):
+        raise LinfitError(f"median_seconds must be a finite number > 0, got {median_seconds}")
+    device_floors = floors.device(device)
+    dispatch = device_floors.dispatch_floor_seconds
+    if backend not in dispatch:
+        raise LinfitError(f"no {backend} dispatch floor was measured on {device}; measured: "
+                          f"{', '.join(sorted(dispatch)) or 'none'}")
+    bytes_min = 2 * n_examples * numpy_dtype(dtype).itemsize
+    bandwidth = device_floors.read_bandwidth_bytes_per_second
+    floor = max(bytes_min / bandwidth, dispatch[backend] / steps_per_call)
+    return {
+        "bytes_min": bytes_min,
+        "read_bandwidth_bytes_per_second": bandwidth,
+        "dispatch_floor_seconds": dispatch[backend],
+        "floor_seconds": floor,
+        "efficiency": floor / median_seconds,
+    }
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _gc_disabled() -> Iterator[None]:
+    """The garbage collector off while timing (a collection inside a sample is noise)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _time_calls(call: Callable[[], object], repeats: int, calls_per_sample: int,
+                clock: Callable[[], float]) -> tuple[float, ...]:
+    """``repeats`` samples of the mean time of ``calls_per_sample`` calls, after warm-up."""
+    for _ in range(WARMUP_CALLS):
+        call()
+    samples = []
+    with _gc_disabled():
+        for _ in range(repeats):
+            start = clock()
+            for _ in range(calls_per_sample):
+                call()
+            samples.append((clock() - start) / calls_per_sample)
+    return tuple(samples)
+
+
+def _numpy_read_probe(n_elements: int) -> Callable[[], object]:
+    data = np.random.default_rng(1).random(n_elements, dtype=np.float32)
+    return data.sum
+
+
+def _numpy_copy_probe(n_elements: int) -> Callable[[], object]:
+    source = np.random.default_rng(2).random(n_elements, dtype=np.float32)
+    target = np.empty_like(source)
+    return lambda: np.copyto(target, source)
+
+
+def _measure(kind: str, probe: str, make: Callable[[], Callable[[], object]],
+             bytes_per_call: int, repeats: int, calls_per_sample: int,
+             clock: Callable[[], float]) -> ProbeMeasurement:
+    # The probe (and its arrays) is dropped on return, before the next one allocates.
+    samples = _time_calls(make(), repeats, calls_per_sample, clock)
+    return ProbeMeasurement(kind, probe, bytes_per_call, calls_per_sample, samples)
+
+
+def _devices_by_id(backends: Sequence[Backend]) -> dict[str, list[tuple[Backend, Device]]]:
+    by_id: dict[str, list[tuple[Backend, Device]]] = {}
+    for backend in backends:
+        for device in backend.devices():
+            by_id.setdefault(device.id, []).append((backend, device))
+    return by_id
+
+
+def _wanted_devices(backends: Sequence[Backend],
+                    device_ids: Sequence[str] | None) -> dict[str, list[tuple[Backend, Device]]]:
+    by_id = _devices_by_id(backends)
+    if device_ids is None:
+        return by_id
+    wanted = {}
+    for text in device_ids:
+        device_id = text.strip().upper().removeprefix("/DEVICE:")
+        if device_id not in by_id:
+            raise DeviceError(f"no backend has device {text!r}; devices: {', '.join(by_id)}")
+        wanted[device_id] = by_id[device_id]
+    return wanted
+
+
+def _check_settings(probe_elements: int, repeats: int, dispatch_calls: int) -> None:
+    for name, value in (("probe_elements", probe_elements), ("repeats", repeats),
+                        ("dispatch_calls", dispatch_calls)):
+        if value < 1:
+            raise LinfitError(f"{name} must be an integer >= 1, got {value}")
+
+
+def floors_key(backends: Sequence[Backend], device_ids: Sequence[str] | None = None, *,
+               probe_elements: int = DEFAULT_PROBE_ELEMENTS, repeats: int = DEFAULT_REPEATS,
+               dispatch_calls: int = DISPATCH_CALLS_PER_SAMPLE) -> dict[str, str]:
+    """What names a floors measurement: this machine (host, OS, CPU model, NumPy and backend
+    versions, the devices' names and details) and the probe settings.
+
+    Raises:
+        DeviceError: for a device no backend has.
+    """
+    facts = machine_facts()
+    key = {name: facts[name] for name in ("host", "os", "cpu_model", "numpy_version")}
+    for backend in backends:
+        key[f"{backend.name} version"] = backend.version
+    for device_id, pairs in _wanted_devices(backends, device_ids).items():
+        for backend, device in pairs:
+            key[f"{backend.name} {device_id}"] = " ".join(filter(None, (device.name,
+                                                                        device.details)))
+    key.update(probe_elements=str(probe_elements), repeats=str(repeats),
+               dispatch_calls=str(dispatch_calls))
+    return dict(sorted(key.items()))
+
+
+def measure_floors(backends: Sequence[Backend], device_ids: Sequence[str] | None = None, *,
+                   probe_elements: int = DEFAULT_PROBE_ELEMENTS,
+                   repeats: int = DEFAULT_REPEATS,
+                   dispatch_calls: int = DISPATCH_CALLS_PER_SAMPLE,
+                   clock: Callable[[], float] = time.perf_counter) -> Floors:
+    """Measure read and copy bandwidth and each backend's dispatch floor on each device.
+
+    Each backend's probes run on each device it has (NumPy's too on CPU devices), one probe at
+    a time so that only one probe's arrays are alive. Every figure is the median of
+    ``repeats`` timed samples after :data:`WARMUP_CALLS` untimed calls.
+
+    Args:
+        backends: the backends whose probes run.
+        device_ids: the devices (default: every device of any of the backends).
+        probe_elements: float32 elements of each read/copy array (see
+            :data:`DEFAULT_PROBE_ELEMENTS` for why it is large).
+        repeats: timed samples per probe.
+        dispatch_calls: calls averaged into one dispatch sample.
+        clock: the clock (seconds); tests pass a fake one.
+
+    Raises:
+        LinfitError: for settings < 1; DeviceError for a device no backend has.
+    """
+    _check_settings(probe_elements, repeats, dispatch_calls)
+    key = floors_key(backends, device_ids, probe_elements=probe_elements, repeats=repeats,
+                     dispatch_calls=dispatch_calls)
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    read_bytes = READ_BYTES_PER_ELEMENT * probe_elements
+    copy_bytes = COPY_BYTES_PER_ELEMENT * probe_elements
+    devices = []
+    for device_id, pairs in _wanted_devices(backends, device_ids).items():
+        measurements = []
+        for backend, device in pairs:
+            with backend.session():
+                measurements += [
+                    _measure("read", backend.name,
+                             lambda b=backend, d=device: b.read_probe(d, probe_elements),
+                             read_bytes, repeats, 1, clock),
+                    _measure("copy", backend.name,
+                             lambda b=backend, d=device: b.copy_probe(d, probe_elements),
+                             copy_bytes, repeats, 1, clock),
+                    _measure("dispatch", backend.name,
+                             lambda b=backend, d=device: b.dispatch_probe(d),
+                             0, repeats, dispatch_calls, clock),
+                ]
+        first = pairs[0][1]
+        if first.kind == "CPU":
+            measurements += [
+                _measure("read", NUMPY_PROBE, lambda: _numpy_read_probe(probe_elements),
+                         read_bytes, repeats, 1, clock),
+                _measure("copy", NUMPY_PROBE, lambda: _numpy_copy_probe(probe_elements),
+                         copy_bytes, repeats, 1, clock),
+            ]
+        devices.append(DeviceFloors(device_id, first.kind, first.name, probe_elements, repeats,
+                                    tuple(measurements)))
+    return Floors(tuple(key.items()), started, tuple(devices))
+
+
+# --- the cache ------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/linfit``, else ``~/.cache/linfit``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / CACHE_SUBDIR
+
+
+def cache_file_name(key: Mapping[str, str]) -> str:
+    """``floors-<host>-<12 hex digits of the key's hash>.json``: the host in clear, and a
+    hash of everything else that must match (CPU, devices, versions, probe settings)."""
+    host = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.get("host", "unknown")) or "unknown"
+    digest = hashlib.sha256(json.dumps(dict(key), sort_keys=True).encode()).hexdigest()[:12]
+    return f"floors-{host}-{digest}.json"
+
+
+def floors_json(floors: Floors) -> dict[str, Any]:
+    """The floors as the JSON document the cache holds (and `linfit floors --json` prints)."""
+    return {
+        "format_version": FLOORS_FORMAT_VERSION,
+        "key": dict(floors.key),
+        "measured_utc": floors.measured_utc,
+        "devices": [asdict(device) for device in floors.devices],
+    }
+
+
+def _from_json(path: Path, document: Any) -> Floors:
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise FloorsFileError(f"{path}: not a linfit floors file (no format_version)")
+    version = document["format_version"]
+    if version != FLOORS_FORMAT_VERSION:
+        raise FloorsFileError(f"{path}: format_version {version!r} is not one this linfit "
+                              f"reads (it reads {FLOORS_FORMAT_VERSION})")
+    try:
+        devices = tuple(
+            DeviceFloors(
+                device=str(d["device"]), device_kind=str(d["device_kind"]),
+                device_name=str(d["device_name"]), probe_elements=int(d["probe_elements"]),
+                repeats=int(d["repeats"]),
+                measurements=tuple(
+                    ProbeMeasurement(str(m["kind"]), str(m["probe"]), int(m["bytes_per_call"]),
+                                     int(m["calls_per_sample"]),
+                                     tuple(float(s) for s in m["samples_seconds"]))
+                    for m in d["measurements"]),
+            )
+            for d in document["devices"])
+        key = tuple((str(k), str(v)) for k, v in document["key"].items())
+        return Floors(key, str(document["measured_utc"]), devices)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise FloorsFileError(f"{path}: a field is missing or malformed ({error!r})") from None
+
+
+def read_floors(path: str | os.PathLike[str]) -> Floors:
+    """Read a floors file. It is only read, never changed.
+
+    Raises:
+        FloorsFileError: naming the file: missing, not JSON, not linfit's floors, a
+            format_version this linfit does not know, or a missing field.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except OSError as error:
+        raise FloorsFileError(f"{path}: cannot be read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FloorsFileError(f"{path}: not JSON ({error})") from None
+    return _from_json(path, document)
+
+
+def write_floors(floors: Floors, path: str | os.PathLike[str]) -> Path:
+    """Write ``floors`` as JSON to a new file at ``path``, atomically, never over a file.
+
+    Raises:
+        FileExistsError: when ``path`` exists already.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(floors_json(floors), handle, indent=1)
+            handle.write("\n")
+        # link() fails if the target exists: no check-then-write race.
+        os.link(tmp, target)
+    finally:
+        os.unlink(tmp)
+    return target
+
+
+def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | None = None, *,
+                    cache: str | os.PathLike[str] | None = None, use_cache: bool = True,
+                    probe_elements: int = DEFAULT_PROBE_ELEMENTS,
+                    repeats: int = DEFAULT_REPEATS,
+                    dispatch_calls: int = DISPATCH_CALLS_PER_SAMPLE,
+                    ) -> tuple[Floors, Path | None, bool]:
+    """The floors of this machine: from the cache where it matches, else measured and cached.
+
+    Args:
+        backends, device_ids, probe_elements, repeats, dispatch_calls: as
+            :func:`measure_floors`.
+        cache: the cache file; default: :func:`cache_file_name` in :func:`default_cache_dir`.
+        use_cache: False: measure, and neither read nor write a cache.
+
+    Returns:
+        (floors, the cache file or None, whether the floors came from it).
+
+    Raises:
+        FloorsFileError: when the cache file exists but is unreadable or of an unknown
+            format_version, or holds the floors of another machine or other settings (it is
+            not overwritten: name another file, or remove it).
+    """
+    key = floors_key(backends, device_ids, probe_elements=probe_elements, repeats=repeats,
+                     dispatch_calls=dispatch_calls)
+    if not use_cache:
+        return measure_floors(backends, device_ids, probe_elements=probe_elements,
+                              repeats=repeats, dispatch_calls=dispatch_calls), None, False
+    path = Path(cache) if cache is not None else default_cache_dir() / cache_file_name(key)
+    if path.exists():
+        cached = read_floors(path)
+        if dict(cached.key) == key:
+            return cached, path, True
+        differs = sorted(name for name in set(key) | set(dict(cached.key))
+                         if dict(cached.key).get(name) != key.get(name))
+        raise FloorsFileError(f"{path}: holds floors of another machine or other settings "
+                              f"(differs in: {', '.join(differs)}); it is not overwritten: "
+                              f"remove it, or name another cache file")
+    floors = measure_floors(backends, device_ids, probe_elements=probe_elements,
+                            repeats=repeats, dispatch_calls=dispatch_calls)
+    return floors, write_floors(floors, path), False
