@@ -18,7 +18,7 @@ __all__ = ["EXIT_INPUT_ERROR", "build_parser", "main"]
 EXIT_INPUT_ERROR = 2
 
 # Subcommand modules, in the order --help lists them. Each has register(subparsers).
-COMMANDS = ("devices", "fit")
+COMMANDS = ("devices", "fit", "floors", "compare", "check", "plot", "report")
 
 
 class _Parser(argparse.ArgumentParser):

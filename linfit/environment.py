@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENV_FLAGS", "cpu_model", "env_flags", "git_state", "machine_facts"]
+__all__ = ["ENV_FLAGS", "GIT_COMMIT_ENV", "cpu_model", "env_flags", "git_state", "machine_facts"]
 
 # Environment variables that change what TensorFlow, XLA or the thread pools do, and so
 # the numbers: recorded in every result row (empty when unset).
+GIT_COMMIT_ENV = "LINFIT_GIT_COMMIT"
 ENV_FLAGS = ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
 
 
@@ -38,7 +39,7 @@ def env_flags() -> dict[str, str]:
 def git_state(path: Path | None = None) -> tuple[str, bool]:
     """(short commit, dirty) of the git tree holding ``path`` (default: this package).
 
-    Returns ("unknown", False) outside a git checkout or without git.
+    Outside a git checkout or without git: ($LINFIT_GIT_COMMIT or "unknown", False).
     """
     where = path or Path(__file__).resolve().parent
     try:
@@ -51,7 +52,9 @@ def git_state(path: Path | None = None) -> tuple[str, bool]:
             cwd=where, capture_output=True, text=True, check=True, timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown", False
+        # A copy without git (a machine that got the tree by file copy) can be told the
+        # commit it was copied from, clean, by whoever copied it.
+        return os.environ.get(GIT_COMMIT_ENV) or "unknown", False
     return commit, bool(status)
 
 

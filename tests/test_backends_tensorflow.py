@@ -1,5 +1,6 @@
 """The TensorFlow backend: every variant, every visible device, one answer."""
 
+import itertools
 import math
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 from linfit._errors import DeviceError, DivergenceError, LinfitError
 from linfit.convergence import CONVERGENCE_STEPS
 from linfit.data import INITIAL_B, INITIAL_W, TRUE_B, TRUE_W, make_dataset
-from linfit.fit import fit, train
+from linfit.fit import fit
 
 N = 1000
 LR = 0.1
@@ -64,9 +65,9 @@ def test_first_ten_steps_have_the_tutorial_shape(tf_backend, variant):
     ws = [r.w for r in history] + [result.final_w]
     bs = [r.b for r in history] + [result.final_b]
     losses = [r.loss for r in history]
-    assert all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False))
-    assert all(TRUE_W < later < earlier for earlier, later in zip(ws, ws[1:], strict=False))
-    assert all(earlier < later < TRUE_B for earlier, later in zip(bs, bs[1:], strict=False))
+    assert all(later < earlier for earlier, later in itertools.pairwise(losses))
+    assert all(TRUE_W < later < earlier for earlier, later in itertools.pairwise(ws))
+    assert all(earlier < later < TRUE_B for earlier, later in itertools.pairwise(bs))
 
 
 @pytest.mark.parametrize("variant", ["function", "xla", "function-loop", "xla-loop"])

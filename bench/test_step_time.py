@@ -1,0 +1,36 @@
+"""The benchmark: the time of one training step, for every cell conftest.py parametrises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from linfit._errors import LinfitError
+from linfit.harness import Harness, RawTiming, cell_group
+from linfit.results import Cell
+
+
+# disable_gc: pytest-benchmark switches the garbage collector off during each round (and back
+# on after it) for these tests only.
+@pytest.mark.benchmark(disable_gc=True)
+def test_step_time(benchmark, linfit_harness: Harness, linfit_cell: Cell) -> None:
+    benchmark.group = cell_group(linfit_cell)
+    benchmark.extra_info["steps_per_call"] = linfit_cell.steps_per_call
+
+    def time_calls(call: Callable[[], None]) -> RawTiming | None:
+        benchmark(call)
+        if benchmark.stats is None:
+            # --benchmark-disable: pytest-benchmark called it once, untimed.
+            return None
+        # stats.data holds each round's time divided by the calls in the round: per call.
+        return RawTiming(tuple(benchmark.stats.stats.data), benchmark.stats.iterations)
+
+    try:
+        row = linfit_harness.run_cell(linfit_cell, time_calls)
+    except LinfitError as error:
+        pytest.fail(f"{linfit_cell}: {error}", pytrace=False)
+    benchmark.extra_info.update(first_call_seconds=row["first_call_seconds"],
+                                traces=row["traces"], status=row["status"])
+    if row["status"] != "ok":
+        pytest.fail(f"{linfit_cell}: {row['message']}", pytrace=False)
