@@ -63,10 +63,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Here rather than at collection, so that a bad variant or device is a usage error.
     config = session.config
+    harness = config.stash[HARNESS]
     try:
-        config.stash[MATRIX] = build_matrix(config.stash[HARNESS].options)
+        config.stash[MATRIX] = build_matrix(harness.options)
     except LinfitError as error:
         raise pytest.UsageError(str(error)) from None
+    timing = not (config.getoption("benchmark_disable", False)
+                  or config.getoption("benchmark_skip", False)
+                  or config.getoption("collectonly", False))
+    if timing:
+        harness.measure_floors()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

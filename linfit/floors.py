@@ -65,14 +65,14 @@ __all__ = [
 # Bump when a field changes meaning or is removed; read_floors refuses other versions.
 FLOORS_FORMAT_VERSION = 1
 
-# 2**28 float32 = 1 GiB per probe array. It must be much larger than the last-level cache, or
-# the "read floor" would be a cache bandwidth: 32 MiB L3 on this 2-core EPYC, 50 MiB L2 on an
-# H100/H200, so >= 20x. The copy probe holds two such arrays (2 GiB): that fits this machine's
-# 24 GiB of RAM beside the benchmark and any GPU of tens of GB.
-DEFAULT_PROBE_ELEMENTS = 1 << 28
+# 2**26 float32 = 256 MiB per probe array. It must be much larger than the last-level cache, or
+# the "read floor" would be a cache bandwidth: 32 MiB L3 on this 2-core EPYC, 50-60 MiB L2 on
+# an H100/H200, so >= 4x. Not larger: filling 1 GiB arrays with random numbers on a CPU took
+# minutes on a GPU host with three backends' probes, which a benchmark session cannot afford.
+DEFAULT_PROBE_ELEMENTS = 1 << 26
 
 # Median of 11 timed runs per probe (odd, so the median is one run): on the 2 shared cores a
-# single 1 GiB read varies by tens of per cent between runs; 11 keeps the whole CPU
+# single large read varies by tens of per cent between runs; 11 keeps the whole CPU
 # measurement at a few seconds per backend.
 DEFAULT_REPEATS = 11
 

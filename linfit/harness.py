@@ -31,7 +31,6 @@ from linfit import summary
 from linfit._errors import LinfitError
 from linfit.backends import (
     BACKENDS,
-    DEFAULT_BACKEND,
     DEFAULT_STEPS_PER_CALL,
     Backend,
     Variant,
@@ -43,7 +42,7 @@ from linfit.convergence import CONVERGENCE_STEPS, convergence_problems
 from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES, make_dataset, numpy_dtype
 from linfit.environment import env_flags, git_state, machine_facts
 from linfit.fit import fit, train
-from linfit.floors import floor_columns, load_or_measure
+from linfit.floors import Floors, floor_columns, load_or_measure
 from linfit.results import Cell, write_results
 
 __all__ = [
@@ -93,9 +92,13 @@ MEMORY_HEADROOM = 4
 # A failed cell's message is one line of at most this many characters (framework errors can
 # run to pages; the row keeps their start).
 MESSAGE_MAX_CHARS = 1000
-# The reference weights come from this variant on this device (every backend has an eager).
+# The reference weights come from this variant on this device (every backend has an eager),
+# of the first installed backend in this order: TensorFlow, the default, then PyTorch, whose
+# eager CPU kernels are multi-threaded, then JAX, whose op-by-op dispatch is the slowest
+# (1.7 ms a step at n=1e3 against torch's 0.23 ms here), which counts at n=1e8 (100 steps).
 REFERENCE_VARIANT = "eager"
 REFERENCE_DEVICE = "CPU:0"
+REFERENCE_BACKENDS = ("tensorflow", "torch", "jax")
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str]
     floors = _choose(_BY_DEST["linfit_floors"], text, FLOORS_MODES)[0] if text else "cache"
     text = get("baseline")
     baseline = invocation_dir / Path(text).expanduser() if text else None
-    reference = DEFAULT_BACKEND if DEFAULT_BACKEND in available else available[0]
+    reference = next(name for name in (*REFERENCE_BACKENDS, *available) if name in available)
     return HarnessOptions(backends=backends, variants=variants, devices=devices, sizes=sizes,
                           profile=profile, dtypes=dtypes, steps_per_call=steps_per_call,
                           results_dir=results_dir, reference_backend=reference, floors=floors,
@@ -480,6 +483,7 @@ class Harness:
         self.run_id = make_run_id(self.started, self.machine["host"], self.git_commit)
         self.written: Path | None = None
         self.floors_note = ""
+        self._floors: Floors | None = None
         self._rows: dict[Cell, dict[str, Any]] = {}
         self._references: dict[tuple[int, str], tuple[float, float]] = {}
 
@@ -584,33 +588,37 @@ class Harness:
                                          data.w_ols, data.b_ols, cell.dtype)
         return problems
 
-    def _with_floors(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows with the floor columns (issue 7) filled in where they can be.
+    def measure_floors(self) -> None:
+        """Measure the hardware floors (issue 7), or read them from the machine's cache,
+        before any cell runs: an interrupted measurement then costs no result.
 
-        The floors come from :func:`linfit.floors.load_or_measure` for the backends and
-        devices of the rows. A floor that cannot be had (a cache of another machine, a probe
-        that fails) never costs the results: the rows are written without it and
-        :attr:`floors_note` says why.
+        Every device of the selected backends is measured, not only this run's: the cache
+        key then stays the same from run to run on this machine (and matches
+        ``linfit floors``). A floor that cannot be had (a cache of another machine, a
+        probe that fails) leaves the floor columns empty; :attr:`floors_note` says why.
         """
         if self.options.floors == "off":
             self.floors_note = "floors: off"
-            return rows
-        # Every device of the selected backends, not only this run's: the cache key then
-        # stays the same from run to run on this machine (and matches `linfit floors`).
+            return
         backends = [get_backend(name) for name in self.options.backends]
         try:
-            floors, path, cached = load_or_measure(backends,
-                                                   use_cache=self.options.floors == "cache")
+            self._floors, path, cached = load_or_measure(
+                backends, use_cache=self.options.floors == "cache")
         except LinfitError as error:
             self.floors_note = f"floors not recorded: {error}"
+            return
+        self.floors_note = ("floors read from the cache" if cached else "floors measured") + (
+            f" ({path})" if path else "")
+
+    def _with_floors(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows with the floor columns filled in where the floors cover them."""
+        if self._floors is None:
             return rows
-        source = "measured" if not cached else "read from the cache"
-        self.floors_note = f"floors {source}" + (f" ({path})" if path else "")
         completed = []
         for row in rows:
             if row.get("status") == "ok" and row.get("samples_seconds"):
                 try:
-                    row = {**row, **floor_columns(floors, row["backend"], row["device"],
+                    row = {**row, **floor_columns(self._floors, row["backend"], row["device"],
                                                   row["n_examples"], row["dtype"],
                                                   row["steps_per_call"], row["median_seconds"])}
                 except LinfitError as error:
