@@ -213,10 +213,10 @@ def test_speedup_table_lays_out_linfit_summary_speedups():
     assert format_speedups(frame) == [
         "backend     device  n      dtype    eager/step  xla    function",
         "tensorflow  CPU:0   100    float32  -           -      -",
-        "tensorflow  CPU:0   1,000  float32  1 ms        4.00x  failed",
+        "tensorflow  CPU:0   1,000  float32  1.00 ms     4.00x  failed",
         "tensorflow  GPU:0   1,000  float32  failed      -      -",
         "backend  device  n      dtype    eager/step  jit",
-        "jax      CPU:0   1,000  float32  500 us      50.00x",
+        "jax      CPU:0   1,000  float32  500 µs      50.00x",
     ]
 
 
