@@ -11,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENV_FLAGS", "GIT_COMMIT_ENV", "cpu_model", "env_flags", "git_state", "machine_facts"]
+__all__ = [
+    "ENV_FLAGS",
+    "GIT_COMMIT_ENV",
+    "cpu_model",
+    "env_flags",
+    "git_state",
+    "gpu_driver_version",
+    "machine_facts",
+]
 
 # Environment variables that change what TensorFlow, XLA or the thread pools do, and so
 # the numbers: recorded in every result row (empty when unset).
@@ -29,6 +37,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@functools.cache
+def gpu_driver_version() -> str:
+    """The NVIDIA driver's version from /proc/driver/nvidia/version, '' where there is none."""
+    try:
+        first = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+    return next((word for word in first.split() if word[:1].isdigit() and "." in word), "")
 
 
 def env_flags() -> dict[str, str]:

@@ -18,7 +18,7 @@ from jax import lax
 
 from linfit.backends.base import Backend, Device, Trainer, Variant
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
-from linfit.environment import cpu_model
+from linfit.environment import cpu_model, gpu_driver_version
 
 __all__ = ["BACKEND", "JaxBackend", "train_loop", "train_step"]
 
@@ -205,6 +205,8 @@ class JaxBackend(Backend):
             details = [self.build_info()]
             if capability := getattr(gpu, "compute_capability", ""):
                 details.append(f"compute_capability={capability}")
+            if driver := gpu_driver_version():
+                details.append(f"driver={driver}")
             devices.append(Device(self.name, f"GPU:{index}", "GPU", gpu.device_kind,
                                   " ".join(filter(None, details))))
         return devices

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 # TensorFlow's C++ start-up chatter (no CUDA driver, oneDNN notice) would bury the results;
 # a user who wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
@@ -15,7 +14,7 @@ import tensorflow as tf
 
 from linfit.backends.base import Backend, Device, Trainer, Variant
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
-from linfit.environment import cpu_model
+from linfit.environment import cpu_model, gpu_driver_version
 
 __all__ = ["BACKEND", "TensorFlowBackend", "train_loop", "train_step"]
 
@@ -128,15 +127,6 @@ class _TensorFlowTrainer(Trainer):
         return _device_id(self._loss.device)
 
 
-def _gpu_driver_version() -> str:
-    try:
-        first = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return ""
-    words = first.split()
-    return next((w for w in words if w[:1].isdigit() and "." in w), "")
-
-
 class TensorFlowBackend(Backend):
     name = "tensorflow"
     variants = VARIANTS
@@ -168,7 +158,7 @@ class TensorFlowBackend(Backend):
             details = [self.build_info()]
             if capability:
                 details.append(f"compute_capability={capability[0]}.{capability[1]}")
-            if driver := _gpu_driver_version():
+            if driver := gpu_driver_version():
                 details.append(f"driver={driver}")
             devices.append(Device(self.name, device_id, "GPU",
                                   facts.get("device_name", "GPU"), " ".join(filter(None, details))))

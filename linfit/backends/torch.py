@@ -17,7 +17,7 @@ from torch.func import grad_and_value
 
 from linfit.backends.base import Backend, Device, Trainer, Variant
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
-from linfit.environment import cpu_model
+from linfit.environment import cpu_model, gpu_driver_version
 
 __all__ = ["BACKEND", "TorchBackend", "train_loop", "train_step"]
 
@@ -254,7 +254,9 @@ class TorchBackend(Backend):
         for index in range(torch.cuda.device_count()):
             major, minor = torch.cuda.get_device_capability(index)
             details = " ".join(filter(None, [self.build_info(),
-                                             f"compute_capability={major}.{minor}"]))
+                                             f"compute_capability={major}.{minor}",
+                                             f"driver={gpu_driver_version()}"
+                                             if gpu_driver_version() else ""]))
             devices.append(Device(self.name, f"GPU:{index}", "GPU",
                                   torch.cuda.get_device_name(index), details))
         return devices

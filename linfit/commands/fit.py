@@ -27,9 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "least-squares solution of the same data.")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS))
     parser.add_argument("--variant", default="eager",
-                        help="eager, function, xla, function-loop, xla-loop (tensorflow); "
-                             "see 'linfit devices' for devices (default: eager)")
-    parser.add_argument("--device", default="CPU:0", help="device id (default: CPU:0)")
+                        help="how the step runs: tensorflow: eager, function, xla, "
+                             "function-loop, xla-loop; jax: eager, jit, jit-loop; torch: eager, "
+                             "compile, compile-loop, cuda-graph (default: eager)")
+    parser.add_argument("--device", default="CPU:0",
+                        help="device id, as 'linfit devices' lists them (default: CPU:0)")
     parser.add_argument("--n", type=int_at_least(2), default=DEFAULT_N_EXAMPLES,
                         help=f"number of examples, >= 2 (default: {DEFAULT_N_EXAMPLES})")
     parser.add_argument("--steps", type=int_at_least(1), default=10,
