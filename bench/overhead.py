@@ -3,7 +3,7 @@
 Both time the same callable (a trainer's ``call``) in one process, alternating, so machine
 noise hits both alike. pytest-benchmark runs through the real harness (``pytest bench/``
 in-process); the bare loop times one call per sample with ``time.perf_counter``, garbage
-collection off, as many samples as pytest-benchmark took.
+collection off, as many samples as pytest-benchmark took, after as many warm-up calls.
 
     python bench/overhead.py                         # jax jit at n=1e3 on CPU:0, 5 repeats
     python bench/overhead.py --backend tensorflow --variant xla
@@ -51,7 +51,9 @@ def bare_median_per_call(backend: str, variant: str, n_examples: int, samples: i
     with engine.session():
         trainer = engine.make_trainer(variant, "CPU:0", make_dataset(n_examples),
                                       DEFAULT_LEARNING_RATE, 100 if loop else 1)
-        for _ in range(1 + WARMUP_CALLS):
+        # The harness's first call and warm-up calls, then as many untimed calls as will be
+        # timed: pytest-benchmark's calibration also runs the callable before its rounds.
+        for _ in range(1 + WARMUP_CALLS + samples):
             trainer.call()
         times = []
         gc.disable()

@@ -33,7 +33,7 @@ from linfit.harness import (
     step_statistics,
     trace_problems,
 )
-from linfit.results import COLUMN_NAMES, COLUMNS, Cell, read_results
+from linfit.results import COLUMN_NAMES, COLUMNS, Cell, read_results, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTED = datetime(2026, 11, 27, 1, 30, 0, tzinfo=UTC)
@@ -375,4 +375,62 @@ def test_bench_run_with_benchmarks_disabled_writes_nothing(tf_backend, tmp_path)
     run = _run_bench(tmp_path, "--linfit-variants", "tensorflow:xla", only="--benchmark-disable")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no results CSV written" in run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_bench_run_records_the_floors_and_efficiency(bench_run):
+    run, written = bench_run
+    ok = read_results(written).query("status == 'ok'")
+    assert (ok.bytes_min == 2 * 100 * 4).all()
+    floors = [max(row.bytes_min / row.read_bandwidth_bytes_per_second,
+                  row.dispatch_floor_seconds / row.steps_per_call)
+              for row in ok.itertuples()]
+    assert ok.floor_seconds.tolist() == pytest.approx(floors)
+    assert ok.efficiency.tolist() == pytest.approx((ok.floor_seconds / ok.median_seconds).tolist())
+    assert "floors measured" in run.stdout or "floors read from the cache" in run.stdout
+
+
+def test_bench_run_draws_its_figures_beside_the_csv(bench_run):
+    run, written = bench_run
+    for name in ("step-time", "speedup", "first-call", "convergence"):
+        figure = written.with_name(f"{written.stem}-{name}.png")
+        assert figure.stat().st_size > 0, name
+        assert f"figure: {figure}" in run.stdout
+
+
+def _baseline_from(source: Path, target: Path, time_factor: float) -> Path:
+    """The ok rows of ``source`` as a baseline whose step times are ``time_factor`` times
+    theirs."""
+    frame = read_results(source).query("status == 'ok'")
+    rows = []
+    for row in frame.to_dict("records"):
+        for column in ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds",
+                       "iqr_seconds", "max_seconds"):
+            row[column] *= time_factor
+        row["samples_seconds"] = [s * time_factor for s in row["samples_seconds"]]
+        rows.append(row)
+    return write_results(rows, target)
+
+
+@pytest.mark.parametrize(("time_factor", "status", "verdict"),
+                         [(0.5, 1, "regression: the session fails"), (3.0, 0, "no regression")])
+def test_baseline_gate_fails_the_session_on_a_regression_only(bench_run, tmp_path, time_factor,
+                                                             status, verdict):
+    _, written = bench_run
+    # Half the time in the baseline: this run is twice as slow, far beyond noise.
+    baseline = _baseline_from(written, tmp_path / "baseline.csv", time_factor)
+    run = _run_bench(tmp_path, "--linfit-variants", "eager,xla-loop", "--linfit-steps-per-call",
+                     "10", "--benchmark-min-rounds", "10", "--linfit-no-plots",
+                     "--linfit-baseline", str(baseline))
+    assert run.returncode == status, run.stdout + run.stderr
+    assert f"linfit check against {baseline}" in run.stdout
+    assert verdict in run.stdout
+    if status:
+        assert "error: performance: tensorflow CPU:0 eager n=100" in run.stdout
+
+
+def test_an_unusable_baseline_stops_the_run_before_timing(tf_backend, tmp_path):
+    run = _run_bench(tmp_path, "--linfit-baseline", "missing.csv")
+    assert run.returncode == 4
+    assert f"--linfit-baseline: {tmp_path / 'missing.csv'}: no such file" in run.stderr
     assert not (tmp_path / "results").exists()
