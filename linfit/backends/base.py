@@ -17,7 +17,7 @@ from typing import ClassVar
 from linfit._errors import DeviceError, LinfitError
 from linfit.data import DTYPES, Dataset
 
-__all__ = ["DEFAULT_STEPS_PER_CALL", "Backend", "Device", "Trainer", "Variant"]
+__all__ = ["DEFAULT_STEPS_PER_CALL", "Backend", "Device", "Trainer", "Variant", "variant_registry"]
 
 # K steps inside one compiled call for the loop variants: the idea of Keras'
 # steps_per_execution; 100 makes the per-call dispatch cost 1% of a step or less.
@@ -62,6 +62,12 @@ class Variant:
     loop: bool
     description: str
     device_kinds: tuple[str, ...] = ("CPU", "GPU")
+
+
+def variant_registry(*variants: Variant) -> dict[str, Variant]:
+    """A backend's variants by name, in the order given: the order the harness runs them and
+    tables list them."""
+    return {variant.name: variant for variant in variants}
 
 
 class Trainer(abc.ABC):

@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-from linfit.backends.base import Backend, Device, Trainer, Variant
+from linfit.backends.base import Backend, Device, Trainer, Variant, variant_registry
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
@@ -46,21 +46,18 @@ def train_loop(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor,
     return loss
 
 
-VARIANTS = {
-    v.name: v
-    for v in (
-        Variant("eager", compiled=False, xla=False, loop=False,
-                description="the step run op by op, eagerly"),
-        Variant("function", compiled=True, xla=False, loop=False,
-                description="the step wrapped in tf.function"),
-        Variant("xla", compiled=True, xla=True, loop=False,
-                description="tf.function(jit_compile=True)"),
-        Variant("function-loop", compiled=True, xla=False, loop=True,
-                description="steps_per_call steps in one tf.function, a tf.range loop"),
-        Variant("xla-loop", compiled=True, xla=True, loop=True,
-                description="steps_per_call steps in one XLA-compiled call"),
-    )
-}
+VARIANTS = variant_registry(
+    Variant("eager", compiled=False, xla=False, loop=False,
+            description="the step run op by op, eagerly"),
+    Variant("function", compiled=True, xla=False, loop=False,
+            description="the step wrapped in tf.function"),
+    Variant("xla", compiled=True, xla=True, loop=False,
+            description="tf.function(jit_compile=True)"),
+    Variant("function-loop", compiled=True, xla=False, loop=True,
+            description="steps_per_call steps in one tf.function, a tf.range loop"),
+    Variant("xla-loop", compiled=True, xla=True, loop=True,
+            description="steps_per_call steps in one XLA-compiled call"),
+)
 
 
 def _device_id(name: str) -> str:
