@@ -1,12 +1,12 @@
 """The JAX backend: eager, jit and jit-loop give TensorFlow's answer, trace once, stay put."""
 
-import numpy as np
 import pytest
+from backend_helpers import LOOP_STEPS_PER_CALL, gpu_ids, numpy_descent, steps_per_call
 
 from linfit._errors import DeviceError, DivergenceError, LinfitError
 from linfit.backends import get_backend
 from linfit.convergence import CONVERGENCE_STEPS, TOLERANCES, convergence_problems
-from linfit.data import INITIAL_B, INITIAL_W, make_dataset
+from linfit.data import INITIAL_W, make_dataset
 from linfit.fit import fit
 
 jax = pytest.importorskip("jax", reason="JAX is not installed")
@@ -14,7 +14,6 @@ jax = pytest.importorskip("jax", reason="JAX is not installed")
 N = 1000
 LR = 0.1
 # A loop call of 10 steps: several calls per fit, so "loss at the start of a call" matters.
-LOOP_STEPS_PER_CALL = 10
 VARIANTS = ("eager", "jit", "jit-loop")
 
 
@@ -29,32 +28,14 @@ def tf_reference(tf_backend):
     return fit(tf_backend, "eager", "CPU:0", make_dataset(N), CONVERGENCE_STEPS, LR)
 
 
-def _steps_per_call(backend, variant):
-    return LOOP_STEPS_PER_CALL if backend.variants[variant].loop else 1
 
-
-def _gpus(backend):
-    gpus = [d.id for d in backend.devices() if d.kind == "GPU"]
-    if not gpus:
-        pytest.skip("no GPU visible to JAX")
-    return gpus
-
-
-def _numpy_descent(data, steps, learning_rate):
-    """The tutorial's gradient descent in float64 NumPy, gradients written out by hand."""
-    x, y = data.x.astype(np.float64), data.y.astype(np.float64)
-    w, b = INITIAL_W, INITIAL_B
-    for _ in range(steps):
-        error = x * w + b - y
-        w, b = w - learning_rate * np.mean(2 * error * x), b - learning_rate * np.mean(2 * error)
-    return w, b
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_converges_to_least_squares(backend, variant):
     data = make_dataset(N)
     result = fit(backend, variant, "CPU:0", data, CONVERGENCE_STEPS, LR,
-                 _steps_per_call(backend, variant))
+                 steps_per_call(backend, variant))
     _, atol = TOLERANCES["float32"]
     assert abs(result.final_w - data.w_ols) <= atol
     assert abs(result.final_b - data.b_ols) <= atol
@@ -64,7 +45,7 @@ def test_variant_converges_to_least_squares(backend, variant):
 def test_variant_matches_tensorflow_cpu_eager(backend, tf_reference, variant):
     data = make_dataset(N)
     result = fit(backend, variant, "CPU:0", data, CONVERGENCE_STEPS, LR,
-                 _steps_per_call(backend, variant))
+                 steps_per_call(backend, variant))
     assert convergence_problems(result.final_w, result.final_b, tf_reference.final_w,
                                 tf_reference.final_b, data.w_ols, data.b_ols, "float32") == []
 
@@ -72,7 +53,7 @@ def test_variant_matches_tensorflow_cpu_eager(backend, tf_reference, variant):
 @pytest.mark.parametrize("variant", ["jit", "jit-loop"])
 def test_compiled_variants_trace_once_and_learning_rate_does_not_retrace(backend, variant):
     trainer = backend.make_trainer(variant, "CPU:0", make_dataset(N), LR,
-                                   _steps_per_call(backend, variant))
+                                   steps_per_call(backend, variant))
     for _ in range(20):
         trainer.call()
     assert trainer.traces == 1
@@ -126,12 +107,12 @@ def test_loop_call_reports_the_loss_at_its_start(backend):
 
 def test_float64_runs_in_64_bits_and_leaves_x64_as_it_was(backend):
     data = make_dataset(N, "float64")
-    expected_w, expected_b = _numpy_descent(data, CONVERGENCE_STEPS, LR)
+    expected_w, expected_b = numpy_descent(data, CONVERGENCE_STEPS, LR)
     rtol, _ = TOLERANCES["float64"]
     before = jax.config.read("jax_enable_x64")
     for variant in VARIANTS:
         result = fit(backend, variant, "CPU:0", data, CONVERGENCE_STEPS, LR,
-                     _steps_per_call(backend, variant))
+                     steps_per_call(backend, variant))
         # float32 arithmetic would be ~1e-7 away: this tolerance tells them apart.
         assert result.final_w == pytest.approx(expected_w, rel=rtol), variant
         assert result.final_b == pytest.approx(expected_b, rel=rtol), variant
@@ -141,7 +122,7 @@ def test_float64_runs_in_64_bits_and_leaves_x64_as_it_was(backend):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_converges(backend, dtype):
     data = make_dataset(N, dtype)
-    expected_w, expected_b = _numpy_descent(data, CONVERGENCE_STEPS, LR)
+    expected_w, expected_b = numpy_descent(data, CONVERGENCE_STEPS, LR)
     result = fit(backend, "jit-loop", "CPU:0", data, CONVERGENCE_STEPS, LR, LOOP_STEPS_PER_CALL)
     assert convergence_problems(result.final_w, result.final_b, expected_w, expected_b,
                                 data.w_ols, data.b_ols, dtype) == []
@@ -151,7 +132,7 @@ def test_half_precision_converges(backend, dtype):
 def test_divergence_is_caught(backend, variant):
     with pytest.raises(DivergenceError, match=rf"jax {variant} on CPU:0 diverged at step \d+"):
         fit(backend, variant, "CPU:0", make_dataset(N), 200, 5.0,
-            _steps_per_call(backend, variant))
+            steps_per_call(backend, variant))
 
 
 def test_devices_list_cpu_first_with_a_readable_name(backend):
@@ -175,7 +156,7 @@ def test_unknown_variant_lists_the_valid_ones(backend):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_result_is_on_the_cpu(backend, variant):
     trainer = backend.make_trainer(variant, "CPU:0", make_dataset(N), LR,
-                                   _steps_per_call(backend, variant))
+                                   steps_per_call(backend, variant))
     trainer.call()
     assert trainer.check_placement() == "CPU:0"
 
@@ -191,23 +172,23 @@ def test_floor_probes_run_on_the_cpu(backend):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_gpu_variants_match_cpu_and_stay_on_the_gpu(backend, variant):
-    gpus = _gpus(backend)
+    gpus = gpu_ids(backend)
     data = make_dataset(N)
     reference = fit(backend, "eager", "CPU:0", data, CONVERGENCE_STEPS, LR)
     for gpu in gpus:
         # fit() checks after every call that the result is on the device asked for.
         result = fit(backend, variant, gpu, data, CONVERGENCE_STEPS, LR,
-                     _steps_per_call(backend, variant))
+                     steps_per_call(backend, variant))
         assert convergence_problems(result.final_w, result.final_b, reference.final_w,
                                     reference.final_b, data.w_ols, data.b_ols, "float32") == []
-        trainer = backend.make_trainer(variant, gpu, data, LR, _steps_per_call(backend, variant))
+        trainer = backend.make_trainer(variant, gpu, data, LR, steps_per_call(backend, variant))
         for _ in range(20):
             trainer.call()
         assert trainer.traces == (1 if backend.variants[variant].compiled else 0)
 
 
 def test_gpu_floor_probes_run(backend):
-    for gpu in _gpus(backend):
+    for gpu in gpu_ids(backend):
         device = backend.device(gpu)
         for probe in (backend.read_probe(device, 10**6), backend.copy_probe(device, 10**6),
                       backend.dispatch_probe(device)):

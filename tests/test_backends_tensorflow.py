@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from backend_helpers import steps_per_call
 
 from linfit._errors import DeviceError, DivergenceError, LinfitError
 from linfit.convergence import CONVERGENCE_STEPS
@@ -25,9 +26,6 @@ def _devices(backend):
     return [d.id for d in backend.devices()]
 
 
-def _steps_per_call(backend, variant):
-    return 10 if backend.variants[variant].loop else 1
-
 
 def test_every_variant_on_every_device_matches_cpu_eager(tf_backend):
     reference = _reference(tf_backend)
@@ -35,7 +33,7 @@ def test_every_variant_on_every_device_matches_cpu_eager(tf_backend):
     for device in _devices(tf_backend):
         for variant in tf_backend.variants:
             result = fit(tf_backend, variant, device, data, CONVERGENCE_STEPS, LR,
-                         _steps_per_call(tf_backend, variant))
+                         steps_per_call(tf_backend, variant))
             where = f"{variant} on {device}"
             assert result.final_w == pytest.approx(reference.final_w, rel=1e-5), where
             assert result.final_b == pytest.approx(reference.final_b, rel=1e-5), where
@@ -51,7 +49,7 @@ def test_other_dtypes_converge(tf_backend, dtype):
     data = make_dataset(N, dtype)
     for variant in ("xla", "function-loop"):
         result = fit(tf_backend, variant, "CPU:0", data, CONVERGENCE_STEPS, LR,
-                     _steps_per_call(tf_backend, variant))
+                     steps_per_call(tf_backend, variant))
         assert convergence_problems(result.final_w, result.final_b, reference.final_w,
                                     reference.final_b, data.w_ols, data.b_ols, dtype) == []
 
@@ -73,7 +71,7 @@ def test_first_ten_steps_have_the_tutorial_shape(tf_backend, variant):
 @pytest.mark.parametrize("variant", ["function", "xla", "function-loop", "xla-loop"])
 def test_compiled_variants_trace_once_and_learning_rate_does_not_retrace(tf_backend, variant):
     trainer = tf_backend.make_trainer(variant, "CPU:0", make_dataset(N), LR,
-                                      _steps_per_call(tf_backend, variant))
+                                      steps_per_call(tf_backend, variant))
     for _ in range(20):
         trainer.call()
     assert trainer.traces == 1

@@ -5,13 +5,13 @@ torch.compile takes seconds per trainer on a CPU, so the compiled trainers are b
 per module and every test starts them again from W=5, b=0.
 """
 
-import numpy as np
 import pytest
+from backend_helpers import LOOP_STEPS_PER_CALL, gpu_ids, numpy_descent, steps_per_call
 
 from linfit._errors import DeviceError, DivergenceError, LinfitError
 from linfit.backends import get_backend
 from linfit.convergence import CONVERGENCE_STEPS, TOLERANCES, convergence_problems
-from linfit.data import INITIAL_B, INITIAL_W, make_dataset
+from linfit.data import INITIAL_W, make_dataset
 from linfit.fit import fit, train
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
@@ -19,7 +19,6 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 N = 1000
 LR = 0.1
 # A loop call of 10 steps: several calls per fit, so "loss at the start of a call" matters.
-LOOP_STEPS_PER_CALL = 10
 CPU_VARIANTS = ("eager", "compile", "compile-loop")
 
 
@@ -42,7 +41,7 @@ def trainers(backend):
     def get(variant, device="CPU:0"):
         if (variant, device) not in built:
             built[variant, device] = backend.make_trainer(
-                variant, device, make_dataset(N), LR, _steps_per_call(backend, variant))
+                variant, device, make_dataset(N), LR, steps_per_call(backend, variant))
         trainer = built[variant, device]
         trainer.reset()
         trainer.set_learning_rate(LR)
@@ -51,25 +50,7 @@ def trainers(backend):
     return get
 
 
-def _steps_per_call(backend, variant):
-    return LOOP_STEPS_PER_CALL if backend.variants[variant].loop else 1
 
-
-def _gpus(backend):
-    gpus = [d.id for d in backend.devices() if d.kind == "GPU"]
-    if not gpus:
-        pytest.skip("no CUDA GPU visible to PyTorch")
-    return gpus
-
-
-def _numpy_descent(data, steps, learning_rate):
-    """The tutorial's gradient descent in float64 NumPy, gradients written out by hand."""
-    x, y = data.x.astype(np.float64), data.y.astype(np.float64)
-    w, b = INITIAL_W, INITIAL_B
-    for _ in range(steps):
-        error = x * w + b - y
-        w, b = w - learning_rate * np.mean(2 * error * x), b - learning_rate * np.mean(2 * error)
-    return w, b
 
 
 @pytest.mark.parametrize("variant", CPU_VARIANTS)
@@ -161,7 +142,7 @@ def test_divergence_is_caught(trainers, variant):
 
 def test_float64_matches_numpy(backend):
     data = make_dataset(N, "float64")
-    expected_w, expected_b = _numpy_descent(data, CONVERGENCE_STEPS, LR)
+    expected_w, expected_b = numpy_descent(data, CONVERGENCE_STEPS, LR)
     rtol, _ = TOLERANCES["float64"]
     result = fit(backend, "eager", "CPU:0", data, CONVERGENCE_STEPS, LR)
     # float32 arithmetic would be ~1e-7 away: this tolerance tells them apart.
@@ -173,7 +154,7 @@ def test_float64_matches_numpy(backend):
 def test_half_precision_converges(backend, dtype):
     """bfloat16 arrives as an ml_dtypes array, which torch cannot read directly."""
     data = make_dataset(N, dtype)
-    expected_w, expected_b = _numpy_descent(data, CONVERGENCE_STEPS, LR)
+    expected_w, expected_b = numpy_descent(data, CONVERGENCE_STEPS, LR)
     result = fit(backend, "eager", "CPU:0", data, CONVERGENCE_STEPS, LR)
     assert convergence_problems(result.final_w, result.final_b, expected_w, expected_b,
                                 data.w_ols, data.b_ols, dtype) == []
@@ -213,7 +194,7 @@ def test_floor_probes_run_on_the_cpu(backend):
 
 @pytest.mark.parametrize("variant", [*CPU_VARIANTS, "cuda-graph"])
 def test_gpu_variants_match_cpu_and_stay_on_the_gpu(backend, trainers, variant):
-    gpus = _gpus(backend)
+    gpus = gpu_ids(backend)
     reference = trainers("eager")
     train(reference, CONVERGENCE_STEPS)
     reference_w, reference_b = reference.weights()
@@ -236,7 +217,7 @@ def test_gpu_variants_match_cpu_and_stay_on_the_gpu(backend, trainers, variant):
 
 
 def test_cuda_graph_learning_rate_change_takes_effect(trainers, backend):
-    gpu = _gpus(backend)[0]
+    gpu = gpu_ids(backend)[0]
     trainer = trainers("cuda-graph", gpu)
     trainer.set_learning_rate(0.01)
     trainer.call()
@@ -250,7 +231,7 @@ def test_cuda_graph_learning_rate_change_takes_effect(trainers, backend):
 
 
 def test_gpu_floor_probes_run(backend):
-    for gpu in _gpus(backend):
+    for gpu in gpu_ids(backend):
         device = backend.device(gpu)
         for probe in (backend.read_probe(device, 10**6), backend.copy_probe(device, 10**6),
                       backend.dispatch_probe(device)):
