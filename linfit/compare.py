@@ -124,10 +124,13 @@ class Comparison:
 def format_seconds(seconds: float) -> str:
     """A time with its unit and three significant digits: ``2.13 µs``, ``21.3 ms``, ``213 s``.
 
-    NaN is shown as ``-``.
+    NaN is shown as ``-``; a negative time (a difference, such as a compile cost below
+    eager's) keeps its sign and gets the unit of its magnitude: ``-2.00 ms``.
     """
     if math.isnan(seconds):
         return "-"
+    if seconds < 0:
+        return "-" + format_seconds(-seconds)
     # Decide on the rounded value, so 999.96 µs shows as 1.00 ms, not 1000 µs; below 1 ns
     # the last unit stays.
     unit, scale = next(((unit, scale) for unit, scale in _TIME_UNITS

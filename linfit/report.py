@@ -66,12 +66,6 @@ _BREAK_EVEN_TEXT = (
 )
 
 
-def _seconds(seconds: float) -> str:
-    """A time as :func:`linfit.compare.format_seconds` writes it, negative ones too (a
-    compile cost below eager's is negative)."""
-    return "-" + format_seconds(-seconds) if seconds < 0 else format_seconds(seconds)
-
-
 def _cell_text(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -123,11 +117,11 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
         status = row["status"] if row["status"] == "ok" else f"{row['status']}: {row['message']}"
         rows.append([
             row["backend"], row["device"], row["variant"], f"{row['n_examples']:,}",
-            row["dtype"], row["steps_per_call"], _seconds(row["median_seconds"]),
-            _seconds(row["iqr_seconds"]), _seconds(row["min_seconds"]),
-            _seconds(row["first_call_seconds"]),
+            row["dtype"], row["steps_per_call"], format_seconds(row["median_seconds"]),
+            format_seconds(row["iqr_seconds"]), format_seconds(row["min_seconds"]),
+            format_seconds(row["first_call_seconds"]),
             _number(row["traces"]), f"{ratio:.3g}{TIMES}" if math.isfinite(ratio) else "-",
-            *([_seconds(row["floor_seconds"]), _number(row["efficiency"], 3)]
+            *([format_seconds(row["floor_seconds"]), _number(row["efficiency"], 3)]
               if floors else []),
             _number(row["final_w"], 7), _number(row["final_b"], 7), status,
         ])
@@ -172,9 +166,9 @@ def _break_even_section(break_even: pd.DataFrame) -> str:
         return ("No break-even steps: the results hold no eager cell to compare the other "
                 "variants with.")
     rows = [[row.backend, row.device, row.variant, f"{row.n_examples:,}", row.dtype,
-             row.steps_per_call, _seconds(row.first_call_seconds),
-             _seconds(row.eager_first_call_seconds), _seconds(row.compile_seconds),
-             _seconds(row.saving_per_step_seconds), _break_even_cell(row.break_even_steps)]
+             row.steps_per_call, format_seconds(row.first_call_seconds),
+             format_seconds(row.eager_first_call_seconds), format_seconds(row.compile_seconds),
+             format_seconds(row.saving_per_step_seconds), _break_even_cell(row.break_even_steps)]
             for row in break_even.itertuples(index=False)]
     headers = ["backend", "device", "variant", "n", "dtype", "k", "first call",
                "eager first call", "compile cost", "saving / step", "break-even steps"]

@@ -104,7 +104,7 @@ def only_header(header: list[str], rows: list[list[str]]) -> None:
 @pytest.mark.parametrize(("seconds", "text"), [
     (2.134e-6, "2.13 µs"), (21.34e-6, "21.3 µs"), (213.4e-6, "213 µs"), (999.96e-6, "1.00 ms"),
     (0.0213, "21.3 ms"), (1.5, "1.50 s"), (250.0, "250 s"), (5e-10, "0.50 ns"),
-    (9.996e-7, "1.00 µs"), (math.nan, "-"),
+    (9.996e-7, "1.00 µs"), (math.nan, "-"), (-2e-3, "-2.00 ms"), (-0.0123, "-12.3 ms"),
 ])
 def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text

@@ -34,13 +34,6 @@ def _links(text: str) -> list[str]:
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0.0123, "12.3 ms"), (-2e-3, "-2.00 ms"), (float("nan"), "-"),
-])
-def test_times_may_be_negative(seconds, text):
-    assert report._seconds(seconds) == text
-
-
 def test_report_has_every_section_and_its_figures(multi_report):
     target = multi_report
     text = target.read_text(encoding="utf-8")
