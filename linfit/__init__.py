@@ -7,19 +7,37 @@ Importing linfit imports no framework: a backend's framework is imported by
 
 from linfit._errors import DeviceError, DivergenceError, LinfitError, ResultsFileError
 from linfit.backends import Backend, Device, Trainer, Variant, get_backend, installed_backends
-from linfit.check import Finding, check_frame
-from linfit.compare import Comparison, compare_files, compare_frames
+from linfit.check import Finding, check_frame, check_results
+from linfit.compare import (
+    Comparison,
+    Decision,
+    compare_files,
+    compare_frames,
+    compare_results,
+    decide,
+)
 from linfit.data import Dataset, make_dataset
 from linfit.fit import FitRecord, FitResult, fit
-from linfit.results import COLUMNS, SCHEMA_VERSION, Cell, read_results, write_results
+from linfit.record import CellResult, Reference
+from linfit.results import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    Cell,
+    ResultSet,
+    read_frame,
+    read_results,
+    write_results,
+)
 
 __all__ = [
     "COLUMNS",
     "SCHEMA_VERSION",
     "Backend",
     "Cell",
+    "CellResult",
     "Comparison",
     "Dataset",
+    "Decision",
     "Device",
     "DeviceError",
     "DivergenceError",
@@ -27,16 +45,22 @@ __all__ = [
     "FitRecord",
     "FitResult",
     "LinfitError",
+    "Reference",
+    "ResultSet",
     "ResultsFileError",
     "Trainer",
     "Variant",
     "check_frame",
+    "check_results",
     "compare_files",
     "compare_frames",
+    "compare_results",
+    "decide",
     "fit",
     "get_backend",
     "installed_backends",
     "make_dataset",
+    "read_frame",
     "read_results",
     "write_results",
 ]

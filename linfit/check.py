@@ -1,7 +1,7 @@
 """The device regression check: did every cell compute the right answer, on the device it
 names, as fast as before?
 
-:func:`check_frame` applies the rules below to a results frame and returns
+:func:`check_results` applies the rules below to a run's records and returns
 :class:`Finding` objects; it prints nothing. ``linfit check`` and the benchmark session's
 ``--linfit-baseline`` gate both render the findings and turn them into an exit status with
 :func:`exit_status`.
@@ -9,14 +9,18 @@ names, as fast as before?
 Rules, in the order findings are listed:
 
 * ``failed``: a cell whose status is not ok (error).
-* ``numerics``: W and b agree with the CPU:0 eager cell of the same backend, n and dtype
-  (else TensorFlow's) within rtol, and with the least-squares W and b (error). Where there
-  is no reference cell, that is said (warning) and the cells are checked against the
-  least-squares solution only.
+* ``numerics``: W and b agree with the reference run of
+  :func:`linfit.convergence.reference_for` (the one policy, also the harness's: the CPU:0
+  eager cell of the cell's own backend, same n and dtype) within rtol, and with the
+  least-squares W and b (error). The reference's W and b come from its cell in the file,
+  else from the W and b the row recorded for that same reference (schema 2). Where there
+  is neither, that is said (warning) and the cell is checked against least squares only.
 * ``placement``: the step's result was on the device the cell names (error).
 * ``performance``, with a baseline: no cell on a device with the same name regressed, by
-  the rule of ``linfit compare`` (error); cells missing from the results, devices with
-  another name and environment differences are warnings.
+  the rule of ``linfit compare``; no baseline cell is missing from the results (unless
+  allowed); no cell ok in the baseline failed; something was compared at all (errors).
+  Devices with another name and environment differences are warnings. A verdict rests on
+  one run per side: see :data:`linfit.compare.DRIFT_NOTE`.
 * ``sanity``: on a GPU, at the largest n, the best GPU variant beats the best CPU variant
   (warning only: a small problem can be faster on the CPU).
 """
@@ -25,40 +29,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from linfit.compare import (
-    EXIT_OK,
-    EXIT_REGRESSION,
-    compare_frames,
-    format_ratio,
-    format_seconds,
+from linfit._format import format_ratio, format_seconds
+from linfit.compare import EXIT_OK, EXIT_REGRESSION, compare_results, records_of
+from linfit.convergence import (
+    REFERENCE_DEVICE,
+    REFERENCE_VARIANT,
+    TOLERANCES,
+    convergence_problems,
+    reference_cell,
+    reference_for,
 )
-from linfit.convergence import TOLERANCES, convergence_problems
+from linfit.record import CellResult
 from linfit.results import Cell
 from linfit.stats import BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
 __all__ = [
-    "REFERENCE_BACKEND",
     "REFERENCE_DEVICE",
     "REFERENCE_VARIANT",
     "RULES",
+    "SEVERITIES",
     "Finding",
     "check_frame",
+    "check_results",
     "exit_status",
+    "reference_weights",
 ]
 
 # The rules, in the order findings are reported.
 RULES = ("failed", "numerics", "placement", "performance", "sanity")
 
-# The numerics reference: the CPU eager cell of the same backend, n and dtype, else the
-# reference backend's (the harness computes its references the same way).
-REFERENCE_DEVICE = "CPU:0"
-REFERENCE_VARIANT = "eager"
-REFERENCE_BACKEND = "tensorflow"
+# "error" fails the check; "warning" is reported only.
+SEVERITIES = ("error", "warning")
 
 
 @dataclass(frozen=True)
@@ -80,76 +84,91 @@ def exit_status(findings: Iterable[Finding]) -> int:
     return EXIT_REGRESSION if any(f.severity == "error" for f in findings) else EXIT_OK
 
 
-def _rows(frame: pd.DataFrame) -> dict[Cell, Mapping[str, Any]]:
-    return {Cell.from_row(row): row for row in frame.to_dict("records")}
+def _failed(records: Mapping[Cell, CellResult]) -> list[Finding]:
+    return [Finding("failed", "error", record.message or "no message", cell)
+            for cell, record in records.items() if not record.ok]
 
 
-def _failed(rows: Mapping[Cell, Mapping[str, Any]]) -> list[Finding]:
-    findings = []
-    for cell, row in rows.items():
-        if row["status"] != "ok":
-            message = str(row["message"] or "no message")
-            if row["status"] != "failed":
-                message = f"status {row['status']!r}: {message}"
-            findings.append(Finding("failed", "error", message, cell))
-    return findings
+def reference_weights(records: Mapping[Cell, CellResult],
+                      cell: Cell) -> tuple[float, float, str] | None:
+    """(W, b, where from) of the reference run of ``cell`` by the one policy
+    (:func:`linfit.convergence.reference_for`), as far as a file can tell.
 
+    Args:
+        records: a run's records by cell.
+        cell: the cell to check.
 
-def _reference(rows: Mapping[Cell, Mapping[str, Any]], cell: Cell) -> Mapping[str, Any] | None:
-    for backend in dict.fromkeys((cell.backend, REFERENCE_BACKEND)):
-        key = Cell(backend, REFERENCE_DEVICE, REFERENCE_VARIANT, cell.n_examples, cell.dtype, 1)
-        if key in rows and rows[key]["status"] == "ok":
-            return rows[key]
+    Returns:
+        The reference cell's final W and b when it is in ``records`` and ok; else the
+        reference W and b the cell's own row recorded, when it names the same reference;
+        else None.
+    """
+    key = reference_cell(cell)
+    found = records.get(key)
+    if found is not None and found.ok and found.final_w is not None and found.final_b is not None:
+        return found.final_w, found.final_b, f"the {key} cell"
+    recorded = records[cell].reference if cell in records else None
+    if (recorded is not None and str(recorded) == str(reference_for(cell))
+            and recorded.w is not None and recorded.b is not None):
+        return recorded.w, recorded.b, f"the recorded {recorded}"
     return None
 
 
-def _numerics(rows: Mapping[Cell, Mapping[str, Any]], rtol: float | None) -> list[Finding]:
+def _numerics(records: Mapping[Cell, CellResult], rtol: float | None) -> list[Finding]:
     findings = []
-    unreferenced: dict[tuple[int, str], int] = {}
-    for cell, row in rows.items():
-        if row["status"] != "ok":
+    unreferenced: dict[tuple[str, int, str], int] = {}
+    for cell, record in records.items():
+        if not record.ok:
             continue
         if cell.dtype not in TOLERANCES:
             findings.append(Finding("numerics", "error", f"no tolerances for dtype {cell.dtype!r} "
                                     f"(known: {', '.join(TOLERANCES)})", cell))
             continue
-        reference = _reference(rows, cell)
+        values = (record.final_w, record.final_b, record.w_ols, record.b_ols)
+        if any(value is None for value in values):
+            findings.append(Finding("numerics", "error", "final_w, final_b, w_ols or b_ols "
+                                    "is missing", cell))
+            continue
+        final_w, final_b, w_ols, b_ols = (float(v) for v in values)  # type: ignore[arg-type]
+        reference = reference_weights(records, cell)
         if reference is None:
-            unreferenced[cell.n_examples, cell.dtype] = (
-                unreferenced.get((cell.n_examples, cell.dtype), 0) + 1)
+            key = (cell.backend, cell.n_examples, cell.dtype)
+            unreferenced[key] = unreferenced.get(key, 0) + 1
             # Against itself the rtol comparison holds trivially: only OLS is checked.
-            reference = row
-        problems = convergence_problems(
-            float(row["final_w"]), float(row["final_b"]), float(reference["final_w"]),
-            float(reference["final_b"]), float(row["w_ols"]), float(row["b_ols"]), cell.dtype,
-            rtol)
+            reference = (final_w, final_b, "itself")
+        problems = convergence_problems(final_w, final_b, reference[0], reference[1], w_ols,
+                                        b_ols, cell.dtype, rtol)
         if problems:
-            findings.append(Finding("numerics", "error", "; ".join(problems), cell))
+            findings.append(Finding("numerics", "error", "; ".join(problems)
+                                    + f" (reference: {reference[2]})", cell))
     findings += [
         Finding("numerics", "warning",
-                f"no ok {REFERENCE_DEVICE} {REFERENCE_VARIANT} cell for n={n_examples:g} "
-                f"{dtype}: the rtol rule could not be applied; {count} cell(s) were checked "
-                "against the least-squares W and b only")
-        for (n_examples, dtype), count in sorted(unreferenced.items())
+                f"no ok {backend} {REFERENCE_VARIANT} {REFERENCE_DEVICE} cell for "
+                f"n={n_examples:g} {dtype}, nor a recorded reference W and b: the rtol rule "
+                f"could not be applied; {count} cell(s) were checked against the "
+                "least-squares W and b only")
+        for (backend, n_examples, dtype), count in sorted(unreferenced.items())
     ]
     return findings
 
 
-def _placement(rows: Mapping[Cell, Mapping[str, Any]]) -> list[Finding]:
+def _placement(records: Mapping[Cell, CellResult]) -> list[Finding]:
     return [Finding("placement", "error",
-                    f"the result was on {row['placement']}, not on {cell.device}", cell)
-            for cell, row in rows.items()
-            if row["status"] == "ok" and str(row["placement"]) != cell.device]
+                    f"the result was on {record.placement}, not on {cell.device}", cell)
+            for cell, record in records.items()
+            if record.ok and record.placement != cell.device]
 
 
-def _performance(results: pd.DataFrame, baseline: pd.DataFrame, threshold: float,
-                 alpha: float, results_label: str, baseline_label: str) -> list[Finding]:
-    result_rows, baseline_rows = _rows(results), _rows(baseline)
+def _performance(results: Mapping[Cell, CellResult], baseline: Mapping[Cell, CellResult],
+                 threshold: float, alpha: float, results_label: str, baseline_label: str,
+                 allow_missing: bool) -> list[Finding]:
     # Only devices with the same name are judged: other hardware is not a regression.
     renamed: dict[tuple[str, str, str], int] = {}
-    for cell in result_rows.keys() & baseline_rows.keys():
-        key = (cell.device, str(baseline_rows[cell]["device_name"]),
-               str(result_rows[cell]["device_name"]))
+    for cell in results.keys() & baseline.keys():
+        if not (results[cell].ok and baseline[cell].ok):
+            continue  # a failed row may lack the device name it never got to
+        key = (cell.device, str(baseline[cell].facts.get("device_name", "")),
+               str(results[cell].facts.get("device_name", "")))
         if key[1] != key[2]:
             renamed[key] = renamed.get(key, 0) + 1
     findings = [
@@ -158,11 +177,11 @@ def _performance(results: pd.DataFrame, baseline: pd.DataFrame, threshold: float
                 f"{count} cell(s) not compared")
         for (device, base_name, new_name), count in sorted(renamed.items())
     ]
-    renamed_devices = sorted({device for device, _, _ in renamed})
-    comparable_results = results[~results["device"].isin(renamed_devices)]
-    comparable_baseline = baseline[~baseline["device"].isin(renamed_devices)]
-    comparison = compare_frames(comparable_baseline, comparable_results, threshold, alpha,
-                                base_label=baseline_label, new_label=results_label)
+    renamed_devices = {device for device, _, _ in renamed}
+    comparison = compare_results(
+        [[r for c, r in baseline.items() if c.device not in renamed_devices]],
+        [[r for c, r in results.items() if c.device not in renamed_devices]],
+        threshold, alpha, base_label=baseline_label, new_label=results_label)
     for row in comparison.worsened.to_dict("records"):
         findings.append(Finding(
             "performance", "error",
@@ -170,12 +189,20 @@ def _performance(results: pd.DataFrame, baseline: pd.DataFrame, threshold: float
             f"baseline ({format_seconds(row['base_median_seconds'])} -> "
             f"{format_seconds(row['new_median_seconds'])} per step, {_p_value(row['p_value'])}), "
             f"slower than the {threshold:.0%} threshold", Cell.from_row(row)))
-    missing = comparison.table[comparison.table["verdict"] == "only-in-base"]
+    findings += [Finding("performance", "error", "ok in the baseline, failed here",
+                         Cell.from_row(row))
+                 for row in comparison.newly_failed.to_dict("records")]
+    missing = comparison.missing
     if len(missing):
         first = Cell.from_row(missing.iloc[0])
-        findings.append(Finding("performance", "warning",
-                                f"{len(missing)} baseline cell(s) are not in the results "
-                                f"(the first: {first})"))
+        line = f"{len(missing)} baseline cell(s) are not in the results (the first: {first})"
+        findings.append(Finding("performance", "warning", f"{line}; allowed by --allow-missing")
+                        if allow_missing else
+                        Finding("performance", "error", f"{line}; --allow-missing accepts that"))
+    if len(comparison.compared) == 0:
+        findings.append(Finding("performance", "error", "nothing was compared: no cell on a "
+                                "device of the same name is ok in both the baseline and the "
+                                "results"))
     findings += [Finding("performance", "warning", f"baseline {difference}")
                  for difference in comparison.differences]
     return findings
@@ -186,15 +213,15 @@ def _p_value(p_value: float) -> str:
     return f"p < {1 / BOOTSTRAP_RESAMPLES:g}" if p_value == 0 else f"p = {p_value:.2g}"
 
 
-def _sanity(rows: Mapping[Cell, Mapping[str, Any]]) -> list[Finding]:
-    ok = {cell: row for cell, row in rows.items() if row["status"] == "ok"}
+def _sanity(records: Mapping[Cell, CellResult]) -> list[Finding]:
     best: dict[tuple[str, str, int, str], tuple[float, Cell]] = {}
-    for cell, row in ok.items():
-        kind = str(row["device_kind"])
+    for cell, record in records.items():
+        if not record.ok:
+            continue
         # Per GPU device; all CPUs of a backend together.
-        where = cell.device if kind == "GPU" else "CPU"
+        where = cell.device if record.facts.get("device_kind") == "GPU" else "CPU"
         key = (cell.backend, where, cell.n_examples, cell.dtype)
-        median = float(np.median(row["samples_seconds"]))
+        median = record.median_seconds
         if key not in best or median < best[key][0]:
             best[key] = (median, cell)
     findings = []
@@ -216,22 +243,28 @@ def _sanity(rows: Mapping[Cell, Mapping[str, Any]]) -> list[Finding]:
     return findings
 
 
-def check_frame(results: pd.DataFrame, baseline: pd.DataFrame | None = None,
-                rtol: float | None = None, threshold: float = DEFAULT_THRESHOLD,
-                alpha: float = DEFAULT_ALPHA, results_label: str = "results",
-                baseline_label: str = "baseline") -> list[Finding]:
+def check_results(results: pd.DataFrame | Iterable[CellResult],
+                  baseline: pd.DataFrame | Iterable[CellResult] | None = None,
+                  rtol: float | None = None, threshold: float = DEFAULT_THRESHOLD,
+                  alpha: float = DEFAULT_ALPHA, results_label: str = "results",
+                  baseline_label: str = "baseline",
+                  allow_missing: bool = False) -> list[Finding]:
     """Apply the check's rules to a run; the findings, errors and warnings, in rule order.
 
-    This is the function the benchmark session's gate calls.
+    This is the function the benchmark session's gate calls. With a baseline, the
+    verdicts rest on one run per side (:data:`linfit.compare.DRIFT_NOTE`): whoever renders
+    the findings says so.
 
     Args:
-        results: the run, as :func:`linfit.results.read_results` returns it (or the
-            harness's rows as a frame: ``samples_seconds`` holds sequences of floats).
+        results: the run: records (a :class:`~linfit.results.ResultSet`), or a results
+            frame (see :func:`linfit.compare.records_of`).
         baseline: an earlier run to check performance against; None skips that rule.
-        rtol: overrides the dtype's relative tolerance against the reference cell
+        rtol: overrides the dtype's relative tolerance against the reference
             (:data:`linfit.convergence.TOLERANCES`).
-        threshold, alpha: as for :func:`linfit.compare.compare_frames`.
+        threshold, alpha: as for :func:`linfit.compare.compare_results`.
         results_label, baseline_label: how messages name the two runs.
+        allow_missing: baseline cells missing from the results are a warning, not an
+            error.
 
     Returns:
         Every failed rule, one finding per cell (or per run); empty when all passed.
@@ -239,11 +272,15 @@ def check_frame(results: pd.DataFrame, baseline: pd.DataFrame | None = None,
     Raises:
         ResultsFileError: when an ok cell has no samples or a median step time of 0.
     """
-    rows = _rows(results)
-    findings = _failed(rows) + _numerics(rows, rtol) + _placement(rows)
+    records = {record.cell: record for record in records_of(results)}
+    findings = _failed(records) + _numerics(records, rtol) + _placement(records)
     if baseline is not None:
-        findings += _performance(results, baseline, threshold, alpha, results_label,
-                                 baseline_label)
-    findings += _sanity(rows)
+        base = {record.cell: record for record in records_of(baseline)}
+        findings += _performance(records, base, threshold, alpha, results_label,
+                                 baseline_label, allow_missing)
+    findings += _sanity(records)
     return findings
 
+
+# The name the benchmark session and linfit's public API have used since the first gate.
+check_frame = check_results

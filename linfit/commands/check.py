@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from linfit.check import RULES, check_frame, exit_status
+from linfit.check import RULES, check_results, exit_status
 from linfit.commands._args import positive_float
 from linfit.commands.compare import alpha_level, fraction
+from linfit.compare import DRIFT_NOTE
 from linfit.convergence import TOLERANCES
 from linfit.results import read_results
 from linfit.stats import DEFAULT_ALPHA, DEFAULT_THRESHOLD
@@ -21,20 +22,28 @@ _DEFAULT_RTOLS = ", ".join(f"{dtype} {rtol:g}" for dtype, (rtol, _) in TOLERANCE
 EPILOG = f"""\
 rules (one line is printed per failure, with the numbers):
   failed       every cell ran to the end (status ok)                      error
-  numerics     W and b agree with the CPU:0 eager cell of the same n and  error
-               dtype within rtol, and with the least-squares W and b
+  numerics     W and b agree with the reference run within rtol: the      error
+               CPU:0 eager cell of the same backend, n and dtype (else
+               the reference W and b the row recorded), and with the
+               least-squares W and b
   placement    every cell ran on the device it names                      error
   performance  with --baseline: no cell on a device of the same name is   error
-               slower, by the rule of 'linfit compare'
+               slower, by the rule of 'linfit compare'; no baseline cell
+               is missing (unless --allow-missing); no cell ok in the
+               baseline failed; at least one cell was compared
   sanity       on a GPU at the largest n, the best GPU variant beats the  warning
                best CPU variant
 
 default rtol per dtype: {_DEFAULT_RTOLS}.
-Warnings never change the exit status.
+Warnings never change the exit status. The performance rule compares one run with one
+run: its interval covers the noise within each run, not the drift between runs; for
+that, compare several runs per side with 'linfit compare --base ... --new ...', or
+measure both interleaved with 'linfit ab'.
 
 exit status:
   0  no error (warnings may have been printed)
-  1  at least one error
+  1  at least one error (with --baseline: also a missing cell, a cell that failed
+     only here, or nothing compared)
   2  unusable input (one line names the file, line and column)
 """
 
@@ -48,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results", type=Path, metavar="RESULTS.csv")
     parser.add_argument("--baseline", type=Path, metavar="BASELINE.csv",
                         help="an earlier run; enables the performance rule")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="baseline cells missing from the results are a warning, not "
+                             "an error")
     parser.add_argument("--rtol", type=positive_float,
                         help="relative tolerance of W and b against the reference cell "
                              "(default: per dtype, see below)")
@@ -64,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     # Read both before checking: bad input in either fails before anything prints.
     results = read_results(args.results)
     baseline = None if args.baseline is None else read_results(args.baseline)
-    findings = check_frame(results, baseline, args.rtol, args.threshold, args.alpha,
-                           results_label=str(args.results), baseline_label=str(args.baseline))
+    findings = check_results(results, baseline, args.rtol, args.threshold, args.alpha,
+                             results_label=str(args.results),
+                             baseline_label=str(args.baseline),
+                             allow_missing=args.allow_missing)
     for finding in findings:
         print(finding)
     rules = [rule for rule in RULES if args.baseline or rule != "performance"]
@@ -76,4 +90,6 @@ def run(args: argparse.Namespace) -> int:
     skipped = "" if args.baseline else " (performance needs --baseline)"
     print(f"check of {args.results}, {len(results)} cells: {outcome}; rules: {', '.join(rules)}"
           f"{skipped}")
+    if args.baseline:
+        print(f"note: {DRIFT_NOTE}")
     return exit_status(findings)

@@ -1,8 +1,16 @@
-"""Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs.
+"""Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs in
+results schema 1, and small-v2.csv, four cells in schema 2.
 
 Run it from anywhere with the project's Python (``python tests/data/compare/make_fixtures.py``);
-it replaces the two CSVs next to it. The samples are synthetic (log-normal around chosen
-medians, from a seeded NumPy generator), so the files are the same on every machine.
+it replaces small-v2.csv next to it. base.csv and new.csv were written by this script's
+``schema_1_fixtures()`` under schema 1 and are kept as they are: they are the tests' proof
+that schema-1 files are still read (``--schema-1`` rewrites them, in schema 2). The samples are
+synthetic (log-normal around chosen medians, from a seeded NumPy generator), so the files are
+the same on every machine.
+
+small-v2.csv: tensorflow CPU:0 eager n=1000 (its own reference, with floors), xla-loop k=100
+(per-call samples of 100 steps), a jax jit cell whose reference (jax eager CPU:0) is not in
+the file but recorded in its row, and a failed function cell whose convergence check failed.
 
 What the fixtures hold, cell by cell (new against base):
 
@@ -28,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from linfit.data import make_dataset
-from linfit.results import write_results
+from linfit.record import FACT_COLUMNS, CellResult, Reference
+from linfit.results import Cell, write_results
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,7 +104,59 @@ def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: 
     }
 
 
+def schema_2_fixture() -> list[CellResult]:
+    """The four records of small-v2.csv."""
+    data = make_dataset(1000, "float32")
+    # The run's facts: every fact column a schema-1 row of the base run has, and the one
+    # schema 2 added.
+    base_row = row(BASE_RUN, "CPU:0", "eager", 1000, None)
+    facts = {**{name: base_row[name] for name in FACT_COLUMNS if name in base_row},
+             "run_interrupted": False}
+    rng = np.random.default_rng(7)
+    tf_reference = Reference("tensorflow", "eager", "CPU:0", data.w_ols, data.b_ols)
+    common = {"iterations": 1, "traces": 0, "placement": "CPU:0", "convergence_steps": 100,
+              "final_w": data.w_ols, "final_b": data.b_ols, "final_loss": 0.98,
+              "w_ols": data.w_ols, "b_ols": data.b_ols, "check_placement": "ok",
+              "check_traces": "ok", "check_convergence": "ok"}
+    eager = CellResult(
+        Cell("tensorflow", "CPU:0", "eager", 1000, "float32", 1), "ok",
+        per_call_seconds=tuple(samples(rng, 1.2e-3, 0.05, 5)), first_call_seconds=0.002,
+        reference=tf_reference, bytes_min=8000, read_bandwidth_bytes_per_second=1e10,
+        dispatch_floor_seconds=8e-5, floor_seconds=8e-5,
+        facts={**facts, "compiled": False, "xla": False, "loop": False}, **common)
+    loop = CellResult(
+        Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100), "ok",
+        per_call_seconds=tuple(samples(rng, 4e-4, 0.05, 6)), first_call_seconds=0.3,
+        reference=tf_reference, facts={**facts, "compiled": True, "xla": True, "loop": True},
+        **{**common, "traces": 1})
+    jax = CellResult(
+        Cell("jax", "CPU:0", "jit", 1000, "float32", 1), "ok",
+        per_call_seconds=tuple(samples(rng, 1.6e-5, 0.05, 7)), first_call_seconds=0.05,
+        reference=Reference("jax", "eager", "CPU:0", data.w_ols * (1 + 1e-7), data.b_ols),
+        facts={**facts, "backend_version": "0.10.2", "compiled": True, "xla": True,
+               "loop": False}, **{**common, "traces": 1})
+    failed = CellResult(
+        Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1), "failed",
+        message="W=3.1 differs from the reference 3.06 by more than rtol 1e-05",
+        per_call_seconds=tuple(samples(rng, 3.4e-4, 0.05, 5)), first_call_seconds=0.2,
+        reference=tf_reference, facts={**facts, "compiled": True, "xla": False, "loop": False},
+        **{**common, "traces": 1, "final_w": 3.1, "check_convergence": "failed"})
+    return [eager, loop, jax, failed]
+
+
 def main() -> None:
+    import sys
+
+    if "--schema-1" in sys.argv:
+        schema_1_fixtures()
+    target = HERE / "small-v2.csv"
+    target.unlink(missing_ok=True)  # fixtures are regenerated, not results: replace them
+    write_results(schema_2_fixture(), target)
+    print(f"wrote {target}")
+
+
+def schema_1_fixtures() -> None:
+    """base.csv and new.csv (written under schema 1; rewriting them gives schema 2)."""
     rng = np.random.default_rng(4)
     # Its own generator for the noise pair, chosen so its interval contains 1 by a margin.
     few_rounds = np.random.default_rng(4)

@@ -110,9 +110,9 @@ def _row(rng: np.random.Generator, backend: str, variant: str, device: str,
                    dispatch_floor_seconds=dispatch_floor, floor_seconds=floor,
                    efficiency=floor / median)
     if failed:
-        timings = ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds",
-                   "iqr_seconds", "max_seconds", "first_call_seconds", "final_w", "final_b",
-                   "final_loss", "efficiency", "convergence_steps")
+        timings = ("rounds", "iterations", "min_seconds", "median_seconds", "mean_seconds",
+                   "stddev_seconds", "iqr_seconds", "max_seconds", "first_call_seconds",
+                   "final_w", "final_b", "final_loss", "efficiency", "convergence_steps")
         row.update(dict.fromkeys(timings, ""), samples_seconds="", status="failed",
                    message="ResourceExhaustedError: out of memory")
     return row

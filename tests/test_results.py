@@ -1,0 +1,367 @@
+"""linfit.results and linfit.record: the schema-2 file, its one writer and one reader, the
+record and its derived statistics, schema-1 files, and every class of file the reader refuses.
+
+Fixtures: tests/data/compare/small-v2.csv (schema 2, from make_fixtures.py there) and
+base.csv (schema 1).
+"""
+
+import csv
+import dataclasses
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linfit._errors import ResultsFileError
+from linfit.cli import main
+from linfit.record import FACT_COLUMNS, CellResult, Reference, step_statistics
+from linfit.results import (
+    COLUMN_NAMES,
+    SCHEMA_VERSION,
+    Cell,
+    ResultSet,
+    atomic_write_text,
+    columns_of,
+    duplicate_cells,
+    read_frame,
+    read_results,
+    write_results,
+)
+
+DATA = Path(__file__).parent / "data" / "compare"
+SMALL = DATA / "small-v2.csv"
+SCHEMA_1 = DATA / "base.csv"
+PLOTS = Path(__file__).parent / "data" / "plots"
+
+EAGER = Cell("tensorflow", "CPU:0", "eager", 1000, "float32", 1)
+LOOP = Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the record ------------------------------------------------------------------------
+
+def test_statistics_derive_from_per_call_samples_in_one_place():
+    record = CellResult(LOOP, "ok", per_call_seconds=(4e-4, 2e-4, 3e-4, 5e-4), iterations=3)
+    assert record.per_step_seconds == (4e-4 / 100, 2e-4 / 100, 3e-4 / 100, 5e-4 / 100)
+    assert record.rounds == 4 and record.steps_per_call == 100
+    assert record.median_seconds == pytest.approx(3.5e-6, rel=1e-15)
+    assert (record.min_seconds, record.max_seconds) == (2e-4 / 100, 5e-4 / 100)
+    assert record.iqr_seconds == pytest.approx(1.5e-6, rel=1e-12)
+    assert dict(record.statistics) == step_statistics(record.per_step_seconds)
+    assert record.to_row()["median_seconds"] == record.median_seconds
+
+
+def test_an_untimed_record_has_no_statistics():
+    record = CellResult(EAGER, "failed", message="boom")
+    assert record.rounds == 0 and not record.timed
+    assert math.isnan(record.median_seconds) and record.efficiency is None
+    assert record.to_row()["median_seconds"] is None
+
+
+def test_a_record_is_immutable_and_checks_its_vocabulary():
+    record = CellResult(EAGER, "ok", per_call_seconds=(1.0,))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.status = "failed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        record.facts["host"] = "x"  # type: ignore[index]
+    with pytest.raises(ValueError, match="status 'passed'"):
+        CellResult(EAGER, "passed")
+    with pytest.raises(ValueError, match="check_traces 'maybe'"):
+        CellResult(EAGER, "ok", check_traces="maybe")
+    assert hash(record) == hash(CellResult(EAGER, "ok", per_call_seconds=(1.0,)))
+
+
+def test_from_row_and_to_row_round_trip_a_harness_dict():
+    [record, *_] = read_results(SMALL)
+    row = record.to_row()
+    assert set(row) == set(COLUMN_NAMES) - {"schema_version"}
+    assert CellResult.from_row(row) == record
+    # The harness's older dicts carry per-step samples: they become per-call times k.
+    per_step = {**row, "call_samples_seconds": None, "samples_seconds": record.per_step_seconds}
+    assert CellResult.from_row(per_step).per_call_seconds == pytest.approx(
+        record.per_call_seconds, rel=1e-15)
+    assert set(FACT_COLUMNS) >= {"host", "git_commit", "xla_flags", "run_interrupted"}
+
+
+# --- writing and reading schema 2 ------------------------------------------------------
+
+def test_the_small_fixture_reads_as_records():
+    results = read_results(SMALL)
+    assert isinstance(results, ResultSet) and results.path == SMALL
+    assert results.schema_version == SCHEMA_VERSION == 2
+    by_cell = results.by_cell()
+    loop = by_cell[LOOP]
+    assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
+    assert str(loop.reference) == "tensorflow eager CPU:0"
+    assert (loop.check_placement, loop.check_traces, loop.check_convergence) == ("ok",) * 3
+    assert loop.facts["run_interrupted"] is False
+    failed = next(r for r in results if not r.ok)
+    assert failed.check_convergence == "failed" and failed.timed
+
+
+def test_write_then_read_is_exact(tmp_path):
+    records = read_results(SMALL)
+    written = write_results(records, tmp_path / "again.csv")
+    again = read_results(written)
+    assert list(again) == list(records)
+    assert written.read_text() == SMALL.read_text()
+
+
+def test_to_frame_is_the_frame_pandas_users_had():
+    results = read_results(SMALL)
+    frame = results.to_frame()
+    # One truth per frame: per-step samples, where the file keeps per-call ones.
+    assert list(frame.columns) == [
+        "samples_seconds" if name == "call_samples_seconds" else name for name in COLUMN_NAMES]
+    loop = frame[frame["variant"] == "xla-loop"].iloc[0]
+    assert loop["samples_seconds"] == results.by_cell()[LOOP].per_step_seconds
+    assert loop["median_seconds"] == np.median(loop["samples_seconds"])
+    assert frame["n_examples"].dtype == np.int64 and frame["loop"].dtype == bool
+    assert frame.equals(read_frame(SMALL))
+
+
+def test_plain_pandas_reads_the_file():
+    frame = pd.read_csv(SMALL)
+    first = frame.iloc[0]
+    samples = [float(s) for s in first["call_samples_seconds"].split()]
+    assert first["median_seconds"] == np.median(samples) / first["steps_per_call"]
+
+
+def test_the_writer_never_overwrites_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "run.csv"
+    write_results(read_results(SMALL), target)
+    before = digest(target)
+    with pytest.raises(FileExistsError):
+        write_results(read_results(SMALL), target)
+    assert digest(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_the_writer_refuses_duplicates_and_unknown_columns(tmp_path):
+    record = read_results(SMALL)[0]
+    with pytest.raises(ValueError, match="rows 0 and 1: duplicated cell"):
+        write_results([record, record], tmp_path / "dup.csv")
+    with pytest.raises(ValueError, match="unknown result columns: \\['colour'\\]"):
+        write_results([{**record.to_row(), "colour": "red"}], tmp_path / "bad.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_text_refuses_or_replaces(tmp_path):
+    target = tmp_path / "sub" / "page.md"
+    atomic_write_text(target, "one\n")
+    with pytest.raises(FileExistsError):
+        atomic_write_text(target, "two\n")
+    assert target.read_text() == "one\n"
+    atomic_write_text(target, "two\n", overwrite=True)
+    assert target.read_text() == "two\n"
+    assert os.listdir(target.parent) == ["page.md"]
+
+
+def test_duplicate_cells():
+    assert duplicate_cells([EAGER, LOOP]) is None
+    assert duplicate_cells([EAGER, LOOP, EAGER]) == (0, 2, EAGER)
+
+
+# --- schema 1 --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", sorted([
+    *Path(__file__).parent.parent.glob("results/*/*.csv"), SCHEMA_1, DATA / "new.csv",
+    *PLOTS.glob("*.csv")]), ids=lambda p: p.name)
+def test_every_committed_schema_1_file_is_still_read(path):
+    results = read_results(path)
+    assert results.schema_version == 1 and len(results) > 0
+    for record in results:
+        assert record.reference is None and record.to_row()["reference"] == "unknown"
+        assert (record.check_placement, record.check_traces,
+                record.check_convergence) == ("unknown",) * 3
+        assert record.facts["run_interrupted"] is None
+
+
+def test_schema_1_samples_become_per_call_and_keep_their_statistics():
+    frame = pd.read_csv(SCHEMA_1)
+    results = read_results(SCHEMA_1)
+    for record, (_, row) in zip(results, frame.iterrows(), strict=True):
+        if record.ok:
+            stored = [float(s) for s in row["samples_seconds"].split()]
+            assert record.per_step_seconds == pytest.approx(stored, rel=1e-15)
+            assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
+
+
+def test_a_schema_1_file_rewritten_is_schema_2(tmp_path):
+    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v2.csv"))
+    assert again.schema_version == 2
+    assert [r.per_call_seconds for r in again] == [r.per_call_seconds
+                                                    for r in read_results(SCHEMA_1)]
+    assert again[0].check_placement == "unknown"
+
+
+# --- the reader refuses what it cannot trust -------------------------------------------
+
+def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    return header, rows
+
+
+def _edited(tmp_path: Path, change: Callable[[list[str], list[list[str]]], None],
+            source: Path = SMALL) -> Path:
+    header, rows = _rows(source)
+    change(header, rows)
+    target = tmp_path / "edited.csv"
+    with target.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    return target
+
+
+def _set(column: str, value: str, row: int = 0):
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        rows[row][header.index(column)] = value
+    return change
+
+
+def _cut(row: int, keep: int):
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        rows[row][:] = rows[row][:keep]
+    return change
+
+
+def _extra(row: int):
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        rows[row].append("surprise")
+    return change
+
+
+def _multiline_message_then(column: str, value: str):
+    """Row 4's message spans three physical lines; then row 4 (line 5) is not the bad one:
+    the bad value goes into the row after it, which starts on physical line 8."""
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        rows[3][header.index("message")] = "first\nsecond\nthird"
+        rows.append(list(rows[0]))
+        rows[-1][header.index("variant")] = "function-loop"
+        rows[-1][header.index(column)] = value
+    return change
+
+
+# (change, the line and column in the message, what it says)
+REFUSALS: dict[str, tuple[Callable, str, str]] = {
+    "short row": (_cut(1, 40), "line 3, column ", "the row ends after 40 of the header's"),
+    "short row cut mid-samples": (_cut(2, 46), "line 4, column ",
+                                  "the row ends after 46 of the header's"),
+    "long row": (_extra(2), "line 4:", "fields where the header has"),
+    "extra field in the first data row": (_extra(0), "line 2:", "(extra after column"),
+    "status outside the vocabulary": (_set("status", "passed", 1), "line 3, column status",
+                                      "'passed' is not one of ok, failed"),
+    "zero median": (_set("median_seconds", "0", 0), "line 2, column median_seconds",
+                    "0.0 is not strictly positive"),
+    "negative first call": (_set("first_call_seconds", "-0.5", 1),
+                            "line 3, column first_call_seconds", "-0.5 is not strictly positive"),
+    "zero sample": (_set("call_samples_seconds", "0.001 0.0 0.001 0.001 0.001", 0),
+                    "line 2, column call_samples_seconds",
+                    "holds a time that is not strictly positive"),
+    "fractional n_examples": (_set("n_examples", "1000.7", 0), "line 2, column n_examples",
+                              "'1000.7' is not an integer"),
+    "zero steps_per_call": (_set("steps_per_call", "0", 1), "line 3, column steps_per_call",
+                            "0 is not strictly positive"),
+    "median disagrees with the samples": (_set("median_seconds", "123.0", 2),
+                                          "line 4, column median_seconds",
+                                          "123.0 disagrees with the samples"),
+    "round count disagrees with the samples": (_set("rounds", "9", 0), "line 2, column rounds",
+                                               "9 rounds, but call_samples_seconds holds 5"),
+    "unknown backend": (_set("backend", "tensorflw", 0), "line 2, column backend",
+                        "'tensorflw' is not one of tensorflow, jax, torch"),
+    "unknown dtype": (_set("dtype", "float8", 0), "line 2, column dtype",
+                      "'float8' is not one of float32, float64, bfloat16, float16"),
+    "unknown check outcome": (_set("check_traces", "fine", 0), "line 2, column check_traces",
+                              "'fine' is not one of ok, failed, not-run, unknown"),
+    "efficiency that is not floor / median": (_set("efficiency", "0.5", 0),
+                                              "line 2, column efficiency",
+                                              "is not floor_seconds / the median"),
+    "physical line after a quoted multi-line field": (
+        _multiline_message_then("dtype", "float8"), "line 8, column dtype",
+        "'float8' is not one of"),
+    "ok row without samples": (_set("call_samples_seconds", "", 1),
+                               "line 3, column call_samples_seconds",
+                               "is empty in an ok row"),
+    "duplicated cell": (lambda header, rows: rows.append(list(rows[0])), "lines 2 and 6",
+                        "duplicated cell (tensorflow CPU:0 eager n=1000 float32 k=1)"),
+    "future schema_version": (_set("schema_version", "3", 0), "line 2, column schema_version",
+                              "'3' is not a schema_version this linfit reads (it reads 1 and 2); "
+                              "it was written by a newer linfit"),
+    "mixed schema_versions": (_set("schema_version", "1", 2), "line 4, column schema_version",
+                              "1 differs from the first row's 2"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_the_reader_refuses(case, tmp_path):
+    change, where, what = REFUSALS[case]
+    bad = _edited(tmp_path, change)
+    with pytest.raises(ResultsFileError) as error:
+        read_results(bad)
+    message = str(error.value)
+    assert message.startswith(f"{bad} "), message
+    assert where in message and what in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("command", ["compare", "check"])
+@pytest.mark.parametrize("case", ["short row", "fractional n_examples",
+                                  "median disagrees with the samples", "unknown backend"])
+def test_the_commands_exit_2_with_one_line_and_leave_the_file(case, command, tmp_path, capsys):
+    change, where, what = REFUSALS[case]
+    bad = _edited(tmp_path, change)
+    before = digest(bad)
+    argv = ["compare", str(SMALL), str(bad)] if command == "compare" else ["check", str(bad)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"linfit {command}: error: {bad} ") and where in line and what in line
+    assert digest(bad) == before
+
+
+def test_a_schema_1_row_with_a_round_count_but_no_samples_is_refused(tmp_path):
+    bad = _edited(tmp_path, _set("samples_seconds", "", 4), source=SCHEMA_1)
+    with pytest.raises(ResultsFileError, match="line 6, column samples_seconds: is empty in an "
+                                               "ok row"):
+        read_results(bad)
+    failed = _edited(tmp_path, lambda header, rows: (
+        _set("status", "failed", 4)(header, rows), _set("samples_seconds", "", 4)(header, rows)),
+        source=SCHEMA_1)
+    with pytest.raises(ResultsFileError, match="line 6, column rounds: 40 rounds, but "
+                                               "samples_seconds holds 0 samples"):
+        read_results(failed)
+
+
+def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
+    def untimed(header: list[str], rows: list[list[str]]) -> None:
+        for column in ("call_samples_seconds", "rounds", "min_seconds", "median_seconds",
+                       "mean_seconds", "stddev_seconds", "iqr_seconds", "max_seconds",
+                       "final_w", "placement", "device_name"):
+            rows[3][header.index(column)] = ""
+    [*_, failed] = read_results(_edited(tmp_path, untimed))
+    assert not failed.ok and not failed.timed and failed.final_w is None
+
+
+def test_every_schema_2_column_is_declared_once():
+    assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
+    assert "samples_seconds" in {c.name for c in columns_of(1)} - set(COLUMN_NAMES)
+    assert {"call_samples_seconds", "reference", "reference_w", "reference_b",
+            "check_placement", "check_traces", "check_convergence",
+            "run_interrupted"} <= set(COLUMN_NAMES) - {c.name for c in columns_of(1)}
+
+
+def test_a_reference_names_backend_variant_and_device():
+    reference = Reference.parse("jax eager CPU:0", 3.0, 2.0)
+    assert str(reference) == "jax eager CPU:0" and reference.w == 3.0
+    with pytest.raises(ValueError):
+        Reference.parse("jax eager")
