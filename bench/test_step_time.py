@@ -27,10 +27,10 @@ def test_step_time(benchmark, linfit_harness: Harness, linfit_cell: Cell) -> Non
         return RawTiming(tuple(benchmark.stats.stats.data), benchmark.stats.iterations)
 
     try:
-        row = linfit_harness.run_cell(linfit_cell, time_calls)
+        result = linfit_harness.run_cell(linfit_cell, time_calls)
     except LinfitError as error:
         pytest.fail(f"{linfit_cell}: {error}", pytrace=False)
-    benchmark.extra_info.update(first_call_seconds=row["first_call_seconds"],
-                                traces=row["traces"], status=row["status"])
-    if row["status"] != "ok":
-        pytest.fail(f"{linfit_cell}: {row['message']}", pytrace=False)
+    benchmark.extra_info.update(first_call_seconds=result.first_call_seconds,
+                                traces=result.traces, status=result.status)
+    if not result.ok:
+        pytest.fail(f"{linfit_cell}: {result.message}", pytrace=False)

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -37,9 +36,11 @@ from typing import Any
 import numpy as np
 
 from linfit._errors import DeviceError, LinfitError
+from linfit._paths import output_dir_problem
 from linfit.backends.base import Backend, Device
 from linfit.data import numpy_dtype
 from linfit.environment import machine_facts
+from linfit.results import atomic_write_text
 
 __all__ = [
     "COPY_BYTES_PER_ELEMENT",
@@ -51,6 +52,7 @@ __all__ = [
     "Floors",
     "FloorsFileError",
     "ProbeMeasurement",
+    "cache_dir_problem",
     "cache_file_name",
     "default_cache_dir",
     "floor_columns",
@@ -423,6 +425,12 @@ def default_cache_dir() -> Path:
     return Path(base) / CACHE_SUBDIR
 
 
+def cache_dir_problem(directory: Path | None = None) -> str:
+    """Why the floors cache folder (default: :func:`default_cache_dir`) cannot hold the
+    cache; '' when it can. See :func:`linfit._paths.output_dir_problem`."""
+    return output_dir_problem(default_cache_dir() if directory is None else directory)
+
+
 def cache_file_name(key: Mapping[str, str]) -> str:
     """``floors-<host>-<12 hex digits of the key's hash>.json``: the host in clear, and a
     hash of everything else that must match (CPU, devices, versions, probe settings)."""
@@ -490,18 +498,8 @@ def write_floors(floors: Floors, path: str | os.PathLike[str]) -> Path:
     Raises:
         FileExistsError: when ``path`` exists already.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(floors_json(floors), handle, indent=1)
-            handle.write("\n")
-        # link() fails if the target exists: no check-then-write race.
-        os.link(tmp, target)
-    finally:
-        os.unlink(tmp)
-    return target
+    # link() fails if the target exists: no check-then-write race.
+    return atomic_write_text(path, json.dumps(floors_json(floors), indent=1) + "\n")
 
 
 def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | None = None, *,
@@ -519,7 +517,10 @@ def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | Non
         use_cache: False: measure, and neither read nor write a cache.
 
     Returns:
-        (floors, the cache file or None, whether the floors came from it).
+        (floors, the cache file or None, whether the floors came from it). The file is
+        None also when the default cache folder cannot be written (see
+        :func:`cache_dir_problem`) or the cache could not be written: the floors are then
+        measured for this call only.
 
     Raises:
         FloorsFileError: when the cache file exists but is unreadable or of an unknown
@@ -529,6 +530,11 @@ def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | Non
     key = floors_key(backends, device_ids, probe_elements=probe_elements, repeats=repeats,
                      dispatch_calls=dispatch_calls)
     if not use_cache:
+        return measure_floors(backends, device_ids, probe_elements=probe_elements,
+                              repeats=repeats, dispatch_calls=dispatch_calls), None, False
+    if cache is None and cache_dir_problem():
+        # An unusable default folder (HOME or XDG_CACHE_HOME naming a file, read-only):
+        # measure without a cache rather than fail; callers say so with cache_dir_problem().
         return measure_floors(backends, device_ids, probe_elements=probe_elements,
                               repeats=repeats, dispatch_calls=dispatch_calls), None, False
     path = Path(cache) if cache is not None else default_cache_dir() / cache_file_name(key)
@@ -543,4 +549,9 @@ def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | Non
                               f"remove it, or name another cache file")
     floors = measure_floors(backends, device_ids, probe_elements=probe_elements,
                             repeats=repeats, dispatch_calls=dispatch_calls)
-    return floors, write_floors(floors, path), False
+    try:
+        return floors, write_floors(floors, path), False
+    except OSError:
+        # A cache that cannot be written (a folder under a file, a full disk, another run
+        # that wrote it first) costs no measurement: the path None says it was not cached.
+        return floors, None, False

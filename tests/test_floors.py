@@ -14,6 +14,7 @@ from linfit.floors import (
     Floors,
     FloorsFileError,
     ProbeMeasurement,
+    cache_dir_problem,
     cache_file_name,
     floor_columns,
     floors_json,
@@ -165,6 +166,22 @@ def test_load_or_measure_measures_once_then_reads_the_cache(tmp_path):
     assert (path, cached, fake.probes_made) == (tmp_path / "c.json", False, 3)
     second, _, cached = load_or_measure([fake], cache=tmp_path / "c.json", **settings)
     assert cached and second == first and fake.probes_made == 3
+
+
+@pytest.mark.parametrize("variable", ["XDG_CACHE_HOME", "HOME"])
+def test_an_unusable_default_cache_folder_measures_without_a_cache(tmp_path, monkeypatch,
+                                                                  variable):
+    # Issue 10: HOME or XDG_CACHE_HOME naming a file gave pytest bench/ an INTERNALERROR.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(variable, str(blocker))
+    if variable == "HOME":
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_dir_problem().startswith(f"{blocker} is not a directory")
+    fake = _FakeBackend()
+    _, path, cached = load_or_measure([fake], probe_elements=10, repeats=1, dispatch_calls=1)
+    assert (path, cached, fake.probes_made) == (None, False, 3)
+    assert blocker.read_text() == ""
 
 
 def test_the_cache_refuses_another_machine(tmp_path):

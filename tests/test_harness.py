@@ -1,14 +1,17 @@
-"""The benchmark harness: options, matrix, statistics, the results file, and whole
-``pytest bench/`` runs on a tiny matrix (n=100) in a subprocess."""
+"""The benchmark harness: options, matrix, statistics, the results file, the journal, and
+whole ``pytest bench/`` runs on a tiny matrix (n=100 or 1000) in a subprocess: results paths
+that cannot be written, SIGTERM and SIGKILL, a session that times nothing."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pandas as pd
 import pytest
 
 from linfit._errors import LinfitError
+from linfit.cli import main
 from linfit.harness import (
     DEFAULT_SIZES,
     FULL_PROFILE_EXTRA_SIZES,
@@ -30,10 +34,12 @@ from linfit.harness import (
     parse_sizes,
     per_step_samples,
     resolve_options,
+    sigterm_as_interrupt,
     step_statistics,
     trace_problems,
 )
-from linfit.results import COLUMN_NAMES, COLUMNS, Cell, read_results, write_results
+from linfit.record import CellResult
+from linfit.results import COLUMN_NAMES, COLUMNS, Cell, read_frame, read_results, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTED = datetime(2026, 11, 27, 1, 30, 0, tzinfo=UTC)
@@ -65,7 +71,6 @@ def test_defaults():
     assert options.variants is None and options.devices is None
     assert options.backends == tuple(available_backends())
     assert options.results_dir == Path("/project/results")
-    assert options.reference_backend == "tensorflow"
 
 
 def test_a_flag_wins_over_its_environment_variable_and_an_empty_one_is_unset():
@@ -179,7 +184,7 @@ def test_per_step_statistics_from_per_call_samples():
     assert samples == (1.0, 4.0, 2.0, 3.0)
     stats = step_statistics(samples)
     assert stats == pytest.approx({
-        "min_seconds": 1.0, "median_seconds": 2.5, "mean_seconds": 2.5,
+        "rounds": 4, "min_seconds": 1.0, "median_seconds": 2.5, "mean_seconds": 2.5,
         "stddev_seconds": 1.2909944487358056, "iqr_seconds": 1.5, "max_seconds": 4.0,
     })
     assert step_statistics([0.5])["stddev_seconds"] == 0.0
@@ -239,14 +244,19 @@ def _perf_counter_timer(rounds: int) -> Callable[[Callable[[], None]], RawTiming
     return time_calls
 
 
-def test_a_cell_row_and_the_file_never_overwrite(tf_backend, tmp_path):
+def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
     harness = Harness(_options(tmp_path), started=STARTED)
-    row = harness.run_cell(Cell("tensorflow", "CPU:0", "xla-loop", 100, "float32", 10),
-                           _perf_counter_timer(rounds=3))
-    assert row["status"] == "ok", row["message"]
-    assert row["traces"] == 1 and row["placement"] == "CPU:0" and row["rounds"] == 3
-    assert row["final_w"] == pytest.approx(row["w_ols"], abs=1e-3)
-    assert row["median_seconds"] == sorted(row["samples_seconds"])[1]
+    result = harness.run_cell(Cell("tensorflow", "CPU:0", "xla-loop", 100, "float32", 10),
+                              _perf_counter_timer(rounds=3))
+    assert isinstance(result, CellResult)
+    assert result.ok, result.message
+    assert result.traces == 1 and result.placement == "CPU:0" and result.rounds == 3
+    assert (result.check_placement, result.check_traces, result.check_convergence) == (
+        "ok", "ok", "ok")
+    assert str(result.reference) == "tensorflow eager CPU:0"
+    assert result.final_w == pytest.approx(result.reference.w, rel=1e-5)
+    assert result.final_w == pytest.approx(result.w_ols, abs=1e-3)
+    assert result.median_seconds == sorted(result.per_step_seconds)[1]
 
     taken = tmp_path / f"{harness.run_id}.csv"
     taken.write_text("someone else's results\n")
@@ -254,13 +264,14 @@ def test_a_cell_row_and_the_file_never_overwrite(tf_backend, tmp_path):
     assert taken.read_text() == "someone else's results\n"
     assert (first.name, second.name) == (f"{harness.run_id}-2.csv", f"{harness.run_id}-3.csv")
     assert pd.read_csv(first).columns.tolist() == list(COLUMN_NAMES)
-    frame = read_results(first)
+    frame = read_frame(first)
     assert frame.run_id.tolist() == [first.stem]
-    assert frame.samples_seconds[0] == pytest.approx(row["samples_seconds"])
+    assert frame.samples_seconds[0] == pytest.approx(result.per_step_seconds)
     assert frame.status.tolist() == ["ok"]
+    assert frame.run_interrupted.tolist() == [False]
 
 
-def test_a_failing_cell_keeps_its_row_and_untimed_cells_write_nothing(tf_backend, tmp_path):
+def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_backend, tmp_path):
     harness = Harness(_options(tmp_path), started=STARTED)
 
     def broken_timer(call: Callable[[], None]) -> RawTiming:
@@ -273,7 +284,8 @@ def test_a_failing_cell_keeps_its_row_and_untimed_cells_write_nothing(tf_backend
         harness.run_cell(Cell("tensorflow", "CPU:0", "eager", 100, "float32", 1), broken_timer)
     harness.run_cell(Cell("tensorflow", "CPU:0", "function", 100, "float32", 1),
                      lambda call: call())  # pytest-benchmark disabled: called once, untimed
-    statuses = [(row["variant"], row["status"], row["message"]) for row in harness.rows]
+    statuses = [(result.cell.variant, result.status, result.message)
+                for result in harness.results]
     assert statuses == [
         ("eager", "failed", "steps_per_call for tensorflow eager must be 1 (it is not a loop "
                             "variant), got 3"),
@@ -282,6 +294,77 @@ def test_a_failing_cell_keeps_its_row_and_untimed_cells_write_nothing(tf_backend
     ]
     assert not harness.timed
     assert harness.write() is None and not list(tmp_path.iterdir())
+
+
+def test_every_finished_cell_is_in_the_journal_until_the_file_is_written(tf_backend, tmp_path):
+    harness = Harness(_options(tmp_path / "results"), started=STARTED)
+    harness.check_output()
+    assert not (tmp_path / "results").exists()  # checked, not created
+    harness.start_journal()
+    journal = harness.journal.path
+    cells = [Cell("tensorflow", "CPU:0", variant, 100, "float32", 1)
+             for variant in ("eager", "function")]
+    for count, cell in enumerate(cells, start=1):
+        harness.run_cell(cell, _perf_counter_timer(rounds=2))
+        # On disk before the next cell starts: header + one line per finished cell.
+        assert len(journal.read_text().splitlines()) == 1 + count
+    written = harness.write(interrupted=True)
+    assert not journal.exists()
+    results = read_results(written)
+    assert [r.cell for r in results] == cells
+    assert [r.facts["run_interrupted"] for r in results] == [True, True]
+
+
+def test_left_over_journals_are_named_at_session_start(tmp_path):
+    (tmp_path / "20261127T013000Z-h-abc.journal.jsonl").write_text("{}\n")
+    harness = Harness(_options(tmp_path), started=STARTED)
+    harness.check_output()
+    assert harness.notes == [
+        f"1 journal(s) of interrupted runs in {tmp_path}: turn each into a results file with "
+        "`linfit recover JOURNAL`, then remove it (first: 20261127T013000Z-h-abc.journal.jsonl)"]
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file", "dangling-link"])
+def test_an_unusable_results_folder_is_refused_before_anything_runs(tmp_path, kind):
+    blocker = tmp_path / "taken"
+    if kind == "dangling-link":
+        blocker.symlink_to(tmp_path / "nowhere")
+    else:
+        blocker.write_text("")
+    results = blocker / "sub" if kind == "under-a-file" else blocker
+    harness = Harness(_options(results), started=STARTED)
+    with pytest.raises(LinfitError, match=r"^--linfit-results/LINFIT_RESULTS: .*taken is "):
+        harness.check_output()
+
+
+def test_an_unusable_cache_folder_is_a_warning_and_floors_are_measured_uncached(
+        tf_backend, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    calls = []
+
+    def fake_load_or_measure(backends, use_cache):
+        calls.append(use_cache)
+        return None, None, False
+
+    monkeypatch.setattr("linfit.harness._session.load_or_measure", fake_load_or_measure)
+    options = _resolve({"linfit_backends": "tensorflow", "linfit_results": str(tmp_path),
+                        "linfit_floors": "cache"})
+    harness = Harness(options, started=STARTED)
+    harness.measure_floors()
+    assert calls == [False]
+    assert harness.notes == [f"warning: the floors cache is not used: {tmp_path / 'file'} is not "
+                             f"a directory (in the path of {tmp_path / 'file' / 'linfit'}); the "
+                             "floors are measured for this run only"]
+    assert harness.floors_note.startswith("floors measured; not cached: ")
+
+
+def test_sigterm_raises_keyboard_interrupt_inside_and_the_old_handler_comes_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_results_readme_documents_every_column():
@@ -293,27 +376,37 @@ def test_results_readme_documents_every_column():
 # whole runs of pytest bench/ on a tiny matrix
 
 
-def _run_bench(tmp_path: Path, *args: str, only: str = "--benchmark-only",
-               ) -> subprocess.CompletedProcess[str]:
-    environ = {name: value for name, value in os.environ.items()
-               if not name.startswith("LINFIT_")}
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"),
-                                                          environ.get("PYTHONPATH")]))
+def _bench_command(tmp_path: Path, *args: str, only: str = "--benchmark-only",
+                   environ: dict[str, str] | None = None,
+                   ) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a tiny ``pytest bench/`` run (TensorFlow only)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LINFIT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")]))
+    env.update(environ or {})
+    results = [] if "--linfit-results" in args else ["--linfit-results",
+                                                     str(tmp_path / "results")]
     command = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider",
-               only, "--linfit-backends", "tensorflow", "--linfit-sizes", "100",
-               "--linfit-results", str(tmp_path / "results"), "--benchmark-max-time", "0.01",
-               "--benchmark-min-rounds", "3", *args]
+               only, "--linfit-backends", "tensorflow", "--linfit-sizes", "100", *results,
+               "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "3", *args]
+    return command, env
+
+
+def _run_bench(tmp_path: Path, *args: str, only: str = "--benchmark-only",
+               environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # The time limit: a session that hangs (issue 10's results-path loop) fails the test.
+    command, env = _bench_command(tmp_path, *args, only=only, environ=environ)
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env=environ)
+                          env=env)
 
 
 @pytest.fixture(scope="module")
 def bench_run(tf_backend, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """One run of two real variants and two broken ones (tests/harness_faults.py), and its CSV."""
     tmp_path = tmp_path_factory.mktemp("bench")
+    # LINFIT_NO_PLOTS=0 means: draw the figures (test_bench_run_draws_its_figures...).
     run = _run_bench(tmp_path, "-p", "harness_faults", "--linfit-variants",
                      "eager,xla-loop,retrace,slow-lr", "--linfit-steps-per-call", "10",
-                     "--benchmark-json", "bench.json")
+                     "--benchmark-json", "bench.json", environ={"LINFIT_NO_PLOTS": "0"})
     written = list((tmp_path / "results").glob("*.csv"))
     assert len(written) == 1, run.stdout + run.stderr
     return run, written[0]
@@ -321,7 +414,7 @@ def bench_run(tf_backend, tmp_path_factory) -> tuple[subprocess.CompletedProcess
 
 def test_bench_run_writes_a_csv_with_a_row_per_cell(bench_run):
     _, written = bench_run
-    frame = read_results(written)
+    frame = read_frame(written)
     assert pd.read_csv(written).columns.tolist() == list(COLUMN_NAMES)
     assert frame.variant.tolist() == ["eager", "xla-loop", "retrace", "slow-lr"]
     assert frame.steps_per_call.tolist() == [1, 10, 1, 1]
@@ -335,7 +428,7 @@ def test_bench_run_fails_retraced_and_unconverged_cells_and_keeps_their_rows(ben
     run, written = bench_run
     assert run.returncode == 1, run.stdout + run.stderr
     assert "2 failed, 2 passed" in run.stdout
-    frame = read_results(written).set_index("variant")
+    frame = read_frame(written).set_index("variant")
     assert frame.message["retrace"] == (
         "retrace retraced: 2 traces for one (device, n, dtype); something passed to the step "
         "changes its signature")
@@ -367,7 +460,7 @@ def test_bench_run_keeps_pytest_benchmark_per_call_json(bench_run):
     assert loop["extra_info"]["steps_per_call"] == 10
     assert loop["extra_info"]["traces"] == 1
     # pytest-benchmark's numbers are per call; the CSV's per step.
-    frame = read_results(written).set_index("variant")
+    frame = read_frame(written).set_index("variant")
     assert frame.median_seconds["xla-loop"] == pytest.approx(loop["stats"]["median"] / 10)
 
 
@@ -380,7 +473,7 @@ def test_bench_run_with_benchmarks_disabled_writes_nothing(tf_backend, tmp_path)
 
 def test_bench_run_records_the_floors_and_efficiency(bench_run):
     run, written = bench_run
-    ok = read_results(written).query("status == 'ok'")
+    ok = read_frame(written).query("status == 'ok'")
     assert (ok.bytes_min == 2 * 100 * 4).all()
     floors = [max(row.bytes_min / row.read_bandwidth_bytes_per_second,
                   row.dispatch_floor_seconds / row.steps_per_call)
@@ -399,21 +492,16 @@ def test_bench_run_draws_its_figures_beside_the_csv(bench_run):
 
 
 def _baseline_from(source: Path, target: Path, time_factor: float) -> Path:
-    """The ok rows of ``source`` as a baseline whose step times are ``time_factor`` times
+    """The ok cells of ``source`` as a baseline whose times are ``time_factor`` times
     theirs."""
-    frame = read_results(source).query("status == 'ok'")
-    rows = []
-    for row in frame.to_dict("records"):
-        for column in ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds",
-                       "iqr_seconds", "max_seconds"):
-            row[column] *= time_factor
-        row["samples_seconds"] = [s * time_factor for s in row["samples_seconds"]]
-        rows.append(row)
-    return write_results(rows, target)
+    return write_results([replace(result, per_call_seconds=tuple(
+                              seconds * time_factor for seconds in result.per_call_seconds))
+                          for result in read_results(source) if result.ok], target)
 
 
 @pytest.mark.parametrize(("time_factor", "status", "verdict"),
-                         [(0.5, 1, "regression: the session fails"), (3.0, 0, "no regression")])
+                         [(0.5, 1, "errors: the gate fails"),
+                          (3.0, 0, "no regression: the gate passes")])
 def test_baseline_gate_fails_the_session_on_a_regression_only(bench_run, tmp_path, time_factor,
                                                              status, verdict):
     _, written = bench_run
@@ -425,8 +513,9 @@ def test_baseline_gate_fails_the_session_on_a_regression_only(bench_run, tmp_pat
     assert run.returncode == status, run.stdout + run.stderr
     assert f"linfit check against {baseline}" in run.stdout
     assert verdict in run.stdout
+    assert "not the drift between runs" in run.stdout
     if status:
-        assert "error: performance: tensorflow CPU:0 eager n=100" in run.stdout
+        assert "error: performance: tensorflow CPU:0 " in run.stdout
 
 
 def test_an_unusable_baseline_stops_the_run_before_timing(tf_backend, tmp_path):
@@ -434,3 +523,111 @@ def test_an_unusable_baseline_stops_the_run_before_timing(tf_backend, tmp_path):
     assert run.returncode == 4
     assert f"--linfit-baseline: {tmp_path / 'missing.csv'}: no such file" in run.stderr
     assert not (tmp_path / "results").exists()
+
+
+# nothing measured is lost: bad results paths, SIGTERM, SIGKILL; nothing timed is no success
+
+# n=1000, the eager variant: the cheapest real cell; floors off, nothing drawn.
+SMALL = ("--linfit-sizes", "1000", "--linfit-floors", "off", "--linfit-no-plots",
+         "--benchmark-max-time", "0.02")
+
+
+@pytest.mark.parametrize("kind", ["regular-file", "dangling-symlink", "/dev/full"])
+def test_a_results_path_that_is_no_folder_stops_the_run_before_timing(tf_backend, tmp_path,
+                                                                       kind):
+    target = {"regular-file": tmp_path / "file", "dangling-symlink": tmp_path / "link",
+              "/dev/full": Path("/dev/full")}[kind]
+    if kind == "regular-file":
+        target.write_text("not a folder\n")
+    elif kind == "dangling-symlink":
+        target.symlink_to(tmp_path / "nowhere")
+    elif not target.exists():
+        pytest.skip("no /dev/full here")
+    run = _run_bench(tmp_path, *SMALL, "--linfit-variants", "eager",
+                     "--linfit-results", str(target))
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert f"--linfit-results/LINFIT_RESULTS: {target} is " in run.stderr
+    assert "test_step_time" not in run.stdout  # nothing ran
+    if kind == "regular-file":
+        assert target.read_text() == "not a folder\n"
+
+
+def test_a_session_that_timed_no_cell_fails_and_so_does_its_gate(bench_run, tmp_path):
+    _, written = bench_run
+    # 1e13 examples need terabytes: every cell is skipped for memory.
+    run = _run_bench(tmp_path, "--linfit-sizes", "1e13", "--linfit-floors", "off",
+                     "--linfit-variants", "eager", "--linfit-baseline", str(written))
+    assert run.returncode == 5, run.stdout + run.stderr
+    assert "no cell was timed" in run.stdout
+    assert f"nothing was compared with {written}" in run.stdout
+    assert "the gate fails" in run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_boolean_variable_that_is_no_boolean_is_a_usage_error(tmp_path):
+    run = _run_bench(tmp_path, environ={"LINFIT_NO_PLOTS": "maybe"})
+    assert run.returncode == 4
+    assert "LINFIT_NO_PLOTS='maybe' is not a boolean" in run.stderr
+
+
+def _signal_after(tmp_path: Path, signum: int, finished: int,
+                  ) -> tuple[subprocess.CompletedProcess[str], Path, int]:
+    """Start a run of 10 cells (n=1000 and 2000), send ``signum`` once ``finished`` cells
+    are in its journal; the run, its results folder, and the cells journaled by then."""
+    command, env = _bench_command(tmp_path, "--linfit-sizes", "1000,2000", "--linfit-floors",
+                                  "off", "--linfit-no-plots", "--benchmark-max-time", "0.2")
+    results = tmp_path / "results"
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    journaled = 0
+    try:
+        deadline = time.monotonic() + 240
+        while journaled < finished and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            journals = list(results.glob("*.journal.jsonl"))
+            if journals:
+                journaled = len(journals[0].read_text().splitlines()) - 1  # less the header
+        os.kill(process.pid, signum)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    run = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    assert journaled >= finished, run.stdout + run.stderr
+    return run, results, journaled
+
+
+def test_sigterm_writes_every_finished_cell_and_says_the_run_was_interrupted(tf_backend,
+                                                                              tmp_path):
+    run, results, journaled = _signal_after(tmp_path, signal.SIGTERM, finished=2)
+    assert run.returncode == 2, run.stdout + run.stderr  # pytest's "interrupted"
+    written = list(results.glob("*.csv"))
+    assert len(written) == 1, run.stdout + run.stderr
+    records = read_results(written[0])
+    # Every cell journaled when the signal was sent, and at most the one in flight besides.
+    assert journaled <= len(records) <= journaled + 1 < 10
+    assert all(record.facts["run_interrupted"] for record in records)
+    assert "the run was interrupted" in run.stdout
+    assert not list(results.glob("*.journal.jsonl"))
+
+
+def test_a_killed_run_is_recovered_from_its_journal(tf_backend, tmp_path, capsys):
+    run, results, journaled = _signal_after(tmp_path, signal.SIGKILL, finished=2)
+    assert run.returncode == -signal.SIGKILL
+    assert not list(results.glob("*.csv"))
+    journal = next(results.glob("*.journal.jsonl"))
+    assert main(["recover", str(journal), "-o", str(tmp_path / "recovered")]) == 0
+    out = capsys.readouterr().out
+    written = next((tmp_path / "recovered").glob("*.csv"))
+    assert f"into {written}" in out
+    records = read_results(written)
+    assert len(records) >= journaled  # the journal may have grown before the kill landed
+    assert f"recovered {len(records)} finished cells" in out
+    assert all(record.facts["run_interrupted"] for record in records)
+    assert written.stem == journal.name.removesuffix(".journal.jsonl")
+    # Never over a file: a second recovery gets another name; the journal is only read.
+    text = journal.read_text()
+    assert main(["recover", str(journal), "-o", str(tmp_path / "recovered")]) == 0
+    assert len(list((tmp_path / "recovered").glob("*.csv"))) == 2
+    assert journal.read_text() == text

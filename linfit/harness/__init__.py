@@ -1,0 +1,85 @@
+"""The benchmark harness behind ``pytest bench/``: everything of it that is not pytest glue.
+
+Four modules, one role each, behind this public face:
+
+- ``_options``: :data:`OPTIONS` (each a flag and an environment variable),
+  :func:`resolve_options` and :class:`HarnessOptions`;
+- ``_matrix``: :func:`build_matrix`, the cells the options select and why a cell cannot run
+  here (:class:`MatrixCell`);
+- ``_session``: :class:`Harness`, one session: a cell measured and checked
+  (:meth:`Harness.run_cell`), the journal of finished cells, the results file;
+- ``_render``: the speed-up table and the summary lines on the terminal.
+
+``bench/conftest.py`` registers :data:`OPTIONS`, parametrises the benchmark with
+:func:`build_matrix`, and hands each cell to :meth:`Harness.run_cell` together with a
+function that times a callable with pytest-benchmark.
+"""
+
+from linfit.convergence import REFERENCE_DEVICE, REFERENCE_VARIANT
+from linfit.harness._matrix import (
+    MEMORY_HEADROOM,
+    MatrixCell,
+    build_matrix,
+    cell_group,
+    cell_id,
+)
+from linfit.harness._options import (
+    DEFAULT_DTYPES,
+    DEFAULT_RESULTS_DIR,
+    DEFAULT_SIZES,
+    FLOORS_MODES,
+    FULL_PROFILE_EXTRA_SIZES,
+    OPTIONS,
+    PROFILES,
+    HarnessOptions,
+    Option,
+    available_backends,
+    parse_sizes,
+    resolve_options,
+)
+from linfit.harness._render import format_speedups, gate_lines, results_lines
+from linfit.harness._session import (
+    MESSAGE_MAX_CHARS,
+    WARMUP_CALLS,
+    Harness,
+    RawTiming,
+    make_run_id,
+    per_step_samples,
+    sigterm_as_interrupt,
+    trace_problems,
+)
+from linfit.record import step_statistics
+
+__all__ = [
+    "DEFAULT_DTYPES",
+    "DEFAULT_RESULTS_DIR",
+    "DEFAULT_SIZES",
+    "FLOORS_MODES",
+    "FULL_PROFILE_EXTRA_SIZES",
+    "MEMORY_HEADROOM",
+    "MESSAGE_MAX_CHARS",
+    "OPTIONS",
+    "PROFILES",
+    "REFERENCE_DEVICE",
+    "REFERENCE_VARIANT",
+    "WARMUP_CALLS",
+    "Harness",
+    "HarnessOptions",
+    "MatrixCell",
+    "Option",
+    "RawTiming",
+    "available_backends",
+    "build_matrix",
+    "cell_group",
+    "cell_id",
+    "format_speedups",
+    "gate_lines",
+    "make_run_id",
+    "parse_sizes",
+    "per_step_samples",
+    "resolve_options",
+    "results_lines",
+    "sigterm_as_interrupt",
+    "step_statistics",
+    "trace_problems",
+]

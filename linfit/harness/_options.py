@@ -1,0 +1,215 @@
+"""The options of ``pytest bench/``: each a flag and an environment variable, resolved once.
+
+:data:`OPTIONS` declares them (``bench/conftest.py`` registers each with pytest);
+:func:`resolve_options` turns flag values and the environment into :class:`HarnessOptions`,
+or raises a :class:`~linfit._errors.LinfitError` naming the option and what would be valid.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from linfit._errors import LinfitError
+from linfit.backends import (
+    BACKENDS,
+    DEFAULT_STEPS_PER_CALL,
+    installed_backends,
+    normalise_device_id,
+)
+from linfit.convergence import CONVERGENCE_STEPS
+from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES
+
+# The issue's default sizes: 1e3 is bound by dispatch, 1e6 by memory traffic on a CPU,
+# 1e5 lies between.
+DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
+# What --linfit-profile full adds (where memory allows): at 1e8, x and y in float32 are 800 MB.
+FULL_PROFILE_EXTRA_SIZES = (10_000_000, 100_000_000)
+PROFILES = ("default", "full")
+# float32 only by default, to keep the default matrix within the issue's 3 minutes on 2 cores.
+DEFAULT_DTYPES = ("float32",)
+DEFAULT_RESULTS_DIR = "results"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One harness option: pytest's dest name, its flag, its environment variable, its help."""
+
+    dest: str
+    flag: str
+    env: str
+    metavar: str
+    help: str
+
+    @property
+    def label(self) -> str:
+        """How error messages name the option: both spellings."""
+        return f"{self.flag}/{self.env}"
+
+
+def _option(name: str, metavar: str, help_text: str) -> Option:
+    return Option(f"linfit_{name}", f"--linfit-{name.replace('_', '-')}",
+                  f"LINFIT_{name.upper()}", metavar, help_text)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _option("backends", "NAMES", "comma-separated backends (default: every installed backend)"),
+    _option("variants", "NAMES", "comma-separated variants; 'eager' selects every backend's "
+            "eager, 'tensorflow:xla' one backend's (default: all)"),
+    _option("devices", "IDS", "comma-separated device ids such as CPU:0,GPU:0, or a kind "
+            "(CPU, GPU) for all of that kind (default: every visible device)"),
+    _option("sizes", "SIZES", "comma-separated data set sizes (default: "
+            + ",".join(f"{n:.0e}".replace("+0", "") for n in DEFAULT_SIZES) + ")"),
+    _option("profile", "PROFILE", "default, or full: also 1e7 and 1e8 examples where memory "
+            "allows (default: default)"),
+    _option("dtypes", "DTYPES", f"comma-separated dtypes from {', '.join(DTYPES)} "
+            f"(default: {','.join(DEFAULT_DTYPES)})"),
+    _option("steps_per_call", "K", "steps per call of the loop variants, a divisor of "
+            f"{CONVERGENCE_STEPS} (default: {DEFAULT_STEPS_PER_CALL})"),
+    _option("results", "DIR", f"folder for the results CSV (default: {DEFAULT_RESULTS_DIR}/ "
+            "in pytest's rootdir)"),
+    _option("floors", "MODE", "hardware floors for the efficiency columns: cache (measure once "
+            "per machine, then reuse the cache in ~/.cache/linfit), measure (every run), or off "
+            "(default: cache)"),
+    _option("baseline", "CSV", "a results CSV to gate on: after the run, linfit check's rules "
+            "compare this run with it and a regression fails the session"),
+)
+FLOORS_MODES = ("cache", "measure", "off")
+BY_DEST = {option.dest: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    """The resolved options of one benchmark session.
+
+    ``variants`` and ``devices`` are None when every one is selected. The reference each
+    cell's weights are checked against is :func:`linfit.convergence.reference_for`'s.
+    """
+
+    backends: tuple[str, ...]
+    variants: tuple[str, ...] | None
+    devices: tuple[str, ...] | None
+    sizes: tuple[int, ...]
+    profile: str
+    dtypes: tuple[str, ...]
+    steps_per_call: int
+    results_dir: Path
+    floors: str = "cache"
+    baseline: Path | None = None
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    seed: int = DEFAULT_SEED
+
+
+def available_backends() -> list[str]:
+    """Backends whose framework is installed and whose linfit module exists, without
+    importing either."""
+    return [name for name in installed_backends()
+            if importlib.util.find_spec(BACKENDS[name][0]) is not None]
+
+
+def _items(option: Option, text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise LinfitError(f"{option.label}: {text!r} names nothing; give a comma-separated list")
+    return items
+
+
+def parse_sizes(text: str, option: Option = BY_DEST["linfit_sizes"]) -> tuple[int, ...]:
+    """Data set sizes from ``"1e3,1e5"``: sorted, without repeats.
+
+    Raises:
+        LinfitError: naming the option, for an entry that is not an integer >= 2.
+    """
+    sizes = set()
+    for item in _items(option, text):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value.is_integer() and value >= 2):
+            raise LinfitError(f"{option.label}: {item!r} is not a data set size; give integers "
+                              ">= 2 such as 1e3,1e5,1e6")
+        sizes.add(int(value))
+    return tuple(sorted(sizes))
+
+
+def _choose(option: Option, text: str, valid: Sequence[str]) -> tuple[str, ...]:
+    chosen = []
+    for item in _items(option, text):
+        if item not in valid:
+            raise LinfitError(f"{option.label}: unknown {item!r}; valid: {', '.join(valid)}")
+        if item not in chosen:
+            chosen.append(item)
+    return tuple(chosen)
+
+
+def _steps_per_call(option: Option, text: str) -> int:
+    divisors = [k for k in range(1, CONVERGENCE_STEPS + 1) if CONVERGENCE_STEPS % k == 0]
+    if not (text.strip().isdigit() and int(text) in divisors):
+        # The convergence check runs CONVERGENCE_STEPS steps in whole calls.
+        raise LinfitError(f"{option.label}: {text!r} must divide the {CONVERGENCE_STEPS} "
+                          f"convergence steps: one of {', '.join(map(str, divisors))}")
+    return int(text)
+
+
+def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str],
+                    rootdir: Path, invocation_dir: Path) -> HarnessOptions:
+    """The session's options: a flag wins over its environment variable, which wins over
+    the default. An empty environment variable counts as unset.
+
+    Args:
+        values: flag values by :attr:`Option.dest`, None where the flag was not given.
+        environ: the environment (``os.environ``).
+        rootdir: pytest's rootdir; the default results folder is ``results/`` in it.
+        invocation_dir: where pytest was started; relative ``--linfit-results`` paths
+            start there.
+
+    Raises:
+        LinfitError: naming the option and what would be valid.
+    """
+    given = {}
+    for option in OPTIONS:
+        text = values.get(option.dest)
+        given[option.dest] = text if text is not None else (environ.get(option.env) or None)
+
+    def get(name: str) -> str | None:
+        return given[f"linfit_{name}"]
+
+    available = available_backends()
+    if not available:
+        raise LinfitError(f"no backend is installed; install one of: {', '.join(BACKENDS)}")
+    text = get("backends")
+    backends = (_choose(BY_DEST["linfit_backends"], text, available) if text
+                else tuple(available))
+    text = get("variants")
+    variants = tuple(dict.fromkeys(_items(BY_DEST["linfit_variants"], text))) if text else None
+    text = get("devices")
+    devices = (tuple(dict.fromkeys(normalise_device_id(d)
+                                   for d in _items(BY_DEST["linfit_devices"], text)))
+               if text else None)
+    text = get("profile")
+    profile = _choose(BY_DEST["linfit_profile"], text, PROFILES)[0] if text else "default"
+    text = get("sizes")
+    sizes = parse_sizes(text) if text else DEFAULT_SIZES
+    if profile == "full":
+        sizes = tuple(sorted(set(sizes) | set(FULL_PROFILE_EXTRA_SIZES)))
+    text = get("dtypes")
+    dtypes = _choose(BY_DEST["linfit_dtypes"], text, DTYPES) if text else DEFAULT_DTYPES
+    text = get("steps_per_call")
+    steps_per_call = (_steps_per_call(BY_DEST["linfit_steps_per_call"], text) if text
+                      else DEFAULT_STEPS_PER_CALL)
+    text = get("results")
+    results_dir = (invocation_dir / Path(text).expanduser() if text
+                   else rootdir / DEFAULT_RESULTS_DIR)
+    text = get("floors")
+    floors = _choose(BY_DEST["linfit_floors"], text, FLOORS_MODES)[0] if text else "cache"
+    text = get("baseline")
+    baseline = invocation_dir / Path(text).expanduser() if text else None
+    return HarnessOptions(backends=backends, variants=variants, devices=devices, sizes=sizes,
+                          profile=profile, dtypes=dtypes, steps_per_call=steps_per_call,
+                          results_dir=results_dir, floors=floors,
+                          baseline=baseline)
+

@@ -1,0 +1,391 @@
+"""One benchmark session: its run facts, one cell measured and checked, the journal, the file.
+
+Nothing here knows pytest. :meth:`Harness.run_cell` builds the trainer, times the first call,
+warms up, checks placement, has the calls timed, trains the convergence steps from the start,
+checks traces and weights, and records one row per cell: in memory, and in the journal on
+disk (:mod:`linfit.journal`) before the next cell starts. At the end of the session
+:meth:`Harness.write` writes the rows to ``<results>/<run_id>.csv`` and removes the journal.
+
+Each finished cell is a :class:`~linfit.record.CellResult`: raw per-call times from
+pytest-benchmark, the checks' outcomes and the reference the weights were checked against
+(:func:`linfit.convergence.reference_for`); its statistics derive from the samples there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from linfit._errors import LinfitError
+from linfit._paths import check_output_dir
+from linfit.backends import Variant, get_backend
+from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
+from linfit.data import make_dataset
+from linfit.environment import env_flags, git_state, machine_facts
+from linfit.fit import fit, train
+from linfit.floors import Floors, cache_dir_problem, floor_columns, load_or_measure
+from linfit.harness._options import BY_DEST, HarnessOptions
+from linfit.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
+from linfit.record import CellResult, Reference
+from linfit.results import Cell
+
+# Calls after the first one (which traces and compiles) and before timing starts: the second
+# call of a compiled function can still pay one-off costs (allocator growth, XLA's
+# executable cache warming), and pytest-benchmark's own warm-up is off by default on CPython.
+WARMUP_CALLS = 3
+# A failed cell's message is one line of at most this many characters (framework errors can
+# run to pages; the row keeps their start).
+MESSAGE_MAX_CHARS = 1000
+
+
+def make_run_id(started: datetime, host: str, commit: str) -> str:
+    """``20261127T013000Z-host-abc1234567``: UTC start time, host, short commit.
+
+    Characters other than letters, digits, '.' and '-' in the host become '-', so the id
+    is a safe file name.
+    """
+    safe_host = re.sub(r"[^A-Za-z0-9.-]+", "-", host).strip("-.") or "host"
+    return f"{started.astimezone(UTC):%Y%m%dT%H%M%SZ}-{safe_host}-{commit}"
+
+
+@dataclass(frozen=True)
+class RawTiming:
+    """What the timer measured: each round's time per call, and calls per round."""
+
+    per_call_seconds: tuple[float, ...]
+    iterations: int
+
+
+def per_step_samples(per_call_seconds: Iterable[float], steps_per_call: int) -> tuple[float, ...]:
+    """Per-call times as per-step times: the one place a call time is divided by k."""
+    return tuple(float(seconds) / steps_per_call for seconds in per_call_seconds)
+
+
+def trace_problems(variant: Variant, traces: int) -> list[str]:
+    """What is wrong with a cell's trace count: a compiled variant traces once for one
+    (device, n, dtype), an eager one never. Empty when nothing is."""
+    if variant.compiled and traces > 1:
+        return [f"{variant.name} retraced: {traces} traces for one (device, n, dtype); "
+                "something passed to the step changes its signature"]
+    if variant.compiled and traces < 1:
+        return [f"{variant.name} is compiled but reported {traces} traces"]
+    if not variant.compiled and traces:
+        return [f"{variant.name} is not compiled but reported {traces} traces"]
+    return []
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, LinfitError):
+        text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= MESSAGE_MAX_CHARS else text[:MESSAGE_MAX_CHARS - 3] + "..."
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does; the previous
+    handler is restored on the way out.
+
+    SIGTERM is what CI cancellation and ``timeout`` send: handled like Ctrl-C, the session
+    still writes the results of the cells that finished. Outside the main thread (where
+    Python cannot install handlers) the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Harness:
+    """One benchmark session: its run facts, the reference weights, and a record per cell.
+
+    Records are kept in the order cells ran; a cell that runs again replaces its record.
+    Once :meth:`start_journal` was called, every record is also on disk as it is made.
+    """
+
+    def __init__(self, options: HarnessOptions, started: datetime | None = None) -> None:
+        self.options = options
+        self.started = started or datetime.now(UTC)
+        self.git_commit, self.git_dirty = git_state()
+        self.machine = machine_facts()
+        self.run_id = make_run_id(self.started, self.machine["host"], self.git_commit)
+        self._run_base, self._name_suffix = self.run_id, 1
+        self.written: Path | None = None
+        self.floors_note = ""
+        # Lines for the user at session start: left-over journals, an unusable cache.
+        self.notes: list[str] = []
+        # Why the results or the journal could not be written ('' when they could).
+        self.write_error = ""
+        self.journal_error = ""
+        self.journal: Journal | None = None
+        self._floors: Floors | None = None
+        self._results: dict[Cell, CellResult] = {}
+        self._references: dict[tuple[str, int, str], tuple[float, float]] = {}
+
+    @property
+    def results(self) -> list[CellResult]:
+        """The records made so far, in the order their cells ran."""
+        return list(self._results.values())
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The records made so far as result rows (:meth:`CellResult.to_row`)."""
+        return [result.to_row() for result in self._results.values()]
+
+    @property
+    def timed(self) -> bool:
+        """Whether any cell has timings (false when pytest-benchmark was disabled)."""
+        return any(result.timed for result in self._results.values())
+
+    # --- before any cell runs -----------------------------------------------------------
+
+    def check_output(self) -> None:
+        """Check that the results folder can take the CSV and the journal, before anything
+        is timed, and note the journals earlier runs left there.
+
+        Raises:
+            LinfitError: naming the option and why the folder cannot be written.
+        """
+        check_output_dir(self.options.results_dir, BY_DEST["linfit_results"].label)
+        left = leftover_journals(self.options.results_dir)
+        if left:
+            self.notes.append(
+                f"{len(left)} journal(s) of interrupted runs in {self.options.results_dir}: "
+                f"turn each into a results file with `linfit recover JOURNAL`, then remove "
+                f"it (first: {left[0].name})")
+
+    def start_journal(self) -> None:
+        """Journal every cell recorded from now on (the file appears with the first one)."""
+        self.journal = Journal(self.options.results_dir / f"{self.run_id}{JOURNAL_SUFFIX}",
+                               self.run_id)
+
+    def measure_floors(self) -> None:
+        """Measure the hardware floors (issue 7), or read them from the machine's cache,
+        before any cell runs: an interrupted measurement then costs no result.
+
+        Every device of the selected backends is measured, not only this run's: the cache
+        key then stays the same from run to run on this machine (and matches
+        ``linfit floors``). A floor that cannot be had (a cache of another machine, a
+        probe that fails) leaves the floor columns empty; :attr:`floors_note` says why. An
+        unusable cache folder is a warning in :attr:`notes`, and the floors are measured
+        for this run only.
+        """
+        if self.options.floors == "off":
+            self.floors_note = "floors: off"
+            return
+        use_cache = self.options.floors == "cache"
+        problem = cache_dir_problem() if use_cache else ""
+        if problem:
+            self.notes.append(f"warning: the floors cache is not used: {problem}; the "
+                              "floors are measured for this run only")
+            use_cache = False
+        backends = [get_backend(name) for name in self.options.backends]
+        try:
+            self._floors, path, cached = load_or_measure(backends, use_cache=use_cache)
+        except LinfitError as error:
+            self.floors_note = f"floors not recorded: {error}"
+            return
+        self.floors_note = ("floors read from the cache" if cached else "floors measured") + (
+            f" ({path})" if path else "") + (f"; not cached: {problem}" if problem else "")
+
+    # --- the cells ----------------------------------------------------------------------
+
+    def reference_weights(self, reference: Reference, n_examples: int,
+                          dtype: str) -> tuple[float, float]:
+        """(W, b) of ``reference`` (:func:`linfit.convergence.reference_for`) after
+        CONVERGENCE_STEPS steps from W=5, b=0; trained once per (backend, n, dtype).
+
+        Raises:
+            LinfitError: when the reference cannot run (an unsupported dtype) or diverges.
+        """
+        key = (reference.backend, n_examples, dtype)
+        if key not in self._references:
+            data = make_dataset(n_examples, dtype, self.options.seed)
+            result = fit(get_backend(reference.backend), reference.variant, reference.device,
+                         data, CONVERGENCE_STEPS, self.options.learning_rate)
+            self._references[key] = (result.final_w, result.final_b)
+        return self._references[key]
+
+    def run_cell(self, cell: Cell,
+                 time_calls: Callable[[Callable[[], None]], RawTiming | None]) -> CellResult:
+        """Measure and check one cell, record it and return its record.
+
+        Args:
+            cell: the cell to run.
+            time_calls: times the callable it is given (pytest-benchmark) and returns the
+                raw per-call times, or None when timing is disabled (it still calls it once).
+
+        Returns:
+            The record: status "ok", or "failed" with the retrace or convergence problems
+            in ``message``.
+
+        Raises:
+            Whatever the cell raised (a LinfitError, a framework error), after its record
+            was made with status "failed" and the error's message. An interrupt
+            (KeyboardInterrupt, SIGTERM in a session) records nothing: the cell did not
+            finish.
+        """
+        row: dict[str, Any] = {
+            "backend": cell.backend, "device": cell.device, "variant": cell.variant,
+            "n_examples": cell.n_examples, "dtype": cell.dtype,
+            "steps_per_call": cell.steps_per_call, "learning_rate": self.options.learning_rate,
+            "seed": self.options.seed, "timestamp_utc": self.started.isoformat(timespec="seconds"),
+            "git_commit": self.git_commit, "git_dirty": self.git_dirty,
+            **self.machine, **env_flags(),
+        }
+        try:
+            problems = self._measure(cell, row, time_calls)
+        except Exception as error:
+            # Never lose a result: the record is kept, then the error fails the test as usual.
+            row.update(status="failed", message=_one_line(error))
+            self._record(cell, row)
+            raise
+        row.update(status="failed" if problems else "ok", message="; ".join(problems))
+        return self._record(cell, row)
+
+    def _measure(self, cell: Cell, row: dict[str, Any],
+                 time_calls: Callable[[Callable[[], None]], RawTiming | None]) -> list[str]:
+        """Fill ``row`` step by step (so a failure keeps what was measured); return the
+        problems found."""
+        backend = get_backend(cell.backend)
+        device = backend.device(cell.device)
+        variant = backend.variant(cell.variant)
+        row.update(backend_version=backend.version, backend_build=backend.build_info(),
+                   device_kind=device.kind, device_name=device.name,
+                   device_details=device.details, compiled=variant.compiled, xla=variant.xla,
+                   loop=variant.loop, **backend.thread_settings())
+        data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
+        row.update(w_ols=data.w_ols, b_ols=data.b_ols)
+        with backend.session():
+            trainer = backend.make_trainer(cell.variant, device, data, self.options.learning_rate,
+                                           cell.steps_per_call)
+            start = time.perf_counter()
+            trainer.call()
+            row["first_call_seconds"] = time.perf_counter() - start
+            for _ in range(WARMUP_CALLS):
+                trainer.call()
+            row["check_placement"] = "failed"  # until check_placement() returns
+            row["placement"] = trainer.check_placement()
+            row["check_placement"] = "ok"
+            timing = time_calls(trainer.call)
+            if timing is not None:
+                row.update(call_samples_seconds=tuple(timing.per_call_seconds),
+                           iterations=timing.iterations)
+            # The weights to check come from a fixed number of steps from the start, not from
+            # however many rounds pytest-benchmark ran.
+            trainer.reset()
+            history = train(trainer, CONVERGENCE_STEPS)
+            final_w, final_b = trainer.weights()
+            row.update(convergence_steps=CONVERGENCE_STEPS, final_w=final_w, final_b=final_b,
+                       final_loss=history[-1].loss, traces=trainer.traces)
+        problems = trace_problems(variant, trainer.traces)
+        row["check_traces"] = "failed" if problems else "ok"
+        reference = reference_for(cell)
+        row["reference"] = str(reference)
+        reference_w, reference_b = self.reference_weights(reference, cell.n_examples, cell.dtype)
+        row.update(reference_w=reference_w, reference_b=reference_b)
+        numerics = convergence_problems(final_w, final_b, reference_w, reference_b,
+                                        data.w_ols, data.b_ols, cell.dtype)
+        row["check_convergence"] = "failed" if numerics else "ok"
+        return problems + numerics
+
+    def _record(self, cell: Cell, row: dict[str, Any]) -> CellResult:
+        """Make a finished cell's record, with its floor columns, keep it and put it in the
+        journal."""
+        result = CellResult.from_row(row)
+        floors = self._floor_columns(result)
+        if floors:
+            result = CellResult.from_row({**row, **floors})
+        self._results.pop(cell, None)  # a cell that ran again: its new record, in its new place
+        self._results[cell] = result
+        if self.journal is not None and not self.journal_error:
+            try:
+                self._append_to_journal(result)
+            except OSError as error:
+                # The run goes on without a journal; the CSV at the end still holds every cell.
+                self.journal_error = (f"the journal {self.journal.path} could not be written "
+                                      f"({error.strerror or error}); the run went on without it")
+        return result
+
+    def _append_to_journal(self, result: CellResult) -> None:
+        assert self.journal is not None
+        while True:
+            try:
+                self.journal.append(result.to_row())
+                return
+            except FileExistsError:
+                # Only a name collision (another run that started in the same second) gets
+                # another name; the run id follows, so the CSV gets the same suffix.
+                if self.journal.started or not os.path.lexists(self.journal.path):
+                    raise
+                self._name_suffix += 1
+                self.run_id = f"{self._run_base}-{self._name_suffix}"
+                self.journal = Journal(
+                    self.options.results_dir / f"{self.run_id}{JOURNAL_SUFFIX}", self.run_id)
+
+    def _floor_columns(self, result: CellResult) -> dict[str, Any]:
+        """The floor columns of an ok, timed cell, where the floors cover it; else none."""
+        if self._floors is None or not result.ok or not result.timed:
+            return {}
+        cell = result.cell
+        try:
+            return floor_columns(self._floors, cell.backend, cell.device, cell.n_examples,
+                                 cell.dtype, cell.steps_per_call, result.median_seconds)
+        except LinfitError as error:
+            self.floors_note += f"; {cell}: {error}"
+            return {}
+
+    # --- the end of the session ---------------------------------------------------------
+
+    def write(self, interrupted: bool = False) -> Path | None:
+        """Write the records to ``<results_dir>/<run_id>.csv`` if any cell was timed, then
+        remove the journal.
+
+        Never overwrites: when the file exists (two runs in the same second) the name gets
+        ``-2``, ``-3``, ... and the rows' run_id says the same. Only a name collision is
+        retried. When the file cannot be written, :attr:`write_error` says why and the
+        journal stays, for ``linfit recover``.
+
+        Args:
+            interrupted: the run stopped before its matrix was done (Ctrl-C, SIGTERM, -x);
+                every row says so in ``run_interrupted``.
+
+        Returns:
+            The file written, or None when no cell was timed (nothing is written) or the
+            file could not be written.
+        """
+        if not self.timed:
+            if self.journal is not None:
+                self.journal.discard()
+            return None
+        results = [replace(result, facts={**result.facts, "run_interrupted": interrupted})
+                   for result in self._results.values()]
+        try:
+            self.written = write_run(results, self.options.results_dir, self.run_id)
+        except OSError as error:
+            self.write_error = (f"the results could not be written to "
+                                f"{self.options.results_dir}: {error.strerror or error}")
+            if self.journal is not None:
+                self.journal.close()
+            return None
+        if self.journal is not None:
+            self.journal.discard()
+        return self.written
