@@ -23,7 +23,7 @@ import pytest
 from linfit.backends import get_backend, installed_backends
 from linfit.data import DEFAULT_LEARNING_RATE, make_dataset
 from linfit.harness import WARMUP_CALLS
-from linfit.results import read_results
+from linfit.results import read_frame
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -40,7 +40,7 @@ def benchmark_median_per_call(backend: str, variant: str, n_examples: int, folde
     if code != 0:
         raise SystemExit(f"the benchmark run failed (pytest exit status {code})")
     (written,) = set(folder.glob("*.csv")) - before
-    row = read_results(written).iloc[0]
+    row = read_frame(written).iloc[0]
     return float(row["median_seconds"]) * int(row["steps_per_call"]), int(row["rounds"])
 
 

@@ -8,7 +8,9 @@ byte-identical inputs.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,10 +23,15 @@ __all__ = [
     "DTYPES",
     "INITIAL_B",
     "INITIAL_W",
+    "MEMORY_HEADROOM",
     "TRUE_B",
     "TRUE_W",
     "Dataset",
+    "available_memory_bytes",
+    "check_memory",
     "make_dataset",
+    "memory_needed_bytes",
+    "memory_problem",
 ]
 
 # The numbers of TensorFlow's "custom training: basics" tutorial.
@@ -38,6 +45,17 @@ DEFAULT_SEED = 0
 
 # Supported dtypes, by the name used on the command line and in result files.
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+# Memory a CPU cell needs, in multiples of its x and y bytes: NumPy's arrays, their copy in
+# the framework, and the step's elementwise temporaries (x*W + b - y, its square and the
+# gradient terms: about two more arrays of x's size).
+MEMORY_HEADROOM = 4
+# make_dataset draws x, the noise and y in float64 before rounding them to the dtype: three
+# float64 arrays of n beside the rounded x and y, its peak (more than the headroom above
+# for the 2-byte dtypes).
+GENERATION_FLOAT64_ARRAYS = 3
+_FLOAT64_BYTES = 8
+_GIB = 2**30
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
@@ -55,6 +73,68 @@ def numpy_dtype(dtype: str) -> np.dtype:
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(dtype)
+
+
+def memory_needed_bytes(n_examples: int, dtype: str) -> int:
+    """Bytes of memory a data set of ``n_examples`` in ``dtype`` needs at its peak on the CPU.
+
+    The larger of training it (:data:`MEMORY_HEADROOM` times the bytes of x and y) and
+    generating it (:data:`GENERATION_FLOAT64_ARRAYS` float64 arrays, then x and y).
+
+    Raises:
+        LinfitError: for an unknown dtype.
+    """
+    data_bytes = 2 * n_examples * numpy_dtype(dtype).itemsize
+    return max(MEMORY_HEADROOM * data_bytes,
+               GENERATION_FLOAT64_ARRAYS * _FLOAT64_BYTES * n_examples + data_bytes)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can give without swapping: MemAvailable, else free pages; None
+    where neither can be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def memory_problem(n_examples: int, dtype: str, available_bytes: int | None) -> str:
+    """Why a data set of ``n_examples`` in ``dtype`` cannot be held here, naming the bytes
+    needed against ``available_bytes``; '' when it fits or nothing is known.
+
+    The one memory estimate: ``linfit fit``, :func:`make_dataset` and the harness's matrix
+    (which skips such cells) all use it.
+    """
+    if available_bytes is None:
+        return ""
+    needed = memory_needed_bytes(n_examples, dtype)
+    if needed <= available_bytes:
+        return ""
+    return (f"n={n_examples:g} {dtype} needs about {needed / _GIB:,.1f} GiB of memory on the "
+            f"CPU (the data, the framework's copy and the step's temporaries); "
+            f"{available_bytes / _GIB:,.1f} GiB is available")
+
+
+def check_memory(n_examples: int, dtype: str, available_bytes: int | None = None) -> None:
+    """Refuse, before anything is allocated, a data set that cannot fit in memory.
+
+    Args:
+        n_examples, dtype: the data set.
+        available_bytes: memory available; default: :func:`available_memory_bytes` now.
+
+    Raises:
+        LinfitError: see :func:`memory_problem`.
+    """
+    available = available_memory_bytes() if available_bytes is None else available_bytes
+    problem = memory_problem(n_examples, dtype, available)
+    if problem:
+        raise LinfitError(problem)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,11 +187,15 @@ def make_dataset(n_examples: int, dtype: str = "float32", seed: int = DEFAULT_SE
         The data set and its float64 OLS reference.
 
     Raises:
-        LinfitError: for n_examples < 2 or an unknown dtype.
+        LinfitError: for n_examples < 2, a negative seed, an unknown dtype, or a data set
+            that cannot fit in the memory available (refused before it is allocated).
     """
     if n_examples < 2:
         raise LinfitError(f"n_examples must be at least 2, got {n_examples}")
+    if seed < 0:
+        raise LinfitError(f"the seed must be an integer >= 0, got {seed}")
     target = numpy_dtype(dtype)
+    check_memory(n_examples, dtype)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n_examples)
     noise = rng.standard_normal(n_examples)

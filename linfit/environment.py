@@ -7,18 +7,26 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from linfit._errors import LinfitError
+from linfit._native_log import TF_LOG_LEVEL_ENV
+
 __all__ = [
     "ENV_FLAGS",
     "GIT_COMMIT_ENV",
+    "QUIET_TF_LOG_LEVEL",
+    "TF_LOG_LEVEL_ENV",
     "cpu_model",
+    "env_flag",
     "env_flags",
     "git_state",
     "gpu_driver_version",
     "machine_facts",
+    "quiet_framework_env",
 ]
 
 # Environment variables that change what TensorFlow, XLA or the thread pools do, and so
@@ -47,6 +55,57 @@ def gpu_driver_version() -> str:
     except (OSError, IndexError):
         return ""
     return next((word for word in first.split() if word[:1].isdigit() and "." in word), "")
+
+
+# Spellings of a boolean environment variable (case-insensitive); unset or '' is false.
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """A boolean environment variable, parsed the same way everywhere in linfit.
+
+    1/true/yes/on are true; 0/false/no/off, '' and unset are false; case and surrounding
+    blanks do not matter. So ``LINFIT_NO_PLOTS=0`` means plots.
+
+    Args:
+        name: the variable.
+        environ: the environment to read (default: this process's).
+
+    Raises:
+        LinfitError: for any other value, naming the variable and what would be valid.
+    """
+    value = environ.get(name, "").strip().lower()
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise LinfitError(f"{name}={environ[name]!r} is not a boolean; use one of "
+                      f"{', '.join(_TRUE_WORDS)} or {', '.join(w for w in _FALSE_WORDS if w)}")
+
+
+# TensorFlow's C++ log level linfit runs with unless the user set one: 2 hides its INFO and
+# WARNING lines (the oneDNN notice, "Could not find cuda drivers") and keeps errors.
+QUIET_TF_LOG_LEVEL = "2"
+
+
+def quiet_framework_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment to run linfit (or a framework) in, without TensorFlow's start-up noise.
+
+    A copy of ``environ`` with ``TF_CPP_MIN_LOG_LEVEL`` set to :data:`QUIET_TF_LOG_LEVEL`
+    unless it is set already: a user's setting is kept. TensorFlow reads the variable
+    once, at its first native log call, so it must be in a process's environment before
+    anything loads TensorFlow: this is what linfit's own start (``linfit.backends``) does,
+    and what child processes (the bench harness's, ``linfit ab``'s workers) are given.
+    ``TF_ENABLE_ONEDNN_OPTS`` is never touched: it changes the kernels being measured.
+
+    Lines that TensorFlow's libraries log through Abseil ignore the variable; linfit's
+    TensorFlow backend holds those back itself, by the same level (see
+    :mod:`linfit._native_log` for why).
+    """
+    quiet = dict(environ)
+    quiet.setdefault(TF_LOG_LEVEL_ENV, QUIET_TF_LOG_LEVEL)
+    return quiet
 
 
 def env_flags() -> dict[str, str]:

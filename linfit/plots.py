@@ -2,8 +2,11 @@
 
 Plot functions take finished data (frames from :mod:`linfit.summary` or
 :mod:`linfit.compare`, fits from :mod:`linfit.fit`) and a path, draw, save and return the
-path. They compute nothing beyond what the figure shows. :func:`write_run_plots` is the one
-call that computes a run's summaries and draws all of its figures.
+path. They compute nothing beyond what the figure shows and never train: the convergence
+figure takes the fits of :func:`linfit.retrain.convergence_runs`, made by the caller.
+:func:`write_run_plots` is the one call that computes a run's summaries and draws all of
+its figures. Every file is written atomically, and a path is checked
+(:func:`check_figure_path`, :func:`check_figure_dir`) before anything is drawn.
 
 Every figure gives each (backend, variant) the same colour (:func:`variant_color`), marks
 loop variants the same way (dashed line and square marker, hatched bars, "(k=...)" in the
@@ -12,10 +15,11 @@ label) and puts its legend outside the axes, so that it hides no data.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +44,22 @@ from matplotlib.ticker import (
 
 from linfit import summary
 from linfit._errors import LinfitError
+from linfit._paths import output_dir_problem
+from linfit.backends import VARIANTS_BY_BACKEND
 from linfit.data import TRUE_B, TRUE_W
 from linfit.fit import FitResult
-from linfit.results import Cell
+from linfit.results import Cell, atomic_write_bytes
+from linfit.retrain import ConvergenceRuns
 
 __all__ = [
     "FIGURE_DPI",
     "FIGURE_FORMATS",
+    "FILE_FORMATS",
     "TIMES",
     "DrawnFigure",
+    "check_figure_dir",
+    "check_figure_path",
+    "check_formats",
     "comparison_figure_size",
     "draw_run_figures",
     "grid_figure_size",
@@ -58,6 +69,7 @@ __all__ = [
     "plot_fit_history",
     "plot_speedups",
     "plot_step_times",
+    "registry_colors",
     "variant_color",
     "variant_label",
     "write_run_plots",
@@ -65,6 +77,8 @@ __all__ = [
 
 FIGURE_DPI = 100
 FIGURE_FORMATS = ("png", "svg")
+# A single figure (fit --plot, compare --plot) takes its format from its file name's suffix.
+FILE_FORMATS = ("png", "svg", "pdf")
 
 # Sizes in inches; at FIGURE_DPI every one is a whole number of pixels.
 PANEL_WIDTH_INCHES = 5.5
@@ -75,25 +89,34 @@ COMPARISON_WIDTH_INCHES = 11.0
 COMPARISON_BASE_INCHES = 1.5  # title, x axis and legend of the comparison plot
 COMPARISON_ROW_INCHES = 0.25  # one compared cell
 
-# One colour per (backend, variant), the same in every figure. Related variants of a backend
-# get related hues where tab10 allows; the eager baselines are the muted ones.
-VARIANT_COLORS: dict[tuple[str, str], str] = {
-    ("tensorflow", "eager"): "#7f7f7f",
-    ("tensorflow", "function"): "#1f77b4",
-    ("tensorflow", "xla"): "#ff7f0e",
-    ("tensorflow", "function-loop"): "#17becf",
-    ("tensorflow", "xla-loop"): "#d62728",
-    ("jax", "eager"): "#bcbd22",
-    ("jax", "jit"): "#2ca02c",
-    ("jax", "jit-loop"): "#005a32",
-    ("torch", "eager"): "#e377c2",
-    ("torch", "compile"): "#9467bd",
-    ("torch", "compile-loop"): "#8c564b",
-    ("torch", "cuda-graph"): "#393b79",
+# One colour per (backend, variant), the same in every figure, given to each backend's
+# variants in the order of its registry (linfit.backends.variants): related variants get
+# related hues where tab10 allows, and every backend's first variant, eager, the muted one.
+BACKEND_PALETTES: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("#7f7f7f", "#1f77b4", "#ff7f0e", "#17becf", "#d62728"),
+    "jax": ("#bcbd22", "#2ca02c", "#005a32"),
+    "torch": ("#e377c2", "#9467bd", "#8c564b", "#393b79"),
 }
-# Variants not listed above get one of these, chosen by a checksum of the label (stable
-# across runs and machines, unlike hash()).
+# Variants beyond their backend's palette get one of these, chosen by a checksum of the
+# label (stable across runs and machines, unlike hash()).
 FALLBACK_COLORS = tuple(matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab20b"].colors)
+
+
+def registry_colors(registries: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], str]:
+    """The colour of every registered (backend, variant): its backend's palette, in registry
+    order; the variants beyond the palette, and a backend without one, get none here (they
+    take :data:`FALLBACK_COLORS` in :func:`variant_color`).
+
+    Args:
+        registries: backend name -> its variant names (a registry maps names to variants).
+    """
+    return {(backend, variant): color
+            for backend, variants in registries.items()
+            for variant, color in zip(variants, BACKEND_PALETTES.get(backend, ()),
+                                      strict=False)}
+
+
+VARIANT_COLORS = registry_colors(VARIANTS_BY_BACKEND)
 
 # Loop variants: dashed lines, square markers, hatched bars.
 LOOP_STYLE = {"linestyle": "--", "marker": "s"}
@@ -173,12 +196,54 @@ def comparison_figure_size(cells: int) -> tuple[float, float]:
     return (COMPARISON_WIDTH_INCHES, COMPARISON_BASE_INCHES + COMPARISON_ROW_INCHES * cells)
 
 
-def _save(figure: plt.Figure, path: str | os.PathLike[str]) -> Path:
+def check_figure_path(path: str | os.PathLike[str],
+                      formats: Sequence[str] = FILE_FORMATS) -> Path:
+    """Check, before anything is drawn or trained, that a figure can be written to ``path``.
+
+    The format is the file name's suffix. The path must not be a directory, and its folder
+    must be one, or creatable, and writable (:func:`linfit._paths.output_dir_problem`).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        LinfitError: naming the path, what is wrong and what would be valid.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, dpi=FIGURE_DPI)
-    plt.close(figure)
+    valid = ", ".join(f".{fmt}" for fmt in formats)
+    if target.is_dir():
+        raise LinfitError(f"{target} is a directory; give a file name ending in one of {valid}")
+    if target.suffix.lower().removeprefix(".") not in formats:
+        raise LinfitError(f"cannot tell the figure format of {target}: its name must end in "
+                          f"one of {valid}")
+    problem = output_dir_problem(target.parent)
+    if problem:
+        raise LinfitError(f"cannot write {target}: {problem}")
     return target
+
+
+def check_figure_dir(directory: str | os.PathLike[str]) -> Path:
+    """Check, before anything is drawn or trained, that figures can be written into
+    ``directory`` (a directory, or creatable; writable).
+
+    Raises:
+        LinfitError: naming the folder and what is wrong.
+    """
+    problem = output_dir_problem(directory)
+    if problem:
+        raise LinfitError(f"cannot write figures into {directory}: {problem}")
+    return Path(directory)
+
+
+def _save(figure: plt.Figure, path: str | os.PathLike[str]) -> Path:
+    """Save atomically (a figure of the same name is replaced, never left half-written)."""
+    target = Path(path)
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, dpi=FIGURE_DPI, format=target.suffix.lower().removeprefix("."))
+    finally:
+        plt.close(figure)
+    return atomic_write_bytes(target, buffer.getvalue(), overwrite=True)
 
 
 def _palette_rank(backend: str, variant: str) -> tuple[int, str, str]:
@@ -473,7 +538,7 @@ def _total_time_lines(ax: Axes, panel: pd.DataFrame, even: pd.DataFrame,
     ax.grid(which="major", alpha=0.3)
 
 
-def _note_lines(runs: summary.ConvergenceRuns) -> list[str]:
+def _note_lines(runs: ConvergenceRuns) -> list[str]:
     """The convergence figure's notes: how it was run, and what could not be, by reason."""
     lines = [f"Re-run here: n={_COUNT(runs.n_examples)}, {runs.dtype}, seed {runs.seed}, "
              f"lr={runs.learning_rate:g}, {runs.steps} steps; loop variants ran one step per "
@@ -496,7 +561,7 @@ def _convergence_label(result: FitResult, loop: bool, with_backend: bool,
                                                       if with_device else "")
 
 
-def plot_convergence(runs: summary.ConvergenceRuns, path: str | os.PathLike[str]) -> Path:
+def plot_convergence(runs: ConvergenceRuns, path: str | os.PathLike[str]) -> Path:
     """Figure 4, the tutorial's figure: W and b per step of every variant, on one axis.
 
     The true W and b are dashed black, the least-squares W and b of the same data dashed
@@ -505,7 +570,7 @@ def plot_convergence(runs: summary.ConvergenceRuns, path: str | os.PathLike[str]
     variants could not be run here.
 
     Args:
-        runs: what :func:`linfit.summary.convergence_runs` returns.
+        runs: what :func:`linfit.retrain.convergence_runs` returns.
         path: where to save; the suffix picks the format.
     """
     width, height = grid_figure_size(1, 1)
@@ -574,7 +639,11 @@ def plot_comparison(comparison: pd.DataFrame, path: str | os.PathLike[str]) -> P
         comparison: the frame :mod:`linfit.compare` returns: the cell key, ``ratio``,
             ``ratio_low``, ``ratio_high`` and ``verdict`` columns among others.
         path: where to save; the suffix picks the format.
+
+    Raises:
+        LinfitError: for a path :func:`check_figure_path` refuses.
     """
+    check_figure_path(path)
     figure, ax = plt.subplots(figsize=comparison_figure_size(len(comparison)),
                               layout="constrained")
     rows = comparison.reset_index(drop=True)
@@ -626,7 +695,12 @@ def plot_comparison(comparison: pd.DataFrame, path: str | os.PathLike[str]) -> P
 
 
 def plot_fit_history(result: FitResult, path: str | os.PathLike[str]) -> Path:
-    """The tutorial's figure: W and b per step, with the true values dashed."""
+    """The tutorial's figure: W and b per step, with the true values dashed.
+
+    Raises:
+        LinfitError: for a path :func:`check_figure_path` refuses.
+    """
+    check_figure_path(path)
     steps = [r.step for r in result.history] + [len(result.history) * result.steps_per_call]
     ws = [r.w for r in result.history] + [result.final_w]
     bs = [r.b for r in result.history] + [result.final_b]
@@ -645,7 +719,12 @@ def plot_fit_history(result: FitResult, path: str | os.PathLike[str]) -> Path:
     return _save(figure, path)
 
 
-def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """The formats of a run's figures, checked against :data:`FIGURE_FORMATS`.
+
+    Raises:
+        LinfitError: for an unknown format, or none.
+    """
     chosen = tuple(formats)
     unknown = [f for f in chosen if f not in FIGURE_FORMATS]
     if unknown or not chosen:
@@ -656,7 +735,7 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
 
 def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], stem: str,
                      formats: Sequence[str] = ("png",),
-                     convergence: summary.ConvergenceRuns | None = None) -> list[DrawnFigure]:
+                     convergence: ConvergenceRuns | None = None) -> list[DrawnFigure]:
     """Compute a run's summaries and draw its figures into ``directory``.
 
     Files are named ``{stem}-{figure}.{format}`` and replace figures of the same name (they
@@ -669,12 +748,13 @@ def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], ste
         directory: the folder for the figures; created if missing.
         stem: the start of every file name.
         formats: ``png`` and/or ``svg``.
-        convergence: the fits from :func:`linfit.summary.convergence_runs`, or None.
+        convergence: the fits from :func:`linfit.retrain.convergence_runs`, or None.
 
     Raises:
         LinfitError: for a format not in :data:`FIGURE_FORMATS`, or a frame with no ok cell.
     """
-    chosen = _check_formats(formats)
+    chosen = check_formats(formats)
+    check_figure_dir(directory)
     times = summary.step_times(frame)
     if times.empty:
         raise LinfitError("no cell in the results ran (every status is failed): nothing to "
@@ -702,7 +782,8 @@ def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], ste
 
 
 def write_run_plots(frame: pd.DataFrame, directory: Path, stem: str,
-                    formats: Sequence[str] = ("png",), *, convergence: bool = True) -> list[Path]:
+                    formats: Sequence[str] = ("png",), *,
+                    convergence: ConvergenceRuns | None = None) -> list[Path]:
     """Draw every figure of a run beside its results; the harness calls this after a run.
 
     Args:
@@ -710,7 +791,9 @@ def write_run_plots(frame: pd.DataFrame, directory: Path, stem: str,
         directory: the folder to write into (the results CSV's folder).
         stem: the start of every file name (the results CSV's stem).
         formats: ``png`` and/or ``svg``.
-        convergence: whether to re-run the fits for the convergence figure (a few seconds).
+        convergence: the fits behind the convergence figure, from
+            :func:`linfit.retrain.convergence_runs` (called by the caller: drawing never
+            trains), or None to leave the figure out.
 
     Returns:
         The files written, figure by figure, format by format.
@@ -718,6 +801,5 @@ def write_run_plots(frame: pd.DataFrame, directory: Path, stem: str,
     Raises:
         LinfitError: see :func:`draw_run_figures`.
     """
-    runs = summary.convergence_runs(frame) if convergence else None
-    figures = draw_run_figures(frame, directory, stem, formats, runs)
+    figures = draw_run_figures(frame, directory, stem, formats, convergence)
     return [path for figure in figures for path in figure.paths]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,13 +17,17 @@ import pandas as pd
 
 from linfit import summary
 from linfit._errors import LinfitError
-from linfit.compare import format_seconds
+from linfit._format import format_seconds, markdown_table
+from linfit._paths import output_dir_problem
 from linfit.plots import TIMES, DrawnFigure, draw_run_figures
-from linfit.results import KEY_COLUMNS
+from linfit.results import KEY_COLUMNS, atomic_write_text
+from linfit.retrain import ConvergenceRuns
 
 __all__ = [
     "FIGURES_SUFFIX",
     "SECTIONS",
+    "check_report_path",
+    "figures_folder",
     "render_report",
     "write_report",
 ]
@@ -66,16 +69,6 @@ _BREAK_EVEN_TEXT = (
 )
 
 
-def _cell_text(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell_text(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _distinct(frame: pd.DataFrame, column: str) -> str:
     values = [str(v) for v in pd.unique(frame[column])]
     return ", ".join(v if v else "(unset)" for v in values)
@@ -95,7 +88,7 @@ def _environment(frame: pd.DataFrame, sources: Sequence[str]) -> str:
     devices = frame[["device", "device_name", "device_details"]].drop_duplicates()
     for device, name, details in devices.sort_values("device").itertuples(index=False):
         rows.append((f"device {device}", f"{name}" + (f" ({details})" if details else "")))
-    return _table(["", "value"], rows)
+    return markdown_table(["", "value"], rows)
 
 
 def _number(value: float, digits: int = 6) -> str:
@@ -130,7 +123,7 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
             "is the interquartile range of the rounds; first call is the whole first call "
             "(trace + compile + its k steps). W and b are the weights after "
             f"{' or '.join(map(str, steps))} steps from W=5, b=0.\n\n")
-    return text + _table(headers, rows)
+    return text + markdown_table(headers, rows)
 
 
 def _speedup_section(speedups: pd.DataFrame) -> str:
@@ -153,7 +146,7 @@ def _speedup_section(speedups: pd.DataFrame) -> str:
              f"{row.label.removeprefix(row.backend + ' ')}, {row.speedup:.3g}{TIMES} eager"
              + ("" if row.speedup >= 1 else " (slower than eager)")
              for row in best.itertuples(index=False)]
-    return "\n\n".join([_SPEEDUP_TEXT, _table(["device", "dtype", "n", *columns], rows),
+    return "\n\n".join([_SPEEDUP_TEXT, markdown_table(["device", "dtype", "n", *columns], rows),
                         "\n".join(lines)])
 
 
@@ -172,11 +165,11 @@ def _break_even_section(break_even: pd.DataFrame) -> str:
             for row in break_even.itertuples(index=False)]
     headers = ["backend", "device", "variant", "n", "dtype", "k", "first call",
                "eager first call", "compile cost", "saving / step", "break-even steps"]
-    return _BREAK_EVEN_TEXT + "\n\n" + _table(headers, rows)
+    return _BREAK_EVEN_TEXT + "\n\n" + markdown_table(headers, rows)
 
 
 def _figures_section(figures: Sequence[DrawnFigure], report_folder: Path,
-                     convergence: summary.ConvergenceRuns | None) -> str:
+                     convergence: ConvergenceRuns | None) -> str:
     parts = []
     for figure in figures:
         link = Path(os.path.relpath(figure.paths[0], report_folder)).as_posix()
@@ -196,7 +189,7 @@ def _figures_section(figures: Sequence[DrawnFigure], report_folder: Path,
 
 def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.DataFrame,
                   figures: Sequence[DrawnFigure], report_folder: Path, sources: Sequence[str],
-                  convergence: summary.ConvergenceRuns | None = None) -> str:
+                  convergence: ConvergenceRuns | None = None) -> str:
     """The report's markdown text.
 
     Args:
@@ -223,27 +216,59 @@ def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.Da
     return "\n\n".join(parts) + "\n"
 
 
+def figures_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder of a report's figures: ``report.md`` -> ``report-figures/`` beside it."""
+    target = Path(path)
+    return target.parent / f"{target.stem}{FIGURES_SUFFIX}"
+
+
+def check_report_path(path: str | os.PathLike[str], *, force: bool = False,
+                      inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Check, before anything is drawn or trained, that the report can be written to ``path``.
+
+    Args:
+        path: the report's file.
+        force: whether an existing report may be replaced.
+        inputs: files the report is made from; the report may never replace one of them.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        LinfitError: when ``path`` is a directory (with or without ``force``), exists and
+            ``force`` is not set, is one of ``inputs``, or when its folder or its figures'
+            folder cannot be written; the message names the path and what would do.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise LinfitError(f"{target} is a directory; give the report's file name, such as "
+                          f"{target / 'report.md'}")
+    if any(target.exists() and target.samefile(source) for source in inputs
+           if Path(source).exists()):
+        raise LinfitError(f"{target} is one of the results files the report is made from; "
+                          "give the report another name")
+    if target.exists() and not force:
+        raise LinfitError(f"{target} exists already; use --force to replace it")
+    problem = output_dir_problem(target.parent)
+    if problem:
+        raise LinfitError(f"cannot write the report {target}: {problem}")
+    problem = output_dir_problem(figures_folder(target))
+    if problem:
+        raise LinfitError(f"cannot write the report's figures into {figures_folder(target)}: "
+                          f"{problem}")
+    return target
+
+
 def _write_atomically(text: str, target: Path, force: bool) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        # mkstemp makes the file private (0600); a report is for reading.
-        os.chmod(tmp, 0o644)
-        if force:
-            os.replace(tmp, target)
-        else:
-            # link() fails if the report appeared meanwhile: it is never overwritten.
-            os.link(tmp, target)
+        # Without force, link() fails if the report appeared meanwhile: never overwritten.
+        atomic_write_text(target, text, overwrite=force)
     except FileExistsError:
         raise LinfitError(f"{target} exists already; use --force to replace it") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_report(frame: pd.DataFrame, path: str | os.PathLike[str], sources: Sequence[str],
-                 *, force: bool = False, convergence: bool = True) -> Path:
+                 *, force: bool = False, convergence: ConvergenceRuns | None = None) -> Path:
     """Draw the figures and write the markdown report of ``frame`` to ``path``.
 
     The figures go in a folder beside the report, named after it (``report.md`` ->
@@ -255,17 +280,16 @@ def write_report(frame: pd.DataFrame, path: str | os.PathLike[str], sources: Seq
         path: the report's path.
         sources: the results files, as the report should name them.
         force: replace an existing report (and its figures).
-        convergence: re-run the fits for the convergence figure (a few seconds).
+        convergence: the fits behind the convergence figure, from
+            :func:`linfit.retrain.convergence_runs` (the report never trains), or None to
+            leave the figure out.
 
     Raises:
         LinfitError: when the report exists and ``force`` is not set, or when no cell ran.
     """
-    target = Path(path)
-    if target.exists() and not force:
-        raise LinfitError(f"{target} exists already; use --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    runs = summary.convergence_runs(frame) if convergence else None
-    figures = draw_run_figures(frame, target.parent / f"{target.stem}{FIGURES_SUFFIX}",
+    target = check_report_path(path, force=force)
+    runs = convergence
+    figures = draw_run_figures(frame, figures_folder(target),
                                target.stem, ("png",), runs)
     text = render_report(frame, summary.speedups(frame), summary.break_even(frame), figures,
                          target.parent, sources, runs)

@@ -1,12 +1,18 @@
-"""The command line: fit, devices, and bad arguments that exit 2 with one line."""
+"""The command line: fit, devices, bad arguments and bad paths that exit 2 with one line,
+a reader that goes away, and TensorFlow's start-up noise."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from linfit.cli import main
+from linfit import data
+from linfit.backends import VARIANTS_BY_BACKEND, Variant
+from linfit.cli import EXIT_BROKEN_PIPE, build_parser, main
+from linfit.commands import fit as fit_command
 
 
 def test_fit_prints_the_tutorial_history(tf_backend, capsys):
@@ -75,3 +81,113 @@ def test_python_dash_m_linfit_exits_2_without_traceback():
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "--n: 0 must be an integer >= 2" in done.stderr
+
+
+def _refusal(capsys: pytest.CaptureFixture[str], arguments: list[str]) -> str:
+    """Run ``linfit ARGUMENTS``, which must exit 2 with one line on stderr, nothing on stdout;
+    returns that line."""
+    assert main(arguments) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, lines
+    assert captured.out == ""
+    assert lines[0].startswith(f"linfit {arguments[0]}: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("size", ["1e11", "1e20"])
+def test_fit_refuses_a_size_that_cannot_fit_in_memory_before_allocating(size, monkeypatch,
+                                                                        capsys):
+    def allocate(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data were about to be allocated")
+
+    monkeypatch.setattr(data.np.random, "default_rng", allocate)
+    monkeypatch.setattr(data, "available_memory_bytes", lambda: 16 * 2**30)
+    line = _refusal(capsys, ["fit", "--n", size])
+    assert f"n={float(size):g} float32 needs about" in line
+    assert line.endswith("; 16.0 GiB is available")
+
+
+@pytest.mark.parametrize("seed", ["-1", "0.5", "x"])
+def test_fit_refuses_a_bad_seed(seed, capsys):
+    line = _refusal(capsys, ["fit", "--seed", seed])
+    assert "argument --seed:" in line and ("integer >= 0" in line or "not an integer" in line)
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        ("a-file/fit.png", "cannot write {tmp}/a-file/fit.png: {tmp}/a-file is not a directory"),
+        ("fit.jpeg", "cannot tell the figure format of {tmp}/fit.jpeg: its name must end in "
+                     "one of .png, .svg, .pdf"),
+        ("fit", "cannot tell the figure format of {tmp}/fit"),
+        ("a-folder", "{tmp}/a-folder is a directory; give a file name ending in one of"),
+    ],
+)
+def test_fit_plot_path_problems_are_refused_before_training(plot, message, tmp_path,
+                                                            monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("keep me")
+    (tmp_path / "a-folder").mkdir()
+    monkeypatch.setattr(fit_command, "get_backend", lambda name: pytest.fail("trained"))
+    line = _refusal(capsys, ["fit", "--plot", str(tmp_path / plot)])
+    assert message.format(tmp=tmp_path) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder"]
+    assert (tmp_path / "a-file").read_text() == "keep me"
+    assert list((tmp_path / "a-folder").iterdir()) == []
+
+
+def test_the_variants_in_fit_help_come_from_the_registries(monkeypatch):
+    def fit_help() -> str:
+        parser = build_parser()
+        subparsers = next(a for a in parser._actions if a.dest == "command")
+        return " ".join(subparsers.choices["fit"].format_help().split())
+
+    text = fit_help()
+    for backend, variants in VARIANTS_BY_BACKEND.items():
+        assert f"{backend}: {', '.join(variants)}" in text
+    extra = {**VARIANTS_BY_BACKEND["jax"],
+             "turbo": Variant("turbo", compiled=True, xla=True, loop=False, description="x")}
+    monkeypatch.setitem(VARIANTS_BY_BACKEND, "jax", extra)
+    assert "jax: eager, jit, jit-loop, turbo;" in fit_help()
+
+
+RUN_LINFIT = [sys.executable, "-m", "linfit"]
+COMPARE_DATA = Path(__file__).parent / "data" / "compare"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    # Like `linfit compare BASE NEW | head`, with a reader that closes before any output.
+    process = subprocess.Popen([*RUN_LINFIT, "compare", str(COMPARE_DATA / "base.csv"),
+                                str(COMPARE_DATA / "new.csv")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == EXIT_BROKEN_PIPE == 141
+    assert stderr == ""
+
+
+# TensorFlow's start-up lines, each shown twice before the fix (see linfit/_native_log.py).
+TF_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+            "Could not find cuda drivers", "failed call to cuInit")
+
+
+def _devices_stderr(**environ: str) -> str:
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([*RUN_LINFIT, "devices", "--backend", "tensorflow"],
+                          capture_output=True, text=True, timeout=300, env={**env, **environ})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("tensorflow  CPU:0")
+    return done.stderr
+
+
+def test_tensorflow_starts_without_noise(tf_backend):
+    stderr = _devices_stderr()
+    assert [line for line in stderr.splitlines() if any(n in line for n in TF_NOISE)] == []
+
+
+def test_tensorflow_noise_is_back_when_the_user_asks_for_it(tf_backend):
+    # The user's own TF_CPP_MIN_LOG_LEVEL is kept: at 0 every line shows, as TensorFlow
+    # prints it (the Abseil preamble at least: it comes with any line Abseil logs).
+    stderr = _devices_stderr(TF_CPP_MIN_LOG_LEVEL="0")
+    assert TF_NOISE[0] in stderr

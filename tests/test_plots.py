@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,12 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from linfit import plots, summary
+from linfit import plots, retrain, summary
 from linfit._errors import LinfitError
+from linfit.backends import VARIANTS_BY_BACKEND
 from linfit.cli import main
-from linfit.results import read_results
+from linfit.commands import plot as plot_command
+from linfit.results import read_frame
 
 DATA = Path(__file__).parent / "data" / "plots"
 VERDICTS = ("faster", "slower", "unchanged", "noise", "only-in-base", "only-in-new", "failed")
@@ -20,7 +23,7 @@ VERDICTS = ("faster", "slower", "unchanged", "noise", "only-in-base", "only-in-n
 
 @pytest.fixture(scope="module")
 def multi() -> pd.DataFrame:
-    return read_results(DATA / "multi.csv")
+    return read_frame(DATA / "multi.csv")
 
 
 def assert_png(path: Path, size_inches: tuple[float, float]) -> None:
@@ -36,6 +39,18 @@ def test_every_known_variant_has_its_own_colour():
     colours = list(plots.VARIANT_COLORS.values())
     assert len(set(colours)) == len(colours)
     assert plots.variant_color("jax", "jit") == plots.VARIANT_COLORS[("jax", "jit")]
+
+
+def test_the_colours_come_from_the_backend_registries():
+    registered = {(backend, variant) for backend, variants in VARIANTS_BY_BACKEND.items()
+                  for variant in variants}
+    assert set(plots.VARIANT_COLORS) == registered
+    # A variant added to a registry gets its backend's next colour, in registry order.
+    colours = plots.registry_colors({"jax": ["eager", "jit", "jit-loop"],
+                                     "torch": ["eager", "new-one"]})
+    assert colours[("torch", "new-one")] == plots.BACKEND_PALETTES["torch"][1]
+    assert list(colours) == [("jax", "eager"), ("jax", "jit"), ("jax", "jit-loop"),
+                             ("torch", "eager"), ("torch", "new-one")]
 
 
 def test_unknown_variants_get_a_stable_fallback_colour():
@@ -80,12 +95,12 @@ def test_first_call_refuses_a_size_not_in_the_results(multi, tmp_path):
                               tmp_path / "first.png", n_examples=5)
 
 
-def _runs(frame: pd.DataFrame) -> summary.ConvergenceRuns:
-    return summary.convergence_runs(frame, steps=10, max_n_examples=50)
+def _runs(frame: pd.DataFrame) -> retrain.ConvergenceRuns:
+    return retrain.convergence_runs(frame, steps=10, max_n_examples=50)
 
 
 def test_convergence(tf_backend, tmp_path):
-    frame = read_results(DATA / "single_size.csv")
+    frame = read_frame(DATA / "single_size.csv")
     extra = frame.iloc[:1].assign(device="GPU:99")  # not run: listed in the notes strip
     runs = _runs(pd.concat([frame, extra], ignore_index=True))
     assert len(runs.results) == len(frame) and len(runs.skipped) == 1
@@ -95,7 +110,7 @@ def test_convergence(tf_backend, tmp_path):
 
 
 def test_convergence_with_nothing_run_still_draws(tf_backend, tmp_path):
-    frame = read_results(DATA / "single_variant.csv").assign(device="GPU:99")
+    frame = read_frame(DATA / "single_variant.csv").assign(device="GPU:99")
     runs = _runs(frame)
     assert runs.results == ()
     width, height = plots.grid_figure_size(1, 1)
@@ -132,8 +147,8 @@ def test_comparison_without_any_ratio(tmp_path):
 
 
 def test_run_plots_in_every_format(tmp_path):
-    frame = read_results(DATA / "single_size.csv")
-    written = plots.write_run_plots(frame, tmp_path, "run", ("png", "svg"), convergence=False)
+    frame = read_frame(DATA / "single_size.csv")
+    written = plots.write_run_plots(frame, tmp_path, "run", ("png", "svg"))
     names = [p.name for p in written]
     assert names == ["run-step-time.png", "run-step-time.svg", "run-speedup.png",
                      "run-speedup.svg", "run-first-call.png", "run-first-call.svg"]
@@ -142,8 +157,8 @@ def test_run_plots_in_every_format(tmp_path):
 
 
 def test_a_single_size_still_plots(tmp_path):
-    frame = read_results(DATA / "single_size.csv")
-    written = plots.write_run_plots(frame, tmp_path, "one", convergence=False)
+    frame = read_frame(DATA / "single_size.csv")
+    written = plots.write_run_plots(frame, tmp_path, "one")
     assert [p.name for p in written] == ["one-step-time.png", "one-speedup.png",
                                          "one-first-call.png"]
     assert_png(written[0], plots.grid_figure_size(1, 1))
@@ -152,7 +167,7 @@ def test_a_single_size_still_plots(tmp_path):
 
 
 def test_a_single_variant_still_plots(tf_backend, tmp_path):
-    frame = read_results(DATA / "single_variant.csv")
+    frame = read_frame(DATA / "single_variant.csv")
     figures = plots.draw_run_figures(frame, tmp_path, "xla", convergence=_runs(frame))
     # No eager cell: no speed-up figure, but the rest.
     assert [f.name for f in figures] == ["step-time", "first-call", "convergence"]
@@ -163,10 +178,10 @@ def test_a_single_variant_still_plots(tf_backend, tmp_path):
 def test_unknown_formats_and_failed_runs_are_refused(multi, tmp_path):
     with pytest.raises(LinfitError, match=r"^figure format jpg is not one linfit draws; "
                                           r"valid: png, svg$"):
-        plots.write_run_plots(multi, tmp_path, "x", ("png", "jpg"), convergence=False)
+        plots.write_run_plots(multi, tmp_path, "x", ("png", "jpg"))
     failed = multi.assign(status="failed")
     with pytest.raises(LinfitError, match=r"^no cell in the results ran"):
-        plots.write_run_plots(failed, tmp_path, "x", convergence=False)
+        plots.write_run_plots(failed, tmp_path, "x")
 
 
 def test_plot_command_draws_several_files_as_one_run(tmp_path, capsys):
@@ -195,6 +210,56 @@ def test_plot_command_refuses_an_unknown_format(tmp_path, capsys):
     assert main(["plot", str(DATA / "single_size.csv"), "-o", str(tmp_path), "--format", "gif",
                  "--no-convergence"]) == 2
     assert "figure format gif is not one linfit draws" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("a-file", "cannot write figures into {tmp}/a-file: {tmp}/a-file is not a directory"),
+        ("a-file/figures", "cannot write figures into {tmp}/a-file/figures: {tmp}/a-file is "
+                           "not a directory (in the path of {tmp}/a-file/figures)"),
+    ],
+)
+def test_plot_command_refuses_an_output_that_is_not_a_folder(output, message, tmp_path,
+                                                             monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("keep me")
+    monkeypatch.setattr(plot_command, "convergence_runs",
+                        lambda frame: pytest.fail("trained before the output was checked"))
+    assert main(["plot", str(DATA / "single_size.csv"), "-o", str(tmp_path / output)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"linfit plot: error: {message.format(tmp=tmp_path)}\n"
+    assert captured.out == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+    assert (tmp_path / "a-file").read_text() == "keep me"
+
+
+def test_plot_command_refuses_an_unwritable_output(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root writes anywhere: try a folder that is no folder
+        locked = Path("/proc/linfit-figures")
+    assert main(["plot", str(DATA / "single_size.csv"), "-o", str(locked / "figures"),
+                 "--no-convergence"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"linfit plot: error: cannot write figures into {locked}/figures: ")
+    assert error.count("\n") == 1
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("fig.gif", "cannot tell the figure format of {path}: its name must end in one of .png, "
+                ".svg, .pdf"),
+    ("fig", "cannot tell the figure format of {path}"),
+    ("folder", "{path} is a directory; give a file name ending in one of .png, .svg, .pdf"),
+    ("file/fig.png", "cannot write {path}: {tmp}/file is not a directory"),
+])
+def test_figure_paths_are_checked_before_drawing(name, problem, tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    path = tmp_path / name
+    with pytest.raises(LinfitError) as raised:
+        plots.check_figure_path(path)
+    assert problem.format(path=path, tmp=tmp_path) in str(raised.value)
+    assert plots.check_figure_path(tmp_path / "fine.svg") == tmp_path / "fine.svg"
 
 
 def test_comparison_of_two_runs_from_linfit_compare(multi, tmp_path):

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from linfit import report
+from linfit import report, retrain
 from linfit._errors import LinfitError
 from linfit.cli import main
-from linfit.results import read_results
+from linfit.commands import report as report_command
+from linfit.results import read_frame
 
 DATA = Path(__file__).parent / "data" / "plots"
 MULTI = DATA / "multi.csv"
@@ -20,14 +21,14 @@ SMALL = DATA / "single_variant.csv"  # the quickest to draw
 
 @pytest.fixture(scope="module")
 def multi() -> pd.DataFrame:
-    return read_results(MULTI)
+    return read_frame(MULTI)
 
 
 @pytest.fixture(scope="module")
 def multi_report(multi, tmp_path_factory) -> Path:
     """The report of the multi-device, multi-backend fixture, written once."""
     folder = tmp_path_factory.mktemp("report") / "out"
-    return report.write_report(multi, folder / "run.md", [str(MULTI)], convergence=False)
+    return report.write_report(multi, folder / "run.md", [str(MULTI)])
 
 
 def _links(text: str) -> list[str]:
@@ -63,9 +64,8 @@ def test_report_tables(multi_report):
 
 
 def test_report_without_eager_says_why(tmp_path):
-    frame = read_results(SMALL)
-    text = report.write_report(frame, tmp_path / "r.md", ["x.csv"],
-                               convergence=False).read_text(encoding="utf-8")
+    frame = read_frame(SMALL)
+    text = report.write_report(frame, tmp_path / "r.md", ["x.csv"]).read_text(encoding="utf-8")
     assert re.findall(r"^## (.+)$", text, flags=re.MULTILINE) == list(report.SECTIONS)
     assert "No speed-ups: the results hold no eager cell" in text
     assert "No break-even steps: the results hold no eager cell" in text
@@ -73,21 +73,23 @@ def test_report_without_eager_says_why(tmp_path):
 
 
 def test_report_lists_the_variants_it_could_not_rerun(tf_backend, tmp_path):
-    frame = read_results(SMALL).assign(device="GPU:99")
-    text = report.write_report(frame, tmp_path / "r.md", ["x.csv"]).read_text(encoding="utf-8")
+    frame = read_frame(SMALL).assign(device="GPU:99")
+    runs = retrain.convergence_runs(frame)
+    text = report.write_report(frame, tmp_path / "r.md", ["x.csv"],
+                               convergence=runs).read_text(encoding="utf-8")
     assert "r-figures/r-convergence.png" in _links(text)
     assert "- tensorflow xla on GPU:99: tensorflow has no device GPU:99 here" in text
 
 
 def test_report_is_never_overwritten_unless_forced(tmp_path):
-    frame = read_results(SMALL)
+    frame = read_frame(SMALL)
     target = tmp_path / "r.md"
     target.write_text("keep me")
     with pytest.raises(LinfitError, match=r"r\.md exists already; use --force to replace it$"):
-        report.write_report(frame, target, ["x.csv"], convergence=False)
+        report.write_report(frame, target, ["x.csv"])
     assert target.read_text() == "keep me"
     assert not (tmp_path / "r-figures").exists()
-    report.write_report(frame, target, ["x.csv"], force=True, convergence=False)
+    report.write_report(frame, target, ["x.csv"], force=True)
     assert target.read_text(encoding="utf-8").startswith("# linfit report: ")
 
 
@@ -100,3 +102,40 @@ def test_report_command(tmp_path, capsys):
     assert capsys.readouterr().err == (f"linfit report: error: {target} exists already; use "
                                        "--force to replace it\n")
     assert main([*arguments, "--force"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("output", "force", "message"),
+    [
+        ("a-folder", False, "{tmp}/a-folder is a directory; give the report's file name, such "
+                            "as {tmp}/a-folder/report.md"),
+        ("a-folder", True, "{tmp}/a-folder is a directory; give the report's file name"),
+        ("a-file/r.md", False, "cannot write the report {tmp}/a-file/r.md: {tmp}/a-file is not "
+                               "a directory"),
+        ("a-file", False, "{tmp}/a-file exists already; use --force to replace it"),
+        ("blocked.md", False, "cannot write the report's figures into {tmp}/blocked-figures: "
+                              "{tmp}/blocked-figures is not a directory"),
+        ("results.csv", True, "{tmp}/results.csv is one of the results files the report is "
+                              "made from; give the report another name"),
+    ],
+)
+def test_report_command_refuses_an_output_it_cannot_write(output, force, message, tmp_path,
+                                                          monkeypatch, capsys):
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("keep me")
+    (tmp_path / "blocked-figures").write_text("keep me too")
+    results = tmp_path / "results.csv"
+    results.write_bytes(SMALL.read_bytes())
+    before = {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()}
+    monkeypatch.setattr(report_command, "convergence_runs",
+                        lambda frame: pytest.fail("trained before the output was checked"))
+    arguments = ["report", str(results), "-o", str(tmp_path / output)]
+    assert main([*arguments, *(["--force"] if force else [])]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"linfit report: error: {message.format(tmp=tmp_path)}\n" or (
+        captured.err.startswith(f"linfit report: error: {message.format(tmp=tmp_path)}")
+        and captured.err.count("\n") == 1)
+    assert captured.out == ""
+    after = {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()}
+    assert after == before
+    assert list((tmp_path / "a-folder").iterdir()) == []

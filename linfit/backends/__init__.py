@@ -10,18 +10,29 @@ import importlib
 import importlib.util
 
 from linfit._errors import LinfitError
-from linfit.backends.base import DEFAULT_STEPS_PER_CALL, Backend, Device, Trainer, Variant
+from linfit.backends.base import (
+    DEFAULT_STEPS_PER_CALL,
+    Backend,
+    Device,
+    Trainer,
+    Variant,
+    normalise_device_id,
+)
+from linfit.backends.variants import VARIANTS_BY_BACKEND
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
     "DEFAULT_STEPS_PER_CALL",
+    "VARIANTS_BY_BACKEND",
     "Backend",
     "Device",
     "Trainer",
     "Variant",
     "get_backend",
     "installed_backends",
+    "normalise_device_id",
+    "variant_names",
 ]
 
 DEFAULT_BACKEND = "tensorflow"
@@ -54,3 +65,10 @@ def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
         raise LinfitError(f"backend {name!r} needs {package}, which is not installed: "
                           f"pip install {extra}")
     return importlib.import_module(module).BACKEND
+
+
+def variant_names() -> str:
+    """Every backend's variants as one line, from the registries (no framework is imported):
+    ``tensorflow: eager, function, ...; jax: eager, jit, jit-loop; torch: ...``."""
+    return "; ".join(f"{backend}: {', '.join(VARIANTS_BY_BACKEND[backend])}"
+                     for backend in BACKENDS)

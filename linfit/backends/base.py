@@ -17,7 +17,8 @@ from typing import ClassVar
 from linfit._errors import DeviceError, LinfitError
 from linfit.data import DTYPES, Dataset
 
-__all__ = ["DEFAULT_STEPS_PER_CALL", "Backend", "Device", "Trainer", "Variant", "variant_registry"]
+__all__ = ["DEFAULT_STEPS_PER_CALL", "Backend", "Device", "Trainer", "Variant",
+           "normalise_device_id", "variant_registry"]
 
 # K steps inside one compiled call for the loop variants: the idea of Keras'
 # steps_per_execution; 100 makes the per-call dispatch cost 1% of a step or less.
@@ -62,6 +63,16 @@ class Variant:
     loop: bool
     description: str
     device_kinds: tuple[str, ...] = ("CPU", "GPU")
+
+
+def normalise_device_id(text: str) -> str:
+    """A device id as users may type it, in the form devices carry: ``cpu:0`` and
+    ``/device:CPU:0`` become ``CPU:0``; a kind alone (``gpu``) becomes ``GPU``.
+
+    The one place these spellings are defined: :meth:`Backend.device`, the harness's
+    ``--linfit-devices`` and the commands all go through it.
+    """
+    return text.strip().upper().removeprefix("/DEVICE:")
 
 
 def variant_registry(*variants: Variant) -> dict[str, Variant]:
@@ -188,7 +199,7 @@ class Backend(abc.ABC):
         Raises:
             DeviceError: listing the devices that exist.
         """
-        wanted = device_id.strip().upper().removeprefix("/DEVICE:")
+        wanted = normalise_device_id(device_id)
         for device in self.devices():
             if device.id == wanted:
                 return device

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from linfit.backends.base import Backend, Device, Trainer, Variant, variant_registry
+from linfit.backends.base import Backend, Device, Trainer, Variant
+from linfit.backends.variants import JAX_VARIANTS
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
@@ -59,14 +60,8 @@ def train_loop(w: jax.Array, b: jax.Array, x: jax.Array, y: jax.Array,
     return w, b, loss
 
 
-VARIANTS = variant_registry(
-    Variant("eager", compiled=False, xla=False, loop=False,
-            description="the step run op by op, without jax.jit"),
-    Variant("jit", compiled=True, xla=True, loop=False,
-            description="the step wrapped in jax.jit"),
-    Variant("jit-loop", compiled=True, xla=True, loop=True,
-            description="steps_per_call steps in one jax.jit call, a lax.fori_loop"),
-)
+# The registry is data, kept where it can be read without jax: linfit.backends.variants.
+VARIANTS = JAX_VARIANTS
 
 
 def _platform(device: Device) -> str:

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 
-# TensorFlow's C++ start-up chatter (no CUDA driver, oneDNN notice) would bury the results;
-# a user who wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from linfit._native_log import quiet_native_stderr
+from linfit.environment import QUIET_TF_LOG_LEVEL, TF_LOG_LEVEL_ENV
 
-import tensorflow as tf
+# TensorFlow's C++ start-up chatter (the oneDNN notice, "Could not find cuda drivers", each
+# twice) would bury the results; a user who wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
+# The variable alone is not enough: the chatter is logged through Abseil by the static
+# initialisers of two libraries that each carry their own copy of it, and Abseil ignores
+# the variable, so the import also goes through a filter that applies the same level to
+# Abseil's lines (linfit/_native_log.py has the whole story). oneDNN stays on.
+os.environ.setdefault(TF_LOG_LEVEL_ENV, QUIET_TF_LOG_LEVEL)
 
-from linfit.backends.base import Backend, Device, Trainer, Variant, variant_registry
+with quiet_native_stderr():
+    import tensorflow as tf
+
+from linfit.backends.base import Backend, Device, Trainer, Variant
+from linfit.backends.variants import TENSORFLOW_VARIANTS
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
@@ -46,18 +56,16 @@ def train_loop(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor,
     return loss
 
 
-VARIANTS = variant_registry(
-    Variant("eager", compiled=False, xla=False, loop=False,
-            description="the step run op by op, eagerly"),
-    Variant("function", compiled=True, xla=False, loop=False,
-            description="the step wrapped in tf.function"),
-    Variant("xla", compiled=True, xla=True, loop=False,
-            description="tf.function(jit_compile=True)"),
-    Variant("function-loop", compiled=True, xla=False, loop=True,
-            description="steps_per_call steps in one tf.function, a tf.range loop"),
-    Variant("xla-loop", compiled=True, xla=True, loop=True,
-            description="steps_per_call steps in one XLA-compiled call"),
-)
+# The registry is data, kept where it can be read without tensorflow: linfit.backends.variants.
+VARIANTS = TENSORFLOW_VARIANTS
+
+
+@functools.cache
+def _start_runtime_quietly() -> None:
+    """Start TensorFlow's runtime (its first look for devices) through the start-up filter:
+    where there is no NVIDIA driver it logs a failed cuInit, the no-driver notice again."""
+    with quiet_native_stderr():
+        tf.config.list_logical_devices()
 
 
 def _device_id(name: str) -> str:
@@ -138,6 +146,7 @@ class TensorFlowBackend(Backend):
         return " ".join(parts)
 
     def devices(self) -> list[Device]:
+        _start_runtime_quietly()
         physical_gpus = tf.config.list_physical_devices("GPU")
         devices = []
         for logical in tf.config.list_logical_devices():
@@ -171,6 +180,7 @@ class TensorFlowBackend(Backend):
     def session(self) -> Iterator[None]:
         """Soft placement off: an op that cannot run on the device asked for is an error,
         never a silent fallback to the CPU."""
+        _start_runtime_quietly()
         before = tf.config.get_soft_device_placement()
         tf.config.set_soft_device_placement(False)
         try:

@@ -15,7 +15,8 @@ import torch
 from torch._higher_order_ops.while_loop import while_loop
 from torch.func import grad_and_value
 
-from linfit.backends.base import Backend, Device, Trainer, Variant, variant_registry
+from linfit.backends.base import Backend, Device, Trainer, Variant
+from linfit.backends.variants import TORCH_VARIANTS
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
@@ -70,17 +71,8 @@ def train_loop(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tenso
     return loss
 
 
-VARIANTS = variant_registry(
-    Variant("eager", compiled=False, xla=False, loop=False,
-            description="the step run op by op, eagerly"),
-    Variant("compile", compiled=True, xla=False, loop=False,
-            description="the step wrapped in torch.compile (Inductor)"),
-    Variant("compile-loop", compiled=True, xla=False, loop=True,
-            description="steps_per_call steps in one torch.compile call, a while_loop"),
-    Variant("cuda-graph", compiled=True, xla=False, loop=False,
-            description="the eager step captured once as a CUDA graph and replayed",
-            device_kinds=("GPU",)),
-)
+# The registry is data, kept where it can be read without torch: linfit.backends.variants.
+VARIANTS = TORCH_VARIANTS
 
 
 def _torch_device(device: Device) -> torch.device:

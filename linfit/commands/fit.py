@@ -7,13 +7,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from linfit.backends import BACKENDS, DEFAULT_BACKEND, get_backend
+from linfit.backends import BACKENDS, DEFAULT_BACKEND, get_backend, variant_names
 from linfit.commands._args import int_at_least, positive_float
 from linfit.data import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_N_EXAMPLES,
     DEFAULT_SEED,
     DTYPES,
+    check_memory,
     make_dataset,
 )
 from linfit.fit import FitResult, fit
@@ -27,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "least-squares solution of the same data.")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS))
     parser.add_argument("--variant", default="eager",
-                        help="how the step runs: tensorflow: eager, function, xla, "
-                             "function-loop, xla-loop; jax: eager, jit, jit-loop; torch: eager, "
-                             "compile, compile-loop, cuda-graph (default: eager)")
+                        help=f"how the step runs: {variant_names()} (default: eager)")
     parser.add_argument("--device", default="CPU:0",
                         help="device id, as 'linfit devices' lists them (default: CPU:0)")
     parser.add_argument("--n", type=int_at_least(2), default=DEFAULT_N_EXAMPLES,
@@ -41,12 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "call (default: 1)")
     parser.add_argument("--lr", type=positive_float, default=DEFAULT_LEARNING_RATE,
                         help=f"learning rate, > 0 (default: {DEFAULT_LEARNING_RATE})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"NumPy seed of the data (default: {DEFAULT_SEED})")
+    parser.add_argument("--seed", type=int_at_least(0), default=DEFAULT_SEED,
+                        help=f"NumPy seed of the data, >= 0 (default: {DEFAULT_SEED})")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
-                        help="draw W and b per step against the true values")
+                        help="draw W and b per step against the true values; the suffix "
+                             "(.png, .svg, .pdf) picks the format, a file of that name is "
+                             "replaced")
     parser.set_defaults(func=run)
 
 
@@ -58,6 +59,13 @@ def _print_history(result: FitResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything that can be refused is refused before anything is allocated or trained:
+    # the figure's path, the memory the data need, the backend.
+    if args.plot:
+        from linfit.plots import check_figure_path  # matplotlib only when a figure is asked
+
+        check_figure_path(args.plot)
+    check_memory(args.n, args.dtype)
     backend = get_backend(args.backend)
     data = make_dataset(args.n, args.dtype, args.seed)
     result = fit(backend, args.variant, args.device, data, args.steps, args.lr,

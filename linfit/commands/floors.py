@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from linfit._format import format_seconds, text_table
 from linfit.backends import BACKENDS, get_backend, installed_backends
 from linfit.commands._args import int_at_least
 from linfit.floors import (
@@ -54,12 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _seconds(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    return f"{seconds * 1e3:.2f} ms"
-
-
 def floors_table(floors: Floors) -> list[tuple[str, ...]]:
     """One row per probe: device, kind, probe, median, GB/s or us per call, and a star on
     the probe that gave the device's read or copy floor."""
@@ -67,18 +62,12 @@ def floors_table(floors: Floors) -> list[tuple[str, ...]]:
     for device in floors.devices:
         best = {"read": device.read_probe, "copy": device.copy_probe}
         for m in device.measurements:
-            rate = (_seconds(m.median_seconds) + "/call" if m.kind == "dispatch"
+            rate = (format_seconds(m.median_seconds) + "/call" if m.kind == "dispatch"
                     else f"{m.bytes_per_second / 1e9:.2f} GB/s")
             star = "*" if best.get(m.kind) == m.probe else ""
-            rows.append((device.device, m.kind, m.probe, _seconds(m.median_seconds), rate, star))
+            rows.append((device.device, m.kind, m.probe, format_seconds(m.median_seconds), rate,
+                         star))
     return rows
-
-
-def _render(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(floors_json(floors), indent=1))
         return 0
-    print(_render(floors_table(floors)))
+    print("\n".join(text_table(floors_table(floors))))
     for device in floors.devices:
         print(f"{device.device}: read floor {device.read_bandwidth_bytes_per_second / 1e9:.2f} "
               f"GB/s ({device.read_probe}), copy {device.copy_bandwidth_bytes_per_second / 1e9:.2f}"

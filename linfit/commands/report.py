@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from linfit.commands.plot import read_results_files
+from linfit.retrain import convergence_runs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,10 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linfit.report import write_report
+    from linfit.report import check_report_path, write_report
 
+    # Refused before any file is read or any variant trained again.
+    check_report_path(args.output, force=args.force, inputs=args.results)
     frame = read_results_files(args.results)
+    # The report never trains: the convergence figure's re-runs are made here, explicitly.
+    runs = None if args.no_convergence else convergence_runs(frame)
     written = write_report(frame, args.output, [str(p) for p in args.results],
-                           force=args.force, convergence=not args.no_convergence)
+                           force=args.force, convergence=runs)
     print(f"report written to {written}")
     return 0
