@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from linfit._errors import LinfitError
-from linfit.results import KEY_COLUMNS, Cell, read_results
+from linfit.results import Cell, duplicate_cells, read_frame
+from linfit.retrain import convergence_runs
 
 # File-name stem of the figures when several results files are drawn together.
 COMBINED_STEM = "combined"
@@ -43,16 +44,14 @@ def read_results_files(paths: Sequence[Path]) -> pd.DataFrame:
         ResultsFileError: for a file :func:`linfit.results.read_results` rejects.
         LinfitError: naming both files when two hold the same cell.
     """
-    frames = [read_results(path) for path in paths]
+    frames = [read_frame(path) for path in paths]
     sources = [str(path) for path, frame in zip(paths, frames, strict=True)
                for _ in range(len(frame))]
     combined = pd.concat(frames, ignore_index=True)
-    duplicated = combined.duplicated(list(KEY_COLUMNS), keep=False).to_numpy()
-    if duplicated.any():
-        rows = [index for index, twin in enumerate(duplicated) if twin]
-        cell = Cell.from_row(combined.iloc[rows[0]])
-        twin = next(r for r in rows[1:] if Cell.from_row(combined.iloc[r]) == cell)
-        first, second = sources[rows[0]], sources[twin]
+    duplicated = duplicate_cells(Cell.from_row(row) for row in combined.to_dict("records"))
+    if duplicated is not None:
+        index, twin, cell = duplicated
+        first, second = sources[index], sources[twin]
         where = (f"{first} is given twice" if first == second
                  else f"both {first} and {second} hold it")
         raise LinfitError(f"cell {cell} appears twice: {where}; give each cell once")
@@ -60,12 +59,28 @@ def read_results_files(paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linfit.plots import write_run_plots
+    from linfit.plots import check_figure_dir, check_formats, write_run_plots
 
+    # Refused before any file is read or any variant trained again.
+    check_formats(args.formats)
+    check_figure_dir(args.output)
+    from linfit.ab.pairs import is_pairs_file
+
+    if any(is_pairs_file(path) for path in args.results):
+        # A pairs file of `linfit ab`: its paired ratios and bursts over time, one at a time.
+        from linfit.ab.pairs import read_pairs
+        from linfit.ab.plots import draw_pairs_figures
+
+        for path in args.results:
+            for figure in draw_pairs_figures(read_pairs(path), args.output, path.stem,
+                                             args.formats):
+                print(figure)
+        return 0
     frame = read_results_files(args.results)
     stem = args.results[0].stem if len(args.results) == 1 else COMBINED_STEM
-    written = write_run_plots(frame, args.output, stem, args.formats,
-                              convergence=not args.no_convergence)
+    # Drawing never trains: the convergence figure's re-runs are made here, explicitly.
+    runs = None if args.no_convergence else convergence_runs(frame)
+    written = write_run_plots(frame, args.output, stem, args.formats, convergence=runs)
     for path in written:
         print(path)
     return 0

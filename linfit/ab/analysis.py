@@ -1,0 +1,157 @@
+"""From a pairs file to verdicts: each side against the first, cell by cell.
+
+Computes only; :mod:`linfit.commands.ab` renders. The statistics are
+:func:`linfit.stats.paired_ratio` and :func:`linfit.stats.verdict` on the paired log ratios
+of the burst medians (one number per burst, two bursts per pair, same round).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from linfit.backends import VARIANTS_BY_BACKEND
+from linfit.stats import (
+    DEFAULT_ALPHA,
+    PairedEstimate,
+    paired_decided,
+    paired_log_ratios,
+    paired_ratio,
+    verdict,
+)
+
+__all__ = [
+    "AB_COLUMNS",
+    "CELL_COLUMNS",
+    "DEFAULT_AB_THRESHOLD",
+    "ABComparison",
+    "analyse",
+    "cell_pairs",
+    "estimate_cell",
+]
+
+# The smallest change an A/B session reports: 5%. Well under the 10% the issue asks to
+# catch. A prototype of this protocol on the 2-core VM gave 0 false verdicts in 15 A/A
+# cells at this threshold, with minimum detectable effects of 1-4% after 20 pairs; the
+# lead confirms it from the A/A sessions of bench/ab_figures.sh (results/README.md).
+DEFAULT_AB_THRESHOLD = 0.05
+
+CELL_COLUMNS = ("backend", "device", "variant", "n_examples", "dtype", "steps_per_call")
+AB_COLUMNS = (*CELL_COLUMNS, "device_name", "base_label", "new_label", "pairs",
+              "base_median_seconds", "new_median_seconds", "ratio", "ratio_low",
+              "ratio_high", "p_value", "mde", "verdict", "message")
+
+
+@dataclass(frozen=True)
+class ABComparison:
+    """Every cell and side against the first side: one row each, :data:`AB_COLUMNS`.
+
+    ``verdict`` is slower, faster, noise or unchanged (:func:`linfit.stats.verdict`), or
+    ``failed`` (the cell failed its checks on a side) or ``no-pairs``.
+    """
+
+    table: pd.DataFrame
+    threshold: float
+    alpha: float
+    labels: tuple[str, ...]
+
+    @property
+    def worsened(self) -> pd.DataFrame:
+        """The rows called slower."""
+        return self.table[self.table["verdict"] == "slower"]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """The rows whose cell failed on a side, or that got no pair."""
+        return self.table[self.table["verdict"].isin(["failed", "no-pairs"])]
+
+    def counts(self) -> dict[str, int]:
+        """How many rows have each verdict."""
+        return {str(k): int(v) for k, v in self.table["verdict"].value_counts().items()}
+
+
+def cell_pairs(frame: pd.DataFrame, side_index: int) -> pd.DataFrame:
+    """The complete pairs of one side against side 0 in one cell's rows: round, base and new
+    burst times per step, and the pair's start time, in round order."""
+    ok = frame[frame["status"] == "ok"]
+    base = ok[ok["side_index"] == 0].set_index("round")
+    new = ok[ok["side_index"] == side_index].set_index("round")
+    rounds = sorted(set(base.index) & set(new.index))
+    return pd.DataFrame({
+        "round": rounds,
+        "base_seconds": base.loc[rounds, "seconds_per_step"].to_numpy(dtype=float),
+        "new_seconds": new.loc[rounds, "seconds_per_step"].to_numpy(dtype=float),
+        "start_unix_ns": np.minimum(base.loc[rounds, "start_unix_ns"].to_numpy(),
+                                    new.loc[rounds, "start_unix_ns"].to_numpy()),
+    })
+
+
+def estimate_cell(pairs: pd.DataFrame, alpha: float) -> PairedEstimate | None:
+    """The paired estimate of one cell and side, None without pairs."""
+    if pairs.empty:
+        return None
+    return paired_ratio(paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"]), alpha)
+
+
+def is_decided(frame: pd.DataFrame, sides: int, threshold: float, alpha: float) -> bool:
+    """Whether every side's comparison with side 0 in one cell's rows is decided
+    (:func:`linfit.stats.paired_decided`)."""
+    for side in range(1, sides):
+        estimate = estimate_cell(cell_pairs(frame, side), alpha)
+        if estimate is None or not paired_decided(estimate, threshold):
+            return False
+    return True
+
+
+def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
+            alpha: float = DEFAULT_ALPHA) -> ABComparison:
+    """Each side against side 0, per cell, from a pairs frame (:func:`read_pairs`).
+
+    Args:
+        frame: the pairs file's rows.
+        threshold: the smallest change that counts, a fraction.
+        alpha: two-sided significance level of the intervals.
+    """
+    labels = tuple(frame.sort_values("side_index").drop_duplicates("side_index")["side_label"])
+    rows = []
+    for cell, rows_of_cell in frame.groupby(list(CELL_COLUMNS), sort=False):
+        names = rows_of_cell["device_name"]
+        for side in range(1, len(labels)):
+            failed = rows_of_cell[(rows_of_cell["status"] == "failed")
+                                  & rows_of_cell["side_index"].isin([0, side])]
+            pairs = cell_pairs(rows_of_cell, side)
+            estimate = estimate_cell(pairs, alpha)
+            row = dict(zip(CELL_COLUMNS, cell, strict=True))
+            row.update(device_name=str(names.iloc[0]) if len(names) else "",
+                       base_label=labels[0], new_label=labels[side], pairs=len(pairs),
+                       base_median_seconds=float(np.median(pairs["base_seconds"]))
+                       if len(pairs) else math.nan,
+                       new_median_seconds=float(np.median(pairs["new_seconds"]))
+                       if len(pairs) else math.nan,
+                       ratio=math.nan, ratio_low=math.nan, ratio_high=math.nan,
+                       p_value=math.nan, mde=math.nan, message="")
+            if not failed.empty:
+                row.update(verdict="failed", message="; ".join(
+                    f"{label}: {message}" for label, message
+                    in zip(failed["side_label"], failed["message"], strict=True)))
+            elif estimate is None:
+                row.update(verdict="no-pairs")
+            else:
+                row.update(ratio=estimate.ratio, ratio_low=estimate.low,
+                           ratio_high=estimate.high, p_value=estimate.p_value,
+                           mde=estimate.mde, verdict=verdict(estimate, threshold))
+            rows.append(row)
+    table = pd.DataFrame.from_records(rows, columns=list(AB_COLUMNS))
+    # The order of `pytest bench/`'s tables: device, n, dtype, backend, then the
+    # backend's variant order (the rows came in the session's shuffled order).
+    order = {(backend, name): index for backend, names in VARIANTS_BY_BACKEND.items()
+             for index, name in enumerate(names)}
+    table["_variant_order"] = [order.get((b, v), len(order))
+                               for b, v in zip(table["backend"], table["variant"], strict=True)]
+    table = table.sort_values(["device", "n_examples", "dtype", "backend", "_variant_order",
+                               "variant", "new_label"], kind="stable")
+    table = table.drop(columns="_variant_order").reset_index(drop=True)
+    return ABComparison(table, threshold, alpha, labels)

@@ -1,0 +1,155 @@
+"""The sides of an A/B session: a label, a Python interpreter and environment settings.
+
+A side is written ``"LABEL: [PYTHON] [NAME=VALUE ...]"`` and split like a shell line
+(:func:`shlex.split`): a token ``NAME=VALUE`` whose NAME is an identifier sets an
+environment variable, any other token is the interpreter (a path, a name on PATH, or
+``tox:ENV`` for ``.tox/ENV/bin/python``). The label and the interpreter may be left out: the
+label defaults to ``A``, ``B``, ..., the interpreter to the one running linfit.
+
+    "tf220: tox:tf220"
+    "no-tree-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
+    ".venv-old/bin/python TF_ENABLE_ONEDNN_OPTS=0"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from linfit._errors import LinfitError
+
+__all__ = ["DEFAULT_LABELS", "TOX_PREFIX", "Side", "aa_sides", "parse_side", "parse_sides"]
+
+# Labels of sides given without one, in order.
+DEFAULT_LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# `tox:ENV` names the interpreter of a tox environment of the current folder.
+TOX_PREFIX = "tox:"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One environment to measure: its label, interpreter and extra environment variables.
+
+    Attributes:
+        label: the name tables and files use.
+        python: the interpreter's path, absolute.
+        env: variables set for its worker, on top of the coordinator's environment, in the
+            order given.
+        spec: the text the side was parsed from ('' when built directly).
+    """
+
+    label: str
+    python: str
+    env: tuple[tuple[str, str], ...] = ()
+    spec: str = field(default="", compare=False)
+
+    @property
+    def env_text(self) -> str:
+        """The settings as one shell-quoted line: ``XLA_FLAGS=... OMP_NUM_THREADS=1``."""
+        return " ".join(f"{name}={shlex.quote(value)}" for name, value in self.env)
+
+    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with this side's settings applied."""
+        return {**base, **dict(self.env)}
+
+
+def _interpreter(token: str, spec: str, cwd: Path) -> str:
+    if token.startswith(TOX_PREFIX):
+        name = token.removeprefix(TOX_PREFIX)
+        if not name:
+            raise LinfitError(f"side {spec!r}: {token!r} names no tox environment; "
+                              "give tox:ENV, e.g. tox:tf220")
+        path = cwd / ".tox" / name / "bin" / "python"
+        if not path.exists():
+            raise LinfitError(f"side {spec!r}: tox environment {name!r} has no interpreter "
+                              f"at {path}; create it with: tox -e {name} --notest")
+        return str(path)
+    if os.sep not in token:
+        found = shutil.which(token)
+        if found is None:
+            raise LinfitError(f"side {spec!r}: no interpreter {token!r} on PATH")
+        return found
+    path = cwd / Path(token).expanduser()
+    if not path.is_file():
+        raise LinfitError(f"side {spec!r}: interpreter {token!r} does not exist")
+    if not os.access(path, os.X_OK):
+        raise LinfitError(f"side {spec!r}: interpreter {token!r} is not executable")
+    # Absolute, but not resolved: a venv's python is a symlink whose target would not
+    # find the venv's packages.
+    return str(path.absolute())
+
+
+def parse_side(text: str, default_label: str, cwd: Path | None = None) -> Side:
+    """Parse one side spec (see the module docstring).
+
+    Args:
+        text: the spec.
+        default_label: the label when the spec has none.
+        cwd: where relative interpreter paths and ``.tox`` start (default: the current
+            folder).
+
+    Raises:
+        LinfitError: naming the spec, for a malformed label, quoting or setting, more than
+            one interpreter, or an interpreter that does not exist.
+    """
+    cwd = cwd or Path.cwd()
+    head, colon, rest = text.partition(":")
+    # "LABEL:" is a label only where it looks like one; "tox:ENV" is an interpreter.
+    if colon and _LABEL.match(head.strip()) and head.strip() != TOX_PREFIX[:-1]:
+        label = head.strip()
+    else:
+        label, rest = default_label, text
+    try:
+        tokens = shlex.split(rest)
+    except ValueError as error:
+        raise LinfitError(f"side {text!r}: {error}") from None
+    python = ""
+    env: dict[str, str] = {}
+    for token in tokens:
+        name, equals, value = token.partition("=")
+        if equals and _ENV_NAME.match(name):
+            env[name] = value
+        elif equals and os.sep not in name and not name.startswith(TOX_PREFIX):
+            raise LinfitError(f"side {text!r}: {token!r} is not a NAME=VALUE setting: "
+                              f"{name!r} is not a variable name")
+        elif python:
+            raise LinfitError(f"side {text!r}: two interpreters, {python!r} and {token!r}; "
+                              "give one, and settings as NAME=VALUE")
+        else:
+            python = token
+    return Side(label, _interpreter(python, text, cwd) if python else sys.executable,
+                tuple(env.items()), text)
+
+
+def parse_sides(texts: Sequence[str], cwd: Path | None = None) -> list[Side]:
+    """Parse the ``--side`` specs in order; labels default to A, B, ...
+
+    Raises:
+        LinfitError: for a bad spec, fewer than two sides, or a label used twice.
+    """
+    sides = [parse_side(text, DEFAULT_LABELS[i % len(DEFAULT_LABELS)], cwd)
+             for i, text in enumerate(texts)]
+    if len(sides) < 2:
+        raise LinfitError(f"an A/B session needs two sides or more, got {len(sides)}; give "
+                          "--side twice, or --aa")
+    labels = [side.label for side in sides]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice:
+        raise LinfitError(f"side label {twice!r} is used twice; give each side its own label")
+    return sides
+
+
+def aa_sides(settings: Sequence[str] = ()) -> list[Side]:
+    """The A/A session: the current interpreter twice, labelled A and A2, with the same
+    settings (``NAME=VALUE`` strings)."""
+    side = parse_side(" ".join(shlex.quote(s) for s in settings), "A") if settings else Side(
+        "A", sys.executable)
+    return [side, Side("A2", side.python, side.env, side.spec)]

@@ -1,0 +1,235 @@
+"""One side's long-lived worker: ``PYTHON -m linfit.ab.worker``, driven by the coordinator.
+
+The protocol is one JSON object per line: requests on stdin, replies on the worker's
+original stdout. At start the worker moves that stdout to a private descriptor and points
+file descriptor 1 at stderr, so nothing a framework prints can corrupt the protocol.
+Every reply has ``"ok"``; a failed request has ``"ok": false``, ``"error"`` (one line) and
+``"kind"``: ``input`` (bad options: the user's fault) or ``internal``.
+
+Requests (``"op"``):
+
+- ``hello``: versions and facts of this environment; imports linfit's harness (not the
+  frameworks). Loads the test plugins named in ``LINFIT_WORKER_PLUGINS`` first.
+- ``plan``: resolves the cell options (as ``pytest bench/`` does) and returns the cells.
+- ``build``: builds every cell once and runs the harness's checks on it (placement,
+  warm-up, trace count, convergence), then times a few samples to calibrate the bursts.
+- ``burst``: times ``samples`` samples of ``calls_per_sample`` consecutive calls of one
+  cell, each call on its own clock (perf_counter_ns around the synchronised call).
+- ``quit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "cell_key", "main"]
+
+PROTOCOL_VERSION = 1
+# Comma-separated modules the worker imports before anything else: test-only plugins such
+# as tests/ab_slower_step.py (importable through the side's PYTHONPATH).
+PLUGINS_ENV = "LINFIT_WORKER_PLUGINS"
+# Samples timed at build to calibrate the burst length (median of these).
+CALIBRATION_SAMPLES = 3
+
+
+def cell_key(cell: Any) -> str:
+    """The key a cell travels under in the protocol and the pairs file (its pytest id)."""
+    return (f"{cell.backend}-{cell.variant}-{cell.device}-n={cell.n_examples:g}-{cell.dtype}"
+            f"-k={cell.steps_per_call}")
+
+
+@contextlib.contextmanager
+def _gc_off() -> Iterator[None]:
+    """Garbage collection off while timing (as pytest-benchmark does), restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _field(record: Any, name: str) -> Any:
+    """A field of the harness's record of a cell: an attribute of its CellResult, else one
+    of its facts (backend_version, device_name), else a key of a plain row."""
+    if isinstance(record, dict):
+        return record.get(name)
+    if hasattr(record, name):
+        return getattr(record, name)
+    return getattr(record, "facts", {}).get(name)
+
+
+class Worker:
+    """The worker's state: the harness, the built cells' trainers, their check results."""
+
+    def __init__(self) -> None:
+        self.harness: Any = None
+        self.cells: dict[str, Any] = {}
+        self.trainers: dict[str, Any] = {}
+        self._sessions = contextlib.ExitStack()
+        self._session_backends: set[str] = set()
+
+    def hello(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Imported here so that a side that cannot import linfit's harness (a missing
+        # dependency) fails at hello, with the error on stderr.
+        import linfit.harness  # noqa: F401
+        from linfit.backends import BACKENDS, installed_backends
+        from linfit.environment import env_flags, git_state, machine_facts
+
+        commit, dirty = git_state()
+        return {"protocol": PROTOCOL_VERSION, "pid": os.getpid(),
+                "python": sys.executable, "python_version": platform.python_version(),
+                "linfit_path": str(Path(__file__).resolve().parents[1]),
+                "installed_backends": [name for name in installed_backends()
+                                       if name in BACKENDS],
+                "env_flags": env_flags(), "git_commit": commit, "git_dirty": dirty,
+                "machine": machine_facts()}
+
+    def plan(self, request: dict[str, Any]) -> dict[str, Any]:
+        from linfit.harness import Harness, build_matrix, resolve_options
+
+        options = resolve_options(request["values"], request["environ"], Path.cwd(), Path.cwd())
+        self.harness = Harness(options)
+        matrix = build_matrix(options)
+        self.cells = {cell_key(m.cell): m.cell for m in matrix}
+        return {"cells": [{"key": cell_key(m.cell), "backend": m.cell.backend,
+                           "device": m.cell.device, "variant": m.cell.variant,
+                           "n_examples": m.cell.n_examples, "dtype": m.cell.dtype,
+                           "steps_per_call": m.cell.steps_per_call,
+                           "skip_reason": m.skip_reason} for m in matrix]}
+
+    def build(self, request: dict[str, Any]) -> dict[str, Any]:
+        from linfit.backends import get_backend
+        from linfit.harness import RawTiming
+
+        calls_per_sample: dict[str, int] = request["calls_per_sample"]
+        built = []
+        for key in request["keys"]:
+            cell = self.cells[key]
+            calls = int(calls_per_sample[key])
+            backend = get_backend(cell.backend)
+            captured: list[Any] = []
+            calibration: list[int] = []
+
+            def time_calls(call: Callable[[], None], calls: int = calls,
+                           captured: list[Any] = captured,
+                           calibration: list[int] = calibration) -> RawTiming:
+                # The harness hands over the trainer's bound call(): keep the trainer, so
+                # the bursts time the very object whose placement, traces and convergence
+                # the harness checked (and compiled once).
+                captured.append(getattr(call, "__self__", None))
+                for _ in range(CALIBRATION_SAMPLES):
+                    calibration.append(sum(_time_calls(call, calls)))
+                return RawTiming(tuple(ns * 1e-9 / calls for ns in calibration), calls)
+
+            entry: dict[str, Any] = {"key": key}
+            try:
+                row = self.harness.run_cell(cell, time_calls)
+            except Exception as error:  # a cell's failure is reported, the worker goes on
+                entry.update(status="failed", message=f"{type(error).__name__}: "
+                             + " ".join(str(error).split())[:1000])
+                built.append(entry)
+                continue
+            entry.update(status=_field(row, "status"), message=_field(row, "message") or "",
+                         first_call_seconds=_field(row, "first_call_seconds"),
+                         backend_version=_field(row, "backend_version"),
+                         device_name=_field(row, "device_name"),
+                         sample_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
+            if entry["status"] == "ok":
+                if captured and captured[0] is not None:
+                    self.trainers[key] = captured[0]
+                    # Bursts run under the same global settings as the checks (hard
+                    # device placement), kept for the worker's lifetime.
+                    if backend.name not in self._session_backends:
+                        self._sessions.enter_context(backend.session())
+                        self._session_backends.add(backend.name)
+                else:
+                    entry.update(status="failed", message="the harness did not hand over "
+                                 "the trainer's call(); cannot time bursts")
+            built.append(entry)
+        return {"cells": built}
+
+    def burst(self, request: dict[str, Any]) -> dict[str, Any]:
+        trainer = self.trainers[request["key"]]
+        calls = int(request["samples"]) * int(request["calls_per_sample"])
+        start_unix_ns = time.time_ns()
+        call_ns = _time_calls(trainer.call, calls)
+        return {"start_unix_ns": start_unix_ns, "call_ns": call_ns}
+
+    def close(self) -> None:
+        self._sessions.close()
+
+
+def _time_calls(call: Callable[[], None], calls: int) -> list[int]:
+    """Each call's time in ns, back to back, garbage collection off. The call synchronises
+    the device itself (the Trainer contract), so each clock reading follows finished work."""
+    times = []
+    clock = time.perf_counter_ns
+    with _gc_off():
+        for _ in range(calls):
+            start = clock()
+            call()
+            times.append(clock() - start)
+    return times
+
+
+def _load_plugins() -> None:
+    for name in filter(None, (part.strip() for part in os.environ.get(PLUGINS_ENV, "")
+                              .split(","))):
+        importlib.import_module(name)
+
+
+def _serve(requests: TextIO, replies: TextIO) -> int:
+    from linfit._errors import LinfitError
+
+    worker = Worker()
+    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "hello": worker.hello, "plan": worker.plan, "build": worker.build,
+        "burst": worker.burst,
+    }
+    try:
+        for line in requests:
+            request = json.loads(line)
+            op = request.get("op")
+            if op == "quit":
+                replies.write(json.dumps({"ok": True}) + "\n")
+                replies.flush()
+                return 0
+            try:
+                reply = {"ok": True, **handlers[op](request)}
+            except LinfitError as error:
+                reply = {"ok": False, "kind": "input", "error": " ".join(str(error).split())}
+            except KeyError as error:
+                reply = {"ok": False, "kind": "internal",
+                         "error": f"unknown request or cell: {error}"}
+            replies.write(json.dumps(reply) + "\n")
+            replies.flush()
+    finally:
+        worker.close()
+    return 0
+
+
+def main() -> int:
+    """Run the worker on stdin and the original stdout; see the module docstring."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    # From here on, anything written to fd 1 (TensorFlow's C++ logging, a print in a
+    # plugin) lands on stderr, which the coordinator keeps, not in the protocol.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _load_plugins()
+    return _serve(sys.stdin, replies)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""``linfit ab``: paired, interleaved A/B of two or more environments, cell by cell.
+
+The session runs in :mod:`linfit.ab.coordinator`, the verdicts come from
+:mod:`linfit.ab.analysis`; this module parses the sides and options, renders the table
+(terminal, markdown or CSV) and turns it into the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from linfit._errors import LinfitError
+from linfit._format import format_ratio, format_seconds
+from linfit.ab.analysis import ABComparison
+from linfit.commands._args import int_at_least, positive_float
+from linfit.commands.compare import alpha_level, fraction
+from linfit.compare import EXIT_OK, EXIT_REGRESSION
+from linfit.stats import DEFAULT_ALPHA
+
+FORMATS = ("terminal", "markdown", "csv")
+# The options of `pytest bench/` that choose cells; the others (results folder, floors,
+# baseline) do not apply to a session.
+CELL_OPTIONS = ("linfit_backends", "linfit_variants", "linfit_devices", "linfit_sizes",
+                "linfit_profile", "linfit_dtypes", "linfit_steps_per_call")
+_HEADERS = (("backend", False), ("dtype", False), ("n", True), ("variant", False),
+            ("steps/call", True), ("pairs", True), ("A", True), ("B", True),
+            ("B/A [CI]", False), ("MDE", True), ("verdict", False))
+
+
+def _epilog() -> str:
+    from linfit.ab.analysis import DEFAULT_AB_THRESHOLD
+    from linfit.ab.coordinator import (
+        DEFAULT_MAX_PAIRS,
+        DEFAULT_MAX_SECONDS,
+        DEFAULT_MIN_PAIRS,
+    )
+
+    return f"""\
+sides: "LABEL: [PYTHON] [NAME=VALUE ...]", split like a shell line. PYTHON is an
+interpreter path, a name on PATH, or tox:ENV (.tox/ENV/bin/python); the default is this
+one. NAME=VALUE sets an environment variable for that side only. Examples:
+
+  linfit ab --aa                                   # A/A: this machine's noise
+  linfit ab --side "tf220: tox:tf220" --side "tf221: tox:tf221"
+  linfit ab --side "default:" --sizes 1e7 \
+      --side "no-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
+
+Each side runs one worker process; every side runs this linfit source, so only the
+environment differs. Bursts of about 60 ms alternate between the sides in a balanced,
+seeded order, one worker at a time, across all cells round by round. Each cell gets
+{DEFAULT_MIN_PAIRS} pairs, then more while its interval straddles the threshold (at most
+{DEFAULT_MAX_PAIRS}), within --max-seconds ({DEFAULT_MAX_SECONDS:g} s, start-up included).
+
+B/A is the Hodges-Lehmann estimate of the paired ratios of burst medians, with a
+Wilcoxon signed-rank (1 - alpha) interval; MDE is the smallest change this session could
+detect at its noise and pair count (80% power). The threshold defaults to
+{DEFAULT_AB_THRESHOLD:.0%}.
+
+verdicts:
+  slower / faster   beyond the threshold and the interval excludes 1
+  noise             beyond the threshold, not significant
+  unchanged         within the threshold
+  failed            the cell failed its checks (placement, traces, convergence) on a side
+  no-pairs          no complete pair was measured
+
+exit status:
+  0  no regression
+  1  a cell is slower, a cell failed or got no pair, a worker failed, or the session was
+     interrupted
+  2  bad input: a malformed side, an interpreter that does not exist or cannot run
+     linfit or the selected backends, a bad cell option (one line)
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from linfit.ab.analysis import DEFAULT_AB_THRESHOLD
+    from linfit.ab.coordinator import (
+        DEFAULT_MAX_PAIRS,
+        DEFAULT_MAX_SECONDS,
+        DEFAULT_MIN_PAIRS,
+        DEFAULT_SEED,
+    )
+    from linfit.harness import OPTIONS
+
+    parser = subparsers.add_parser(
+        "ab", help="paired, interleaved A/B of environments: slower, faster or unchanged",
+        description="Measure two or more environments (interpreter + environment variables)\n"
+                    "alternately, burst by burst, and compare each with the first, cell by cell.",
+        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sides = parser.add_mutually_exclusive_group()
+    sides.add_argument("--side", action="append", dest="sides", metavar="SPEC",
+                       help="one side, 'LABEL: [PYTHON] [NAME=VALUE ...]' (give it twice or "
+                            "more; the first is the base)")
+    sides.add_argument("--aa", action="store_true",
+                       help="A/A: this environment against itself, to see the machine's noise")
+    sides.add_argument("--from", dest="from_file", type=Path, metavar="PAIRS.csv",
+                       help="measure nothing: the verdicts of an existing pairs file")
+    for option in OPTIONS:
+        if option.dest in CELL_OPTIONS:
+            parser.add_argument(option.flag.replace("--linfit-", "--"), dest=option.dest,
+                                default=None, metavar=option.metavar,
+                                help=f"{option.help} [env {option.env}]")
+    parser.add_argument("--threshold", type=fraction, default=DEFAULT_AB_THRESHOLD,
+                        help="smallest change that counts, as 0.05 or 5%% "
+                             f"(default: {DEFAULT_AB_THRESHOLD * 100:g}%%)")
+    parser.add_argument("--alpha", type=alpha_level, default=DEFAULT_ALPHA,
+                        help=f"significance level (default: {DEFAULT_ALPHA:g})")
+    parser.add_argument("--pairs", type=int_at_least(1), metavar="N",
+                        help="exactly N pairs per cell, no adaptive sampling")
+    parser.add_argument("--min-pairs", type=int_at_least(1), default=DEFAULT_MIN_PAIRS,
+                        help=f"pairs per cell before it may stop (default: {DEFAULT_MIN_PAIRS})")
+    parser.add_argument("--max-pairs", type=int_at_least(1), default=DEFAULT_MAX_PAIRS,
+                        help=f"most pairs per cell (default: {DEFAULT_MAX_PAIRS})")
+    parser.add_argument("--max-seconds", type=positive_float, default=DEFAULT_MAX_SECONDS,
+                        help="wall-time budget of the session, start-up included "
+                             f"(default: {DEFAULT_MAX_SECONDS:g})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the burst order (default: {DEFAULT_SEED})")
+    parser.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                        help="folder of the pairs file (default: results/)")
+    parser.add_argument("--format", choices=FORMATS, default="terminal",
+                        help="terminal table (default), markdown, or CSV")
+    parser.set_defaults(func=run)
+
+
+def _size(n_examples: int) -> str:
+    """``1e6`` for a power of ten, else the number: ``2500``."""
+    exponent = len(str(n_examples)) - 1
+    return f"1e{exponent}" if n_examples == 10 ** exponent and exponent > 1 else str(n_examples)
+
+
+def _cells(table: pd.DataFrame) -> list[list[str]]:
+    return [[str(row["backend"]), str(row["dtype"]), _size(row["n_examples"]),
+             str(row["variant"]), str(row["steps_per_call"]), str(row["pairs"]),
+             format_seconds(row["base_median_seconds"]),
+             format_seconds(row["new_median_seconds"]),
+             format_ratio(row["ratio"], row["ratio_low"], row["ratio_high"]),
+             "-" if pd.isna(row["mde"]) else f"{row['mde']:.1%}", str(row["verdict"])]
+            for row in table.to_dict("records")]
+
+
+def _confidence(alpha: float) -> str:
+    return f"{1 - alpha:.1%}".replace(".0%", "%")
+
+
+def _groups(comparison: ABComparison) -> list[tuple[str, pd.DataFrame]]:
+    table = comparison.table
+    out = []
+    for (device, base, new), rows in table.groupby(["device", "base_label", "new_label"],
+                                                   sort=False):
+        names = " / ".join(dict.fromkeys(str(n) for n in rows["device_name"] if n))
+        out.append((f"{device}  {names}  {new} against {base}".rstrip(), rows))
+    return out
+
+
+def _headers(base: str, new: str, alpha: float) -> list[str]:
+    headers = [name for name, _ in _HEADERS]
+    headers[6], headers[7] = base, new
+    headers[8] = f"{new}/{base} [{_confidence(alpha)} CI]"
+    return headers
+
+
+def _summary(comparison: ABComparison, notes: Sequence[str]) -> list[str]:
+    counts = comparison.counts()
+    table = comparison.table
+    mde = table["mde"].dropna()
+    parts = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
+    lines = [f"{len(table)} comparisons: {parts}"]
+    if len(mde):
+        lines.append(f"median minimum detectable effect {mde.median():.1%} "
+                     f"(the threshold is {comparison.threshold:.0%})")
+    return [*lines, *notes]
+
+
+def render_terminal(comparison: ABComparison, title: str, notes: Sequence[str] = ()) -> str:
+    """The verdicts as fixed-width tables, one per device and compared side."""
+    out = [title]
+    for heading, rows in _groups(comparison):
+        base, new = rows["base_label"].iloc[0], rows["new_label"].iloc[0]
+        headers = _headers(base, new, comparison.alpha)
+        cells = _cells(rows)
+        widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+
+        def line(values: Sequence[str], widths: list[int] = widths) -> str:
+            return "  " + "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, (_, right)
+                                    in zip(values, widths, _HEADERS, strict=True)).rstrip()
+
+        out += ["", heading, line(headers), line(["-" * w for w in widths])]
+        out += [line(c) for c in cells]
+    out += ["", *_summary(comparison, notes)]
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(comparison: ABComparison, title: str, notes: Sequence[str] = ()) -> str:
+    """The verdicts as GitHub markdown tables."""
+    out = [f"## {title}"]
+    rule = "|" + "|".join("--:" if right else ":--" for _, right in _HEADERS) + "|"
+    for heading, rows in _groups(comparison):
+        base, new = rows["base_label"].iloc[0], rows["new_label"].iloc[0]
+        headers = _headers(base, new, comparison.alpha)
+        out += ["", f"### {heading}", "", "| " + " | ".join(headers) + " |", rule]
+        for cells in _cells(rows):
+            if cells[-1] == "slower":
+                cells[-1] = "**slower**"
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    out += ["", *(f"{line}  " for line in _summary(comparison, notes))]
+    return "\n".join(out) + "\n"
+
+
+def render_csv(comparison: ABComparison) -> str:
+    """The verdict table as CSV (:data:`linfit.ab.analysis.AB_COLUMNS`)."""
+    buffer = io.StringIO()
+    comparison.table.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def run(args: argparse.Namespace) -> int:
+    from linfit.ab.analysis import analyse
+    from linfit.ab.coordinator import SessionConfig, run_session
+    from linfit.ab.pairs import read_pairs
+    from linfit.ab.spec import aa_sides, parse_sides
+
+    notes: list[str] = []
+    failed_session = False
+    if args.from_file is not None:
+        path = args.from_file
+    else:
+        if args.aa:
+            sides = aa_sides()
+        elif args.sides:
+            sides = parse_sides(args.sides)
+        else:
+            raise LinfitError("give the sides: --side SPEC twice or more, or --aa")
+        min_pairs, max_pairs = ((args.pairs, args.pairs) if args.pairs
+                                else (args.min_pairs, max(args.min_pairs, args.max_pairs)))
+        config = SessionConfig(
+            sides=tuple(sides), values={dest: getattr(args, dest) for dest in CELL_OPTIONS},
+            environ=dict(os.environ), results_dir=args.results, threshold=args.threshold,
+            alpha=args.alpha, min_pairs=min_pairs, max_pairs=max_pairs,
+            max_seconds=args.max_seconds, seed=args.seed)
+        result = run_session(config)
+        for failure in result.failures:
+            print(f"linfit ab: {failure}", file=sys.stderr)
+        if result.interrupted:
+            notes.append("interrupted: the table holds the pairs measured until then")
+        failed_session = bool(result.failures) or result.interrupted
+        if result.path is None:
+            print("linfit ab: nothing was measured", file=sys.stderr)
+            return EXIT_REGRESSION
+        path = result.path
+        notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
+                     f"in {result.seconds:.0f} s; pairs file: {path}")
+    comparison = analyse(read_pairs(path), args.threshold, args.alpha)
+    if args.format == "csv":
+        sys.stdout.write(render_csv(comparison))
+        for note in notes:
+            print(f"linfit ab: {note}", file=sys.stderr)
+    else:
+        title = (f"{path}: " + " vs ".join(comparison.labels)
+                 + f", threshold {comparison.threshold:.0%}, "
+                 f"{_confidence(comparison.alpha)} intervals")
+        render = render_terminal if args.format == "terminal" else render_markdown
+        sys.stdout.write(render(comparison, title, notes))
+    if (failed_session or len(comparison.worsened) or len(comparison.failed)
+            or comparison.table.empty):
+        return EXIT_REGRESSION
+    return EXIT_OK

@@ -1,0 +1,88 @@
+"""Test-only: a fake ``linfit ab`` worker that speaks the protocol and imports no framework.
+
+tests/test_ab_coordinator.py starts it in place of ``python -m linfit.ab.worker``. Its cells
+are ``fake-v<i>-CPU:0-n=1e+03-float32-k=1``; a call "takes" ``FAKE_AB_SECONDS`` (default
+1 ms) times ``FAKE_AB_FACTOR`` (default 1), plus a drift of ``FAKE_AB_DRIFT`` per second
+since the worker started. Each burst sleeps for its length and appends its real
+``start end label pid`` (ns) to ``FAKE_AB_LOG``. Faults, counted in bursts of this worker:
+``FAKE_AB_CRASH_AFTER`` (exit 3), ``FAKE_AB_HANG_AFTER`` (sleep forever),
+``FAKE_AB_INTERRUPT_AFTER`` (SIGINT to the coordinator, as Ctrl-C), ``FAKE_AB_FAIL_CELL``
+(that cell key fails its checks), ``FAKE_AB_CELLS`` (cells, default 3), ``FAKE_AB_HELLO``
+(``exit``: die before answering hello).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+ENV = os.environ
+
+
+def main() -> int:
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    print("fake worker: noise on fd 1 goes to stderr")
+    if ENV.get("FAKE_AB_HELLO") == "exit":
+        print("fake worker: cannot import linfit", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    bursts = 0
+    label = ENV.get("FAKE_AB_LABEL", "?")
+    keys = [f"fake-v{i}-CPU:0-n=1e+03-float32-k=1" for i in range(int(ENV.get("FAKE_AB_CELLS",
+                                                                                  "3")))]
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request["op"]
+        reply: dict = {"ok": True}
+        if op == "quit":
+            replies.write(json.dumps(reply) + "\n")
+            return 0
+        if op == "hello":
+            reply.update(python=sys.executable, python_version="3.11.0",
+                         installed_backends=["fake"], git_commit="fake", git_dirty=False,
+                         machine={"host": "fakehost"})
+        elif op == "plan":
+            reply["cells"] = [{"key": key, "backend": "fake", "device": "CPU:0",
+                               "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",
+                               "steps_per_call": 1, "skip_reason": ""}
+                              for i, key in enumerate(keys)]
+        elif op == "build":
+            reply["cells"] = [
+                {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",
+                 "message": "fake convergence failure" if key == ENV.get("FAKE_AB_FAIL_CELL")
+                 else "", "backend_version": "0", "device_name": "fake CPU",
+                 "sample_seconds": 10 * float(ENV.get("FAKE_AB_SECONDS", "0.001"))}
+                for key in request["keys"]]
+        elif op == "burst":
+            bursts += 1
+            if bursts > int(ENV.get("FAKE_AB_CRASH_AFTER", "1000000")):
+                print("fake worker: crashing", file=sys.stderr)
+                os._exit(3)
+            if bursts > int(ENV.get("FAKE_AB_HANG_AFTER", "1000000")):
+                print("fake worker: hanging", file=sys.stderr, flush=True)
+                time.sleep(3600)
+            if bursts > int(ENV.get("FAKE_AB_INTERRUPT_AFTER", "1000000")):
+                os.kill(os.getppid(), signal.SIGINT)
+                time.sleep(5)
+            calls = request["samples"] * request["calls_per_sample"]
+            per_call = (float(ENV.get("FAKE_AB_SECONDS", "0.001"))
+                        * float(ENV.get("FAKE_AB_FACTOR", "1"))
+                        * (1 + float(ENV.get("FAKE_AB_DRIFT", "0")) * (time.monotonic()
+                                                                       - started)))
+            start = time.time_ns()
+            time.sleep(calls * per_call)
+            end = time.time_ns()
+            if ENV.get("FAKE_AB_LOG"):
+                with open(ENV["FAKE_AB_LOG"], "a") as log:
+                    log.write(f"{start} {end} {label} {os.getpid()}\n")
+            reply.update(start_unix_ns=start, call_ns=[int(per_call * 1e9)] * calls)
+        replies.write(json.dumps(reply) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""``linfit ab`` end to end: an A/A session at a tiny size, the 10% plugin, and bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from linfit.ab.analysis import analyse
+from linfit.ab.pairs import read_pairs
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+
+
+def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "linfit", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("linfit ab: error:") or lines[0].startswith("linfit ab:")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
+    done = _linfit("ab", "--aa", "--backends", "tensorflow", "--sizes", "1e3",
+                   "--variants", "function", "--pairs", "3", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    [path] = tmp_path.glob("*-ab.csv")
+    frame = read_pairs(path)
+    assert len(frame) == 1 * 2 * 3
+    assert set(frame["side_label"]) == {"A", "A2"}
+    assert (frame["calls_per_sample"] == 10).all()
+    assert (frame["call_ns"].map(len) % 10 == 0).all()
+    table = analyse(frame).table
+    assert list(table["pairs"]) == [3]
+    assert "A2/A [99% CI]" in done.stdout and "function" in done.stdout
+    assert str(path) in done.stdout
+
+
+def test_a_nonexistent_interpreter_is_bad_input():
+    done = _linfit("ab", "--side", "A:", "--side", "B: /no/such/python")
+    _one_line_exit_2(done, "/no/such/python", "does not exist")
+
+
+def test_an_interpreter_that_cannot_import_linfit_is_bad_input(tmp_path):
+    # -I -S: no site-packages, so neither linfit's dependencies nor linfit import.
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S "$@"\n')
+    python.chmod(0o755)
+    done = _linfit("ab", "--side", "A:", "--side", f"B: {python}")
+    _one_line_exit_2(done, "side B", "cannot run linfit's worker")
+
+
+def test_an_interpreter_without_the_framework_is_bad_input(tf_backend):
+    done = _linfit("ab", "--backends", "tensorflow", "--side", "A:", "--side",
+                   f"B: LINFIT_WORKER_PLUGINS=ab_no_tensorflow PYTHONPATH={TESTS}")
+    _one_line_exit_2(done, "side B", "cannot import the tensorflow backend")
+
+
+@pytest.mark.parametrize("spec", ["B: 1X=2", "B: 'unclosed", "B: python3 python3",
+                                  "bad label: python3"])
+def test_a_malformed_side_is_bad_input(spec):
+    done = _linfit("ab", "--side", "A:", "--side", spec)
+    _one_line_exit_2(done)
+
+
+def test_an_unknown_cell_option_is_bad_input():
+    done = _linfit("ab", "--aa", "--widths", "3")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_cell_option_value_is_bad_input():
+    done = _linfit("ab", "--aa", "--sizes", "lots")
+    _one_line_exit_2(done, "'lots' is not a data set size")
+
+
+def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
+    # A pairs file made by the fake-worker tests' protocol, re-read with --from.
+    from linfit.ab.pairs import PairsWriter
+
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    for pair in range(10):
+        for side, factor in ((0, 1.0), (1, 1.3)):
+            writer.append({"session_id": "s", "backend": "tensorflow", "device": "CPU:0",
+                           "variant": "xla", "n_examples": 1000, "dtype": "float32",
+                           "steps_per_call": 1, "side_index": side,
+                           "side_label": "AB"[side], "round": pair, "order_position": side,
+                           "sequence": 2 * pair + side, "start_unix_ns": pair,
+                           "calls_per_sample": 10, "status": "ok",
+                           "call_ns": [int(1e5 * factor * (1 + 0.01 * (pair % 3)))] * 20})
+    path = writer.finish()
+    done = _linfit("ab", "--from", str(path), "--format", "markdown")
+    assert done.returncode == 1, done.stderr
+    assert "**slower**" in done.stdout and "| B/A [99% CI] |" in done.stdout
+    assert "1.30 [" in done.stdout

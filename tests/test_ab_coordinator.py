@@ -1,0 +1,189 @@
+"""The A/B coordinator (linfit/ab/coordinator.py) with fake workers that import no
+framework (tests/ab_fake_worker.py): balanced order, one burst at a time, failures."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linfit._errors import LinfitError
+from linfit.ab.analysis import analyse
+from linfit.ab.coordinator import SessionConfig, balanced_orders, run_session
+from linfit.ab.pairs import PARTIAL_SUFFIX, read_pairs
+from linfit.ab.spec import Side
+
+FAKE_WORKER = str(Path(__file__).with_name("ab_fake_worker.py"))
+
+
+def _fake_argv(side: Side) -> list[str]:
+    return [sys.executable, FAKE_WORKER]
+
+
+def _sides(a: dict[str, str] | None = None, b: dict[str, str] | None = None,
+           log: Path | None = None) -> tuple[Side, ...]:
+    def env(label: str, extra: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
+        settings = {"FAKE_AB_LABEL": label, **({"FAKE_AB_LOG": str(log)} if log else {}),
+                    **(extra or {})}
+        return tuple(settings.items())
+
+    return (Side("A", sys.executable, env("A", a)), Side("B", sys.executable, env("B", b)))
+
+
+def _config(tmp_path: Path, sides: tuple[Side, ...], **overrides: object) -> SessionConfig:
+    settings: dict[str, object] = dict(sides=sides, results_dir=tmp_path, min_pairs=6,
+                                       max_pairs=6, max_seconds=60.0,
+                                       target_burst_seconds=0.005, worker_argv=_fake_argv,
+                                       hello_timeout=20.0, build_timeout=20.0,
+                                       burst_timeout=3.0)
+    settings.update(overrides)
+    return SessionConfig(**settings)  # type: ignore[arg-type]
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def test_orders_are_balanced_for_two_and_for_three_sides():
+    rng = np.random.default_rng(0)
+    for sides in (2, 3):
+        orders = balanced_orders(sides, 20, rng)
+        for a in range(sides):
+            for b in range(a + 1, sides):
+                first = sum(order.index(a) < order.index(b) for order in orders)
+                assert first == 10
+
+
+def test_a_session_alternates_balanced_pairs_one_burst_at_a_time(tmp_path):
+    log = tmp_path / "bursts.log"
+    result = run_session(_config(tmp_path, _sides(log=log)), _quiet)
+    assert result.failures == [] and not result.interrupted
+    assert result.path is not None and result.path.exists()
+    assert not list(tmp_path.glob(f"*{PARTIAL_SUFFIX}"))
+    frame = read_pairs(result.path)
+    assert len(frame) == 3 * 6 * 2
+    for _, rows in frame.groupby("variant"):
+        assert sorted(rows["round"].unique()) == list(range(6))
+        firsts = rows[rows["order_position"] == 0]
+        # As many rounds with A first as with B first.
+        assert (firsts["side_index"] == 0).sum() == (firsts["side_index"] == 1).sum() == 3
+    # One worker measures at a time: no two bursts overlap in time.
+    spans = sorted(tuple(map(int, line.split()[:2])) for line in log.read_text().splitlines())
+    assert len(spans) == len(frame)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    comparison = analyse(frame, 0.05)
+    assert set(comparison.table["verdict"]) <= {"unchanged", "noise"}
+
+
+def test_a_slower_side_under_drift_is_slower_and_adaptive_sampling_stops(tmp_path):
+    sides = _sides(a={"FAKE_AB_DRIFT": "2"}, b={"FAKE_AB_DRIFT": "2", "FAKE_AB_FACTOR": "1.2"})
+    result = run_session(_config(tmp_path, sides, min_pairs=8, max_pairs=40), _quiet)
+    comparison = analyse(read_pairs(result.path), 0.05)
+    assert list(comparison.table["verdict"]) == ["slower"] * 3
+    # Decided cells stop getting pairs: far fewer than the maximum.
+    assert result.decided == 3 and comparison.table["pairs"].max() < 40
+
+
+def test_a_worker_that_crashes_ends_the_session_and_keeps_every_pair(tmp_path):
+    sides = _sides(b={"FAKE_AB_CRASH_AFTER": "7"})
+    result = run_session(_config(tmp_path, sides), _quiet)
+    assert len(result.failures) == 1
+    assert "side B" in result.failures[0] and "exited with status 3" in result.failures[0]
+    assert "fake worker: crashing" in result.failures[0]
+    frame = read_pairs(result.path)
+    assert (frame["side_index"] == 1).sum() == 7
+    # The pairs B completed before it crashed are all in the verdicts.
+    assert analyse(frame).table["pairs"].sum() == 7
+
+
+def test_a_worker_that_hangs_times_out_and_is_killed(tmp_path):
+    sides = _sides(a={"FAKE_AB_HANG_AFTER": "4"})
+    started = time.monotonic()
+    result = run_session(_config(tmp_path, sides, burst_timeout=1.0), _quiet)
+    assert len(result.failures) == 1 and "did not answer burst" in result.failures[0]
+    assert "fake worker: hanging" in result.failures[0]
+    assert time.monotonic() - started < 30  # not an hour: the hung worker was killed
+    assert (read_pairs(result.path)["side_index"] == 0).sum() == 4
+
+
+def test_ctrl_c_keeps_the_pairs_already_measured(tmp_path):
+    sides = _sides(a={"FAKE_AB_INTERRUPT_AFTER": "5"})
+    result = run_session(_config(tmp_path, sides), _quiet)
+    assert result.interrupted
+    frame = read_pairs(result.path)
+    assert (frame["side_index"] == 0).sum() == 5
+    assert not list(tmp_path.glob(f"*{PARTIAL_SUFFIX}"))
+
+
+def test_a_cell_that_fails_its_checks_is_reported_not_dropped(tmp_path):
+    sides = _sides(b={"FAKE_AB_FAIL_CELL": "fake-v1-CPU:0-n=1e+03-float32-k=1"})
+    result = run_session(_config(tmp_path, sides), _quiet)
+    table = analyse(read_pairs(result.path)).table.set_index("variant")
+    assert table.loc["v1", "verdict"] == "failed"
+    assert "fake convergence failure" in table.loc["v1", "message"]
+    assert table.loc["v0", "pairs"] == 6
+
+
+def test_a_worker_that_cannot_start_is_bad_input_with_its_stderr(tmp_path):
+    sides = _sides(b={"FAKE_AB_HELLO": "exit"})
+    with pytest.raises(LinfitError, match=r"side B: .* cannot run linfit's worker: "
+                                          r"fake worker: cannot import linfit"):
+        run_session(_config(tmp_path, sides), _quiet)
+    assert not list(tmp_path.iterdir())
+
+
+def test_sigterm_ends_the_session_keeping_the_pairs_and_killing_the_workers(tmp_path):
+    log = tmp_path / "bursts.log"
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from pathlib import Path\n"
+              "from test_ab_coordinator import _config, _sides\n"
+              "from linfit.ab.coordinator import run_session\n"
+              f"config = _config(Path({str(tmp_path)!r}), _sides(log=Path({str(log)!r})),"
+              " min_pairs=10**6, max_pairs=10**6)\n"
+              "result = run_session(config, lambda line: print(line, flush=True))\n"
+              "print('RESULT', result.interrupted, result.path, flush=True)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("round 3:"):
+            break
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    [result] = [line.split() for line in rest.splitlines() if line.startswith("RESULT")]
+    assert result[1] == "True"
+    assert len(read_pairs(result[2])) >= 3 * 3 * 2
+    for pid in {int(line.split()[3]) for line in log.read_text().splitlines()}:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_three_sides_each_against_the_first_in_balanced_orders(tmp_path):
+    a, b = _sides()
+    c = Side("C", sys.executable, (("FAKE_AB_LABEL", "C"), ("FAKE_AB_FACTOR", "1.5")))
+    result = run_session(_config(tmp_path, (a, b, c), min_pairs=8, max_pairs=8), _quiet)
+    frame = read_pairs(result.path)
+    table = analyse(frame, 0.05).table
+    assert list(table["new_label"]) == ["B", "C"] * 3
+    assert set(table[table["new_label"] == "C"]["verdict"]) == {"slower"}
+    for _, rows in frame.groupby("variant"):
+        by_round = rows.pivot(index="round", columns="side_index", values="order_position")
+        for first in range(3):
+            for second in range(first + 1, 3):
+                ahead = (by_round[first] < by_round[second]).sum()
+                assert ahead == len(by_round) - ahead
+
+
+def test_a_results_folder_that_cannot_take_the_file_is_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LinfitError, match="--results"):
+        run_session(_config(blocker, _sides()), _quiet)

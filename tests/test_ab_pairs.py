@@ -1,0 +1,112 @@
+"""The pairs file (linfit/ab/pairs.py) and its figures (linfit/ab/plots.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from linfit._errors import ResultsFileError
+from linfit.ab.analysis import analyse
+from linfit.ab.pairs import (
+    PARTIAL_SUFFIX,
+    PairsWriter,
+    burst_seconds_per_step,
+    is_pairs_file,
+    read_pairs,
+)
+
+
+def _burst(side: int, pair: int, call_ns: list[int], **extra: object) -> dict[str, object]:
+    return {"session_id": "s", "backend": "tensorflow", "device": "CPU:0",
+            "variant": "xla-loop", "n_examples": 1000, "dtype": "float32",
+            "steps_per_call": 100, "side_index": side, "side_label": "AB"[side],
+            "round": pair, "order_position": side, "sequence": 2 * pair + side,
+            "start_unix_ns": 10**18 + pair * 10**9, "calls_per_sample": 2, "status": "ok",
+            "call_ns": call_ns, **extra}
+
+
+def test_a_burst_is_the_median_of_its_samples_per_step():
+    # Samples of 2 calls: 300, 700, 400 ns -> median 400 ns / (2 calls * 100 steps).
+    assert burst_seconds_per_step([100, 200, 300, 400, 200, 200, 999], 2, 100) == (
+        pytest.approx(400e-9 / 200))
+    assert burst_seconds_per_step([5], 2, 1) != burst_seconds_per_step([5], 2, 1)  # NaN
+
+
+def test_rows_are_on_disk_before_the_session_ends_and_renamed_at_its_end(tmp_path):
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1000, 1000]))
+    partial = tmp_path / f"s-ab.csv{PARTIAL_SUFFIX}"
+    # A crash now keeps the row: the partial file is readable as it is.
+    assert len(read_pairs(partial)) == 1
+    writer.append(_burst(1, 0, [1100, 1100]))
+    path = writer.finish()
+    assert path == tmp_path / "s-ab.csv" and not partial.exists()
+    frame = read_pairs(path)
+    assert list(frame["call_ns"]) == [(1000, 1000), (1100, 1100)]
+    assert is_pairs_file(path)
+
+
+def test_a_file_is_never_overwritten(tmp_path):
+    (tmp_path / "s-ab.csv").write_text("taken")
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1, 1]))
+    assert writer.finish() == tmp_path / "s-ab-2.csv"
+    assert (tmp_path / "s-ab.csv").read_text() == "taken"
+
+
+def test_a_session_without_rows_leaves_no_file(tmp_path):
+    assert PairsWriter(tmp_path / "s-ab.csv").finish() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a,b\n1,2\n", "not a linfit pairs file"),
+    ("schema_version,session_id\n", "no bursts"),
+    ("schema_version,session_id\n9,s\n", "schema_version '9'"),
+    ("schema_version,session_id\n1,s\n", "missing columns"),
+])
+def test_unusable_files_are_refused_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ResultsFileError, match=message):
+        read_pairs(path)
+
+
+def test_failed_cells_and_incomplete_pairs(tmp_path):
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    for pair in range(3):
+        writer.append(_burst(0, pair, [1000, 1000]))
+        writer.append(_burst(1, pair, [1200, 1200]))
+    writer.append(_burst(0, 3, [1000, 1000]))  # B crashed before its burst
+    writer.append(_burst(1, -1, [], variant="xla", status="failed", message="retraced",
+                         calls_per_sample=""))
+    frame = read_pairs(writer.finish())
+    table = analyse(frame).table.set_index("variant")
+    assert table.loc["xla-loop", "pairs"] == 3
+    assert table.loc["xla-loop", "ratio"] == pytest.approx(1.2)
+    assert table.loc["xla", "verdict"] == "failed"
+    assert table.loc["xla", "message"] == "B: retraced"
+
+
+def test_figures_of_a_pairs_file(tmp_path):
+    from linfit.ab.plots import draw_pairs_figures
+
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    for pair in range(12):
+        writer.append(_burst(0, pair, [1000 + pair, 1000]))
+        writer.append(_burst(1, pair, [1100 + pair, 1100]))
+    written = draw_pairs_figures(read_pairs(writer.finish()), tmp_path / "fig", "s-ab",
+                                 ["png", "svg"])
+    assert sorted(p.name for p in written) == [
+        f"s-ab-{name}.{fmt}" for name in ("bursts", "ratios", "sides") for fmt in ("png", "svg")]
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_results_readme_documents_every_column():
+    from pathlib import Path
+
+    from linfit.ab.pairs import PAIRS_COLUMNS
+
+    text = (Path(__file__).parents[1] / "results" / "README.md").read_text()
+    section = text[text.index("## A/B pairs files"):]
+    for column in PAIRS_COLUMNS:
+        assert f"| `{column.name}` | {column.type} |" in section

@@ -1,0 +1,76 @@
+"""Side specs of ``linfit ab`` (linfit/ab/spec.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from linfit._errors import LinfitError
+from linfit.ab.coordinator import worker_environ
+from linfit.ab.spec import Side, aa_sides, parse_side, parse_sides
+
+
+def test_label_interpreter_and_settings(tmp_path):
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    side = parse_side("new: bin/python XLA_FLAGS='--a=1 --b' OMP_NUM_THREADS=1", "A",
+                      cwd=tmp_path)
+    assert side == Side("new", str(python), (("XLA_FLAGS", "--a=1 --b"),
+                                             ("OMP_NUM_THREADS", "1")))
+    assert side.env_text == "XLA_FLAGS='--a=1 --b' OMP_NUM_THREADS=1"
+
+
+def test_defaults_are_this_interpreter_and_no_settings():
+    assert parse_side("", "B") == Side("B", sys.executable)
+    assert parse_side("base:", "A") == Side("base", sys.executable)
+    assert parse_side("TF_ENABLE_ONEDNN_OPTS=0", "B") == Side(
+        "B", sys.executable, (("TF_ENABLE_ONEDNN_OPTS", "0"),))
+
+
+def test_a_tox_environment_is_an_interpreter(tmp_path):
+    python = tmp_path / ".tox" / "tf220" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    assert parse_side("tox:tf220", "A", cwd=tmp_path).python == str(python)
+    assert parse_side("2.20: tox:tf220", "A", cwd=tmp_path).label == "2.20"
+    with pytest.raises(LinfitError, match="tox -e tf219 --notest"):
+        parse_side("tox:tf219", "A", cwd=tmp_path)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("B: 1X=2", "not a NAME=VALUE setting"),
+    ("B: 'unclosed", "No closing quotation"),
+    ("B: python3 python3", "two interpreters"),
+    ("B: /no/such/python", "does not exist"),
+    ("B: no-such-python-here", "no interpreter"),
+])
+def test_malformed_specs_name_the_spec(spec, message):
+    with pytest.raises(LinfitError, match=message):
+        parse_side(spec, "B")
+
+
+def test_sides_need_two_and_distinct_labels():
+    with pytest.raises(LinfitError, match="two sides or more"):
+        parse_sides(["A:"])
+    with pytest.raises(LinfitError, match="used twice"):
+        parse_sides(["x:", "x: OMP_NUM_THREADS=1"])
+    assert [s.label for s in parse_sides(["", "", ""])] == ["A", "B", "C"]
+
+
+def test_aa_is_this_environment_twice():
+    first, second = aa_sides()
+    assert first.python == second.python == sys.executable
+    assert (first.label, second.label) == ("A", "A2") and first.env == second.env == ()
+
+
+def test_workers_run_this_linfit_source_with_the_side_settings():
+    side = Side("B", sys.executable, (("PYTHONPATH", "tests"), ("XLA_FLAGS", "--x")))
+    environ = worker_environ(side, {"PATH": "/bin", "XLA_FLAGS": "--base"})
+    source = str(Path(__file__).resolve().parents[1])
+    assert environ["PYTHONPATH"].split(":") == [source, "tests"]
+    assert environ["XLA_FLAGS"] == "--x" and environ["PATH"] == "/bin"
+    assert environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
