@@ -143,8 +143,13 @@ def quiet_native_stderr(environ: Mapping[str, str] = os.environ) -> Iterator[Non
         # Descriptor 2 was the pipe's last writer: restoring it ends the filter's input.
         os.dup2(saved, 2)
         os.close(saved)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             process.wait(timeout=_FILTER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            # Its input has ended, so it should be gone; a filter that is not is killed
+            # rather than left behind.
+            process.kill()
+            process.wait()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "cell_key", "main"]
+__all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "main"]
 
 PROTOCOL_VERSION = 1
 # Comma-separated modules the worker imports before anything else: test-only plugins such
@@ -40,12 +40,6 @@ PROTOCOL_VERSION = 1
 PLUGINS_ENV = "LINFIT_WORKER_PLUGINS"
 # Samples timed at build to calibrate the burst length (median of these).
 CALIBRATION_SAMPLES = 3
-
-
-def cell_key(cell: Any) -> str:
-    """The key a cell travels under in the protocol and the pairs file (its pytest id)."""
-    return (f"{cell.backend}-{cell.variant}-{cell.device}-n={cell.n_examples:g}-{cell.dtype}"
-            f"-k={cell.steps_per_call}")
 
 
 @contextlib.contextmanager
@@ -58,16 +52,6 @@ def _gc_off() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _field(record: Any, name: str) -> Any:
-    """A field of the harness's record of a cell: an attribute of its CellResult, else one
-    of its facts (backend_version, device_name), else a key of a plain row."""
-    if isinstance(record, dict):
-        return record.get(name)
-    if hasattr(record, name):
-        return getattr(record, name)
-    return getattr(record, "facts", {}).get(name)
 
 
 class Worker:
@@ -97,13 +81,13 @@ class Worker:
                 "machine": machine_facts()}
 
     def plan(self, request: dict[str, Any]) -> dict[str, Any]:
-        from linfit.harness import Harness, build_matrix, resolve_options
+        from linfit.harness import Harness, build_matrix, cell_id, resolve_options
 
         options = resolve_options(request["values"], request["environ"], Path.cwd(), Path.cwd())
         self.harness = Harness(options)
         matrix = build_matrix(options)
-        self.cells = {cell_key(m.cell): m.cell for m in matrix}
-        return {"cells": [{"key": cell_key(m.cell), "backend": m.cell.backend,
+        self.cells = {cell_id(m.cell): m.cell for m in matrix}
+        return {"cells": [{"key": cell_id(m.cell), "backend": m.cell.backend,
                            "device": m.cell.device, "variant": m.cell.variant,
                            "n_examples": m.cell.n_examples, "dtype": m.cell.dtype,
                            "steps_per_call": m.cell.steps_per_call,
@@ -135,16 +119,16 @@ class Worker:
 
             entry: dict[str, Any] = {"key": key}
             try:
-                row = self.harness.run_cell(cell, time_calls)
+                record = self.harness.run_cell(cell, time_calls)
             except Exception as error:  # a cell's failure is reported, the worker goes on
                 entry.update(status="failed", message=f"{type(error).__name__}: "
                              + " ".join(str(error).split())[:1000])
                 built.append(entry)
                 continue
-            entry.update(status=_field(row, "status"), message=_field(row, "message") or "",
-                         first_call_seconds=_field(row, "first_call_seconds"),
-                         backend_version=_field(row, "backend_version"),
-                         device_name=_field(row, "device_name"),
+            entry.update(status=record.status, message=record.message,
+                         first_call_seconds=record.first_call_seconds,
+                         backend_version=record.facts.get("backend_version"),
+                         device_name=record.facts.get("device_name"),
                          sample_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
             if entry["status"] == "ok":
                 if captured and captured[0] is not None:

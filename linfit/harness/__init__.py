@@ -17,7 +17,6 @@ function that times a callable with pytest-benchmark.
 
 from linfit.convergence import REFERENCE_DEVICE, REFERENCE_VARIANT
 from linfit.harness._matrix import (
-    MEMORY_HEADROOM,
     MatrixCell,
     build_matrix,
     cell_group,
@@ -56,7 +55,6 @@ __all__ = [
     "DEFAULT_SIZES",
     "FLOORS_MODES",
     "FULL_PROFILE_EXTRA_SIZES",
-    "MEMORY_HEADROOM",
     "MESSAGE_MAX_CHARS",
     "OPTIONS",
     "PROFILES",

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from linfit._errors import LinfitError
 from linfit.backends import Backend, Variant, get_backend
-from linfit.data import numpy_dtype
+from linfit.data import available_memory_bytes, memory_problem
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.results import Cell
 
-# Memory a CPU cell needs, in multiples of its x and y bytes: NumPy's arrays, their copy in
-# the framework, and the step's elementwise temporaries (x*W + b - y, its square and the
-# gradient terms: about two more arrays of x's size).
-MEMORY_HEADROOM = 4
 
 @dataclass(frozen=True)
 class MatrixCell:
@@ -24,30 +18,6 @@ class MatrixCell:
 
     cell: Cell
     skip_reason: str = ""
-
-
-def _available_memory_bytes() -> int | None:
-    """Memory the system can give without swapping: MemAvailable, else free pages."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _memory_skip_reason(n_examples: int, dtype: str, available_bytes: int | None) -> str:
-    if available_bytes is None:
-        return ""
-    needed = MEMORY_HEADROOM * 2 * n_examples * numpy_dtype(dtype).itemsize
-    if needed <= available_bytes:
-        return ""
-    return (f"n={n_examples:g} {dtype} needs about {needed / 2**30:.1f} GiB on the CPU, "
-            f"{available_bytes / 2**30:.1f} GiB is available")
 
 
 def _variant_selected(backend: Backend, variant: Variant, wanted: tuple[str, ...] | None) -> bool:
@@ -59,7 +29,7 @@ def _device_selected(device_id: str, kind: str, wanted: tuple[str, ...] | None) 
 
 
 def build_matrix(options: HarnessOptions,
-                 free_memory_bytes: Callable[[], int | None] = _available_memory_bytes,
+                 free_memory_bytes: Callable[[], int | None] = available_memory_bytes,
                  ) -> list[MatrixCell]:
     """Every cell the options select, ordered by (n, dtype) so that each data set is made
     once, then by backend, device and the backend's variant order.
@@ -111,7 +81,7 @@ def build_matrix(options: HarnessOptions,
                         if not backend.supports_dtype(device, dtype):
                             reason = f"{backend.name} on {device.id} does not support {dtype}"
                         elif device.kind == "CPU":
-                            reason = _memory_skip_reason(n_examples, dtype, free)
+                            reason = memory_problem(n_examples, dtype, free)
                         else:
                             # No portable way to ask a GPU's free memory: the cell is tried
                             # and an out-of-memory error is recorded as its failure.
