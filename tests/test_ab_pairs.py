@@ -45,6 +45,29 @@ def test_rows_are_on_disk_before_the_session_ends_and_renamed_at_its_end(tmp_pat
     assert is_pairs_file(path)
 
 
+def test_a_schema_1_pairs_file_reads_with_the_key_defaults(tmp_path):
+    """Pairs files of before results schema 3 lack replicas and convention: one replica,
+    and TensorFlow's compiled variants were called with arguments."""
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1000, 1000], replicas=2, convention="captured"))
+    writer.append(_burst(1, 0, [1100, 1100], variant="eager"))
+    path = writer.finish()
+    current = read_pairs(path)
+    assert list(current["replicas"]) == [2, 1] and list(current["convention"]) == [
+        "captured", ""]
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    dropped = [header.index("replicas"), header.index("convention")]
+    old = tmp_path / "old-ab.csv"
+    old.write_text("\n".join(",".join(v for i, v in enumerate(line.split(","))
+                                       if i not in dropped).replace("2,s,", "1,s,", 1)
+                             for line in lines) + "\n")
+    frame = read_pairs(old)
+    assert list(frame["replicas"]) == [1, 1]
+    assert list(frame["convention"]) == ["args", ""]
+    assert list(frame["call_ns"]) == [(1000, 1000), (1100, 1100)]
+
+
 def test_a_file_is_never_overwritten(tmp_path):
     (tmp_path / "s-ab.csv").write_text("taken")
     writer = PairsWriter(tmp_path / "s-ab.csv")
@@ -99,6 +122,32 @@ def test_figures_of_a_pairs_file(tmp_path):
     assert sorted(p.name for p in written) == [
         f"s-ab-{name}.{fmt}" for name in ("bursts", "ratios", "sides") for fmt in ("png", "svg")]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_every_panel_of_the_sides_figure_gives_a_variant_the_same_colour(tmp_path,
+                                                                        monkeypatch):
+    # Cells come back in a shuffled order each round: two panels that met their variants in
+    # opposite orders must still draw each variant in its one colour (one legend for all).
+    from matplotlib.colors import to_hex
+
+    import linfit.ab.plots as ab_plots
+    from linfit.plots import variant_color
+
+    drawn = []
+    monkeypatch.setattr(ab_plots, "_save", lambda figure, path: drawn.append(figure) or path)
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    for n_examples, variants in ((1000, ("xla", "eager")), (100000, ("eager", "xla"))):
+        for pair in range(3):
+            for variant in variants:
+                for side in (0, 1):
+                    writer.append(_burst(side, pair, [1000, 1000], variant=variant,
+                                         n_examples=n_examples, steps_per_call=1))
+    ab_plots._draw_sides(read_pairs(writer.finish()), {0: "A", 1: "B"}, tmp_path / "s.png")
+    lines = [line for ax in drawn[0].axes for line in ax.get_lines()]
+    assert len(lines) == 4
+    for line in lines:
+        variant = line.get_label().split()[1]
+        assert to_hex(line.get_color()) == to_hex(variant_color("tensorflow", variant))
 
 
 def test_results_readme_documents_every_column():

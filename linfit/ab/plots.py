@@ -31,8 +31,13 @@ from matplotlib.ticker import FuncFormatter
 from linfit._format import format_seconds
 from linfit.ab.analysis import CELL_COLUMNS, DEFAULT_AB_THRESHOLD, cell_pairs, estimate_cell
 from linfit.backends import VARIANTS_BY_BACKEND
-from linfit.plots import FIGURE_DPI, PANEL_HEIGHT_INCHES, PANEL_WIDTH_INCHES
-from linfit.results import atomic_write_bytes
+from linfit.plots import (
+    FIGURE_DPI,
+    PANEL_HEIGHT_INCHES,
+    PANEL_WIDTH_INCHES,
+    variant_color,
+)
+from linfit.results import Cell, atomic_write_bytes
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = ["draw_pairs_figures"]
@@ -46,9 +51,11 @@ _SECONDS = FuncFormatter(lambda value, _: format_seconds(value))
 
 
 def _panel_title(cell: tuple) -> str:
-    backend, device, variant, n_examples, dtype, steps_per_call = cell
-    loop = f" k={steps_per_call}" if steps_per_call > 1 else ""
-    return f"{backend} {variant}{loop}\n{device} n={n_examples:g} {dtype}"
+    key = Cell(*cell)
+    loop = f" k={key.steps_per_call}" if key.steps_per_call > 1 else ""
+    qualifiers = f" {key.qualifiers}" if key.qualifiers else ""
+    return (f"{key.backend} {key.variant}{loop}{qualifiers}\n{key.device} "
+            f"n={key.n_examples:g} {key.dtype}")
 
 
 def _grid(cells: int) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -161,18 +168,21 @@ def _draw_sides(ok: pd.DataFrame, labels: dict[int, str], path: Path) -> Path:
         medians = rows.groupby(["backend", "variant", "steps_per_call", "side_index"],
                                sort=False)["seconds_per_step"].median()
         for (backend, variant, steps_per_call), per_side in medians.groupby(
-                level=[0, 1, 2], sort=False):
+                level=[0, 1, 2], sort=True):
             values = per_side.droplevel([0, 1, 2]).reindex(sides)
             loop = f" k={steps_per_call}" if steps_per_call > 1 else ""
+            # One colour per variant in every panel and figure, so one legend serves all.
             ax.plot(range(len(sides)), values.to_numpy(), "o-", markersize=4,
-                    label=f"{backend} {variant}{loop}")
+                    color=variant_color(backend, variant), label=f"{backend} {variant}{loop}")
         ax.set_xticks(range(len(sides)), [labels[i] for i in sides], fontsize=8)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_SECONDS)
         ax.set_title(f"{device} n={n_examples:g} {dtype}", fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("median burst, s/step")
-    axes[-1].legend(fontsize=7)
+    handles = {label: handle for ax in axes for handle, label in zip(
+        *ax.get_legend_handles_labels(), strict=True)}
+    axes[-1].legend(handles.values(), handles.keys(), fontsize=7)
     figure.suptitle("step time per side (median of its bursts)", fontsize=10)
     figure.tight_layout()
     return _save(figure, path)
