@@ -16,7 +16,9 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from linfit._errors import LinfitError
 
@@ -30,8 +32,21 @@ EXIT_BROKEN_PIPE = 128 + 13
 COMMANDS = ("devices", "fit", "floors", "compare", "ab", "check", "plot", "report", "recover")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, never broken at a hyphen: a variant name (``keras-xla-spe``) stays
+    whole, so it can be copied from the help."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 2, without the usage dump."""
+    """argparse, but a usage error is one line and exit 2, without the usage dump; help
+    lines are not broken at hyphens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {message}\n")

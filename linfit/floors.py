@@ -82,6 +82,11 @@ DEFAULT_REPEATS = 11
 # close to the clock's and the scheduler's noise, and 100 calls take about a millisecond.
 DISPATCH_CALLS_PER_SAMPLE = 100
 
+# Bump when a probe changes what it measures, so that no cache of the old probe is used
+# (part of floors_key). 2: TensorFlow's dispatch probe calls a ConcreteFunction with its
+# input captured, the cheapest call, as the default calling convention does (issue 12).
+PROBES_VERSION = 2
+
 # Untimed calls before timing: the first compiles (XLA) and faults the output buffers in.
 WARMUP_CALLS = 2
 
@@ -354,7 +359,7 @@ def floors_key(backends: Sequence[Backend], device_ids: Sequence[str] | None = N
             key[f"{backend.name} {device_id}"] = " ".join(filter(None, (device.name,
                                                                         device.details)))
     key.update(probe_elements=str(probe_elements), repeats=str(repeats),
-               dispatch_calls=str(dispatch_calls))
+               dispatch_calls=str(dispatch_calls), probes_version=str(PROBES_VERSION))
     return dict(sorted(key.items()))
 
 

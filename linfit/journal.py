@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from linfit._errors import LinfitError
 from linfit.record import CellResult
-from linfit.results import ALL_COLUMNS, KEY_COLUMNS, Cell, write_results
+from linfit.results import ALL_COLUMNS, KEY_COLUMNS, KEY_DEFAULTS, Cell, write_results
 
 __all__ = [
     "JOURNAL_FORMAT_VERSION",
@@ -169,7 +169,8 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     for number, record in records[1:]:
         if not isinstance(record, dict):
             raise _bad(path, number, "not a result row (a JSON object)")
-        missing = [name for name in KEY_COLUMNS if name not in record]
+        missing = [name for name in KEY_COLUMNS
+                   if name not in record and name not in KEY_DEFAULTS]
         if missing:
             raise _bad(path, number, f"a row without {', '.join(missing)}")
         unknown = sorted(set(record) - known)

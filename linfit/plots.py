@@ -93,7 +93,9 @@ COMPARISON_ROW_INCHES = 0.25  # one compared cell
 # variants in the order of its registry (linfit.backends.variants): related variants get
 # related hues where tab10 allows, and every backend's first variant, eager, the muted one.
 BACKEND_PALETTES: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("#7f7f7f", "#1f77b4", "#ff7f0e", "#17becf", "#d62728"),
+    "tensorflow": ("#7f7f7f", "#1f77b4", "#ff7f0e", "#17becf", "#d62728",
+                   # the keras-* variants: pale and dark of eager's, function's, xla's colours
+                   "#c7c7c7", "#525252", "#aec7e8", "#08519c", "#ffbb78", "#a63603"),
     "jax": ("#bcbd22", "#2ca02c", "#005a32"),
     "torch": ("#e377c2", "#9467bd", "#8c564b", "#393b79"),
 }
@@ -741,7 +743,9 @@ def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], ste
     Files are named ``{stem}-{figure}.{format}`` and replace figures of the same name (they
     are derived from the results, which are never touched). The speed-up figure is left out
     when no cell has an eager cell to compare with, the first-call figure when no cell ran,
-    the convergence figure when ``convergence`` is None.
+    the convergence figure when ``convergence`` is None. Cells of more than one replica are
+    left out of these and drawn in the scaling figure (:func:`plot_scaling`), the only one
+    when no one-replica cell ran.
 
     Args:
         frame: a results frame (one file's, or several concatenated).
@@ -755,26 +759,37 @@ def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], ste
     """
     chosen = check_formats(formats)
     check_figure_dir(directory)
+    # The standard figures draw one line per variant: the one-replica cells. The cells of
+    # more replicas get the scaling figure.
+    replicated = frame[frame["replicas"] > 1]
+    frame = frame[frame["replicas"] == 1]
     times = summary.step_times(frame)
-    if times.empty:
+    scaled = (replicated["status"] == "ok").any()
+    if times.empty and not scaled:
         raise LinfitError("no cell in the results ran (every status is failed): nothing to "
                           "plot")
-    speeds = summary.speedups(frame)
-    even = summary.break_even(frame)
     folder = Path(directory)
 
     def draw(name: str, title: str, plot: Callable[..., Path], *data: object) -> DrawnFigure:
         paths = tuple(plot(*data, folder / f"{stem}-{name}.{fmt}") for fmt in chosen)
         return DrawnFigure(name, title, paths)
 
-    figures = [draw("step-time", "Time per training step against data size",
-                    plot_step_times, times)]
-    if not speeds.empty:
-        figures.append(draw("speedup", "Speed-up of each variant over its backend's eager step",
-                            plot_speedups, speeds))
-    figures.append(draw("first-call", "First-call time, step time and break-even steps "
-                        f"(n={_COUNT(int(times['n_examples'].min()))})",
-                        plot_first_call, times, even))
+    figures = []
+    if not times.empty:
+        speeds = summary.speedups(frame)
+        even = summary.break_even(frame)
+        figures.append(draw("step-time", "Time per training step against data size",
+                            plot_step_times, times))
+        if not speeds.empty:
+            figures.append(draw("speedup", "Speed-up of each variant over its backend's "
+                                "eager step", plot_speedups, speeds))
+        figures.append(draw("first-call", "First-call time, step time and break-even steps "
+                            f"(n={_COUNT(int(times['n_examples'].min()))})",
+                            plot_first_call, times, even))
+    if scaled:
+        figures.append(draw("scaling", "Data-parallel step time per replica count, beside the "
+                            "one-device step", plot_scaling,
+                            summary.step_times(pd.concat([frame, replicated]))))
     if convergence is not None:
         figures.append(draw("convergence", "W and b per step for every variant (re-run here)",
                             plot_convergence, convergence))
@@ -803,3 +818,88 @@ def write_run_plots(frame: pd.DataFrame, directory: Path, stem: str,
     """
     figures = draw_run_figures(frame, directory, stem, formats, convergence)
     return [path for figure in figures for path in figure.paths]
+
+
+# The scaling figure (issue 13): line style per replica count; the one-device line dotted.
+SCALING_SINGLE_DEVICE_STYLE = {"linestyle": ":", "marker": "."}
+SCALING_REPLICA_STYLES = ({"linestyle": "--", "marker": "^"}, {"linestyle": "-", "marker": "o"},
+                          {"linestyle": "-.", "marker": "D"})
+
+
+def plot_scaling(step_times: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Time per step against n of the distributed variants, per replica count, beside the
+    one-device variant each wraps and the floors; one panel per (backend, strategy, device).
+
+    Args:
+        step_times: :func:`linfit.summary.step_times` of a frame with distributed cells
+            (``replicas``; each distributed variant's ``single_device`` variant, where it
+            ran, is drawn as the one-device line).
+        path: where to save; the suffix picks the format.
+
+    Raises:
+        LinfitError: when the frame has no distributed cell that ran.
+    """
+    from linfit.distributed.variants import distributed_variant
+
+    specs = {(b, v): distributed_variant(b, v)
+             for b, v in step_times[["backend", "variant"]].drop_duplicates().itertuples(
+                 index=False)}
+    specs = {key: spec for key, spec in specs.items() if spec is not None}
+    if not specs:
+        raise LinfitError("no distributed cell in the results ran: no scaling figure")
+    panels = sorted({(b, spec.strategy, d) for (b, v), spec in specs.items()
+                     for d in step_times[(step_times["backend"] == b)
+                                         & (step_times["variant"] == v)]["device"].unique()})
+    figure, axes = plt.subplots(1, len(panels), figsize=grid_figure_size(len(panels), 1),
+                                layout="constrained", sharey=True, squeeze=False)
+    handles: dict[str, Line2D] = {}
+    replica_counts = sorted(int(r) for r in step_times["replicas"].unique())
+    for ax, (backend, strategy, device) in zip(axes[0], panels, strict=True):
+        here = step_times[(step_times["backend"] == backend) & (step_times["device"] == device)]
+        singles = set()
+        for (spec_backend, variant), spec in specs.items():
+            if spec.strategy != strategy or spec_backend != backend:
+                continue
+            color = variant_color(backend, spec.single_device)
+            singles.add(spec.single_device)
+            for index, replicas in enumerate(replica_counts):
+                line = here[(here["variant"] == variant) & (here["replicas"] == replicas)]
+                if line.empty:
+                    continue
+                line = line.sort_values("n_examples")
+                style = SCALING_REPLICA_STYLES[min(index, len(SCALING_REPLICA_STYLES) - 1)]
+                label = f"{backend} {variant}, {replicas} replica{'s' * (replicas > 1)}"
+                ax.plot(line["n_examples"], line["median_seconds"], color=color,
+                        markersize=5, **style)
+                handles.setdefault(label, Line2D([], [], color=color, label=label, **style))
+        for single in sorted(singles):
+            line = here[(here["variant"] == single) & (here["replicas"] == 1)].sort_values(
+                "n_examples")
+            if line.empty:
+                continue
+            color = variant_color(backend, single)
+            label = f"{backend} {single}, one device"
+            ax.plot(line["n_examples"], line["median_seconds"], color=color, linewidth=1,
+                    **SCALING_SINGLE_DEVICE_STYLE)
+            handles.setdefault(label, Line2D([], [], color=color, linewidth=1, label=label,
+                                             **SCALING_SINGLE_DEVICE_STYLE))
+        floor = here[here["replicas"] == 1].dropna(subset=["floor_seconds"])
+        if not floor.empty:
+            floor = floor.groupby("n_examples")["floor_seconds"].min().sort_index()
+            ax.plot(floor.index, floor.to_numpy(), color=FLOOR_COLOR, linewidth=1,
+                    linestyle=FLOOR_STYLES[False])
+            handles.setdefault(FLOOR_LABEL, Line2D([], [], color=FLOOR_COLOR, linewidth=1,
+                                                   linestyle=FLOOR_STYLES[False],
+                                                   label=FLOOR_LABEL + ", one device"))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{backend} {strategy}, from {device}", fontsize="medium")
+        ax.set_xlabel("n_examples (whole batch, all replicas)")
+        ax.grid(which="major", alpha=0.3)
+    axes[0][0].set_ylabel("time per step (s), median")
+    for ax in axes[0]:
+        _log_axis(ax.xaxis, _COUNT)
+        _log_axis(ax.yaxis, _SECONDS)
+    _figure_legend(figure, list(handles.values()))
+    figure.suptitle("Data-parallel step time against data size, per replica count")
+    return _save(figure, path)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from linfit.results import COLUMN_NAMES, Cell
+from linfit.results import COLUMN_NAMES, KEY_COLUMNS, Cell, is_missing
 
 __all__ = [
     "CHECK_OUTCOMES",
@@ -51,7 +51,6 @@ _FIELD_COLUMNS = ("status", "message", "iterations", "first_call_seconds", "trac
                   "bytes_min", "read_bandwidth_bytes_per_second", "dispatch_floor_seconds",
                   "floor_seconds")
 _INT_FIELDS = ("iterations", "traces", "convergence_steps", "bytes_min")
-_KEY_COLUMNS = ("backend", "device", "variant", "n_examples", "dtype", "steps_per_call")
 
 # Derived or structured columns, built by to_row() from fields and properties.
 _DERIVED_COLUMNS = (*STATISTIC_COLUMNS, "call_samples_seconds", "efficiency", "reference",
@@ -60,20 +59,15 @@ _DERIVED_COLUMNS = (*STATISTIC_COLUMNS, "call_samples_seconds", "efficiency", "r
 # The run's facts: machine, software, environment, git, and what the variant is. Every
 # column that is neither the key, a field, nor derived.
 FACT_COLUMNS = tuple(name for name in COLUMN_NAMES
-                     if name not in (*_KEY_COLUMNS, *_FIELD_COLUMNS, *_DERIVED_COLUMNS))
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value == "") or (
-        isinstance(value, float) and math.isnan(value))
+                     if name not in (*KEY_COLUMNS, *_FIELD_COLUMNS, *_DERIVED_COLUMNS))
 
 
 def _optional_float(value: Any) -> float | None:
-    return None if _empty(value) else float(value)
+    return None if is_missing(value) else float(value)
 
 
 def _optional_int(value: Any) -> int | None:
-    return None if _empty(value) else int(value)
+    return None if is_missing(value) else int(value)
 
 
 def step_statistics(samples: Sequence[float]) -> dict[str, float | int]:
@@ -139,7 +133,8 @@ class CellResult:
     """Everything measured and checked about one cell in one run. Immutable.
 
     Attributes:
-        cell: the key (backend, device, variant, n_examples, dtype, steps_per_call).
+        cell: the key (backend, device, variant, n_examples, dtype, steps_per_call,
+            replicas, convention).
         status: "ok" or "failed"; ``message`` says why it failed ('' when ok).
         per_call_seconds: each round's time of one call (k = steps_per_call steps), in
             round order; empty when the cell was not timed.
@@ -295,24 +290,24 @@ class CellResult:
         samples: Iterable[Any] = ()
         call_samples = row.get("call_samples_seconds")
         step_samples = row.get("samples_seconds")
-        if not _empty(call_samples) and len(_as_samples(call_samples)):
+        if not is_missing(call_samples) and len(_as_samples(call_samples)):
             samples = _as_samples(call_samples)
-        elif not _empty(step_samples) and len(_as_samples(step_samples)):
+        elif not is_missing(step_samples) and len(_as_samples(step_samples)):
             samples = [s * cell.steps_per_call for s in _as_samples(step_samples)]
         values: dict[str, Any] = {}
         for name in _FIELD_COLUMNS:
             value = row.get(name)
             if name in ("status", "message", "placement"):
-                values[name] = "" if _empty(value) else str(value)
+                values[name] = "" if is_missing(value) else str(value)
             elif name.startswith("check_"):
-                values[name] = "not-run" if _empty(value) else str(value)
+                values[name] = "not-run" if is_missing(value) else str(value)
             elif name in _INT_FIELDS:
                 values[name] = _optional_int(value)
             else:
                 values[name] = _optional_float(value)
         reference = None
         text = row.get("reference")
-        if not _empty(text) and str(text) != "unknown":
+        if not is_missing(text) and str(text) != "unknown":
             reference = Reference.parse(str(text), _optional_float(row.get("reference_w")),
                                         _optional_float(row.get("reference_b")))
         facts = {name: row[name] for name in FACT_COLUMNS if name in row}
@@ -326,7 +321,7 @@ class CellResult:
         ``call_samples_seconds`` is a tuple of floats here; the writer formats it.
         """
         row: dict[str, Any] = {name: self.facts.get(name) for name in FACT_COLUMNS}
-        row.update({name: getattr(self.cell, name) for name in _KEY_COLUMNS})
+        row.update({name: getattr(self.cell, name) for name in KEY_COLUMNS})
         row.update({name: getattr(self, name) for name in _FIELD_COLUMNS})
         row.update({name: self.statistics.get(name) for name in STATISTIC_COLUMNS})
         row["call_samples_seconds"] = self.per_call_seconds

@@ -5,7 +5,10 @@ the file keeps each round's **per-call** time exactly (``call_samples_seconds``,
 floats, space-separated); every ``s/step`` column (min, median, mean, stddev, IQR, max)
 and ``rounds`` is derived from those samples for pandas users, and the reader refuses a
 file where they disagree. Schema-1 files (per-step ``samples_seconds``) are still read;
-the columns they lack come back as "unknown" or empty.
+the columns they lack come back as "unknown" or empty. Schema 3 adds ``replicas`` and
+``convention`` to the cell key and a ``strategy`` column; schema-1 and -2 rows get
+replicas 1, strategy ``none`` and the convention linfit used then
+(:func:`legacy_convention`).
 
 This module is also the one home of the atomic-write helpers
 (:func:`atomic_write_text`, :func:`atomic_write_bytes`) and of the duplicate-cell check
@@ -33,9 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_COLUMNS",
+    "ARGS_CONVENTION",
     "COLUMNS",
     "COLUMN_NAMES",
     "KEY_COLUMNS",
+    "KEY_DEFAULTS",
+    "NO_STRATEGY",
     "READABLE_SCHEMA_VERSIONS",
     "SCHEMA_VERSION",
     "STATISTIC_RTOL",
@@ -47,6 +53,8 @@ __all__ = [
     "columns_of",
     "duplicate_cells",
     "format_samples",
+    "is_missing",
+    "legacy_convention",
     "read_frame",
     "read_results",
     "records_frame",
@@ -57,8 +65,15 @@ __all__ = [
 # Bump when a column changes meaning or is removed; the reader refuses versions it does
 # not know. 2: per-call samples (call_samples_seconds) replace per-step samples_seconds;
 # reference, reference_w/b, check_placement/traces/convergence and run_interrupted added.
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# 3: the cell key gains replicas and convention (issues 12 and 13); strategy added.
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+
+# How linfit called a TensorFlow compiled step before schema 3 recorded it: W, b, x, y and
+# the learning rate as arguments of the tf.function (issue 12's "arguments" convention).
+ARGS_CONVENTION = "args"
+# The strategy of a cell that runs on one device, without tf.distribute or sharding.
+NO_STRATEGY = "none"
 
 # How closely a stored statistic must agree with the one derived from the samples.
 # The writer stores the derived value itself, so a genuine file agrees to the last bit
@@ -94,15 +109,16 @@ class Column:
     doc: str
     required: bool = True
     domain: str = ""
-    versions: tuple[int, ...] = (1, 2)
+    versions: tuple[int, ...] = (1, 2, 3)
 
 
 def _c(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
-       versions: tuple[int, ...] = (1, 2)) -> Column:
+       versions: tuple[int, ...] = (1, 2, 3)) -> Column:
     return Column(name, type_, unit, doc, required, domain, versions)
 
 
-_V2 = (2,)
+_V2 = (2, 3)
+_V3 = (3,)
 
 # Every column of every readable version, in file order; columns_of() picks a version's.
 ALL_COLUMNS: tuple[Column, ...] = (
@@ -149,6 +165,12 @@ ALL_COLUMNS: tuple[Column, ...] = (
     _c("n_examples", "int", "examples", "data set size", domain=_POSITIVE),
     _c("dtype", "str", "", "float32, float64, bfloat16 or float16", domain=_DTYPE),
     _c("steps_per_call", "int", "steps", "training steps per timed call", domain=_POSITIVE),
+    _c("replicas", "int", "replicas", "replicas the step's data are split across (1: one "
+       "device, no strategy)", domain=_POSITIVE, versions=_V3),
+    _c("convention", "str", "", "how a TensorFlow compiled step is called: args, captured, "
+       "concrete, ... ('' where it does not apply)", required=False, versions=_V3),
+    _c("strategy", "str", "", "how replicas share the step: none, mirrored, multi-worker, "
+       "jax-sharding", versions=_V3),
     _c("learning_rate", "float", "", "gradient-descent step size", domain=_POSITIVE),
     _c("seed", "int", "", "NumPy seed of the data", domain=_NON_NEGATIVE),
     # timing: every time is per training step, derived from the samples
@@ -220,7 +242,11 @@ def columns_of(version: int) -> tuple[Column, ...]:
 
 COLUMNS: tuple[Column, ...] = columns_of(SCHEMA_VERSION)
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
-KEY_COLUMNS = ("backend", "device", "variant", "n_examples", "dtype", "steps_per_call")
+KEY_COLUMNS = ("backend", "device", "variant", "n_examples", "dtype", "steps_per_call",
+               "replicas", "convention")
+# The key columns added in schema 3, and their value in a row that lacks them (an older
+# file's, journal's or harness's row): one device, no calling convention recorded.
+KEY_DEFAULTS: Mapping[str, Any] = {"replicas": 1, "convention": ""}
 
 # Columns derived from the samples; the reader checks them, the record recomputes them.
 _STATISTICS = ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds",
@@ -229,7 +255,15 @@ _STATISTICS = ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds"
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """The key of one benchmark cell: everything else measured hangs off it."""
+    """The key of one benchmark cell: everything else measured hangs off it.
+
+    Attributes:
+        backend, device, variant, n_examples, dtype, steps_per_call: what runs, where, on
+            how much data, and how many steps one call makes.
+        replicas: replicas the data are split across (1: one device, no strategy).
+        convention: how a TensorFlow compiled step is called (``args``, ``captured``,
+            ``concrete``, ...); '' where that does not apply.
+    """
 
     backend: str
     device: str
@@ -237,16 +271,59 @@ class Cell:
     n_examples: int
     dtype: str
     steps_per_call: int
+    replicas: int = 1
+    convention: str = ""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Cell:
-        """The cell of a result row (a dict or a pandas row)."""
+        """The cell of a result row (a dict or a pandas row); a row without ``replicas`` or
+        ``convention`` (or with no value there) gets :data:`KEY_DEFAULTS`."""
+        replicas = row.get("replicas")
+        convention = row.get("convention")
         return cls(str(row["backend"]), str(row["device"]), str(row["variant"]),
-                   int(row["n_examples"]), str(row["dtype"]), int(row["steps_per_call"]))
+                   int(row["n_examples"]), str(row["dtype"]), int(row["steps_per_call"]),
+                   KEY_DEFAULTS["replicas"] if is_missing(replicas) else int(replicas),
+                   KEY_DEFAULTS["convention"] if is_missing(convention) else str(convention))
+
+    @property
+    def qualifiers(self) -> str:
+        """The replicas and convention where they are not the default (``r=2``,
+        ``captured``), space-separated; '' for a one-device cell called as linfit always did.
+        """
+        parts = [f"r={self.replicas}"] if self.replicas != KEY_DEFAULTS["replicas"] else []
+        if self.convention not in (KEY_DEFAULTS["convention"], ARGS_CONVENTION):
+            parts.append(self.convention)
+        return " ".join(parts)
+
+    @property
+    def variant_label(self) -> str:
+        """The variant with its :attr:`qualifiers`, for a table's variant column:
+        ``function``, ``function r=2``, ``xla captured``."""
+        return f"{self.variant} {self.qualifiers}" if self.qualifiers else self.variant
 
     def __str__(self) -> str:
-        return (f"{self.backend} {self.device} {self.variant} n={self.n_examples:g} "
+        text = (f"{self.backend} {self.device} {self.variant} n={self.n_examples:g} "
                 f"{self.dtype} k={self.steps_per_call}")
+        return f"{text} {self.qualifiers}" if self.qualifiers else text
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a row's value means "no value": None, '' or NaN (the one home of that test:
+    the reader, the writer and :meth:`linfit.record.CellResult.from_row` use it)."""
+    return value is None or (isinstance(value, str) and value == "") or (
+        isinstance(value, float) and math.isnan(value))
+
+
+def legacy_convention(backend: str, compiled: bool) -> str:
+    """The calling convention of a cell from before schema 3 recorded one, and of a cell
+    whose backend does not say: ``args`` for TensorFlow's compiled variants (linfit passed
+    W, b, x, y and the learning rate as arguments), '' elsewhere.
+
+    Args:
+        backend: the cell's backend.
+        compiled: whether its variant is traced/compiled.
+    """
+    return ARGS_CONVENTION if backend == "tensorflow" and compiled else ""
 
 
 def format_samples(samples: Iterable[float]) -> str:
@@ -384,6 +461,9 @@ def render_results(rows: Iterable[CellResult | Mapping[str, Any]]) -> str:
         if row.get("run_interrupted") is None:
             # A harness that does not say otherwise ran to its end.
             row["run_interrupted"] = False
+        if is_missing(row.get("strategy")):
+            # A record that names no strategy ran on one device.
+            row["strategy"] = NO_STRATEGY
         writer.writerow([_format(row.get(column.name), column) for column in COLUMNS])
     return buffer.getvalue()
 
@@ -582,7 +662,8 @@ def _version(path: Path, line: int, text: str) -> int:
     except ValueError:
         version = -1
     if version not in READABLE_SCHEMA_VERSIONS or text != str(version):
-        readable = " and ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
+        *earlier, last = (str(v) for v in READABLE_SCHEMA_VERSIONS)
+        readable = f"{', '.join(earlier)} and {last}" if earlier else last
         hint = ("; it was written by a newer linfit"
                 if version > max(READABLE_SCHEMA_VERSIONS) else "")
         raise _fail(path, line, "schema_version", f"{text!r} is not a schema_version this "
@@ -622,7 +703,8 @@ def _parse_row(path: Path, line: int, fields: Sequence[str], index: Mapping[str,
            for column in columns}
     ok = row["status"] == "ok"
     for column in columns:
-        always = column.name in (*KEY_COLUMNS, "status", "schema_version")
+        always = column.name in (*KEY_COLUMNS, "status", "schema_version") and (
+            column.name != "convention")
         empty = row[column.name] is None or (always and row[column.name] == "")
         # Samples missing from an ok row get their own message, after this loop.
         required = ok and column.required and column.type != "samples"
@@ -632,11 +714,21 @@ def _parse_row(path: Path, line: int, fields: Sequence[str], index: Mapping[str,
     return row
 
 
-def _upgrade(row: dict[str, Any]) -> dict[str, Any]:
-    """A schema-1 row with the schema-2 columns it lacks: what was not recorded is unknown."""
-    return {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
-            "check_placement": "unknown", "check_traces": "unknown",
-            "check_convergence": "unknown", "run_interrupted": None}
+def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
+    """A row of an older schema with the current columns it lacks.
+
+    Schema 1 lacks the checks and the reference: what was not recorded is unknown. Schemas
+    1 and 2 lack replicas, convention and strategy: every cell then ran on one device, and
+    TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
+    """
+    if version == 1:
+        row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
+               "check_placement": "unknown", "check_traces": "unknown",
+               "check_convergence": "unknown", "run_interrupted": None}
+    if version < 3:
+        row = {**row, "replicas": KEY_DEFAULTS["replicas"], "strategy": NO_STRATEGY,
+               "convention": legacy_convention(row["backend"], bool(row["compiled"]))}
+    return row
 
 
 def read_results(path: str | os.PathLike[str]) -> ResultSet:
@@ -647,7 +739,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
 
     Returns:
         Its records, in file order. Schema-1 rows get ``reference`` "unknown", check
-        outcomes "unknown" and ``run_interrupted`` None.
+        outcomes "unknown" and ``run_interrupted`` None; schema-1 and -2 rows get
+        ``replicas`` 1, ``strategy`` "none" and ``convention`` :func:`legacy_convention`.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the physical line
@@ -700,8 +793,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
             raise _fail(path, line, "schema_version",
                         f"{row_version} differs from the first row's {version}")
         row = _parse_row(path, line, fields, index, columns)
-        if version == 1:
-            row = _upgrade(row)
+        if version < SCHEMA_VERSION:
+            row = _upgrade(row, version)
         record = CellResult.from_row(row)
         samples_column = "samples_seconds" if version == 1 else "call_samples_seconds"
         if record.ok and not record.timed:

@@ -24,20 +24,20 @@ from linfit.data import Dataset
 
 class _RetracingTrainer(_TensorFlowTrainer):
     def __init__(self, variant: Variant, device: Device, data: Dataset, learning_rate: float,
-                 steps_per_call: int) -> None:
-        super().__init__(variant, device, data, learning_rate, steps_per_call)
+                 steps_per_call: int, convention: str) -> None:
+        super().__init__(variant, device, data, learning_rate, steps_per_call, convention)
 
         def step(w, b, x, y, learning_rate, odd_call):  # odd_call: only makes it retrace
             return train_step(w, b, x, y, learning_rate)
 
-        self._fn = tf.function(step)
+        self._traced = tf.function(step)
         self._calls = 0
 
     def call(self) -> None:
         self._calls += 1
         with tf.device(self._scope):
-            self._loss = self._fn(self._w, self._b, self._x, self._y, self._lr,
-                                  self._calls % 2 == 1)
+            self._loss = self._traced(self._w, self._b, self._x, self._y, self._lr,
+                                      self._calls % 2 == 1)
 
 
 class _SlowTrainer(_TensorFlowTrainer):
@@ -59,9 +59,12 @@ class _FaultyBackend(TensorFlowBackend):
     }
 
     def _make_trainer(self, variant: Variant, device: Device, data: Dataset,
-                      learning_rate: float, steps_per_call: int) -> Trainer:
-        trainer_class = _FAULTY.get(variant.name, (_TensorFlowTrainer, ""))[0]
-        return trainer_class(variant, device, data, learning_rate, steps_per_call)
+                      learning_rate: float, steps_per_call: int, convention: str = "") -> Trainer:
+        if variant.name not in _FAULTY:
+            return super()._make_trainer(variant, device, data, learning_rate, steps_per_call,
+                                         convention)
+        return _FAULTY[variant.name][0](variant, device, data, learning_rate, steps_per_call,
+                                        convention or self.conventions(variant)[0])
 
 
 # get_backend("tensorflow") returns the module's BACKEND; it has not been called yet when

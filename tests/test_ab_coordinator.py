@@ -61,6 +61,23 @@ def test_orders_are_balanced_for_two_and_for_three_sides():
                 assert first == 10
 
 
+def test_slow_calls_get_fewer_calls_per_sample(tmp_path, monkeypatch):
+    import linfit.ab.coordinator as coordinator
+
+    # Calls of 2 ms against a longest sample of 5 ms: 2 calls a sample, not 10.
+    monkeypatch.setattr(coordinator, "MAX_SAMPLE_SECONDS", 0.005)
+    slow = {"FAKE_AB_SECONDS": "0.002"}
+    result = run_session(_config(tmp_path, _sides(slow, slow), min_pairs=2, max_pairs=2),
+                         _quiet)
+    assert result.failures == []
+    frame = read_pairs(result.path)
+    assert set(frame["calls_per_sample"]) == {2}
+    # Fast calls keep their ten, under the real longest sample.
+    monkeypatch.undo()
+    fast = run_session(_config(tmp_path / "fast", _sides(), min_pairs=2, max_pairs=2), _quiet)
+    assert set(read_pairs(fast.path)["calls_per_sample"]) == {coordinator.CALLS_PER_SAMPLE}
+
+
 def test_a_session_alternates_balanced_pairs_one_burst_at_a_time(tmp_path):
     log = tmp_path / "bursts.log"
     result = run_session(_config(tmp_path, _sides(log=log)), _quiet)

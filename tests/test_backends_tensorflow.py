@@ -25,13 +25,16 @@ def test_soft_placement_is_off_inside_a_session_and_restored(tf_backend):
     assert tf.config.get_soft_device_placement() == before
 
 
-@pytest.mark.second_cpu("tensorflow", SPLIT_CPU, "trainer._x.device[-5:]",
-                        "trainer._w.device[-5:]")
+# W of the hand-written step's trainer, or of the Keras model.
+WEIGHTS_DEVICE = "(trainer.model.w.value if hasattr(trainer, 'model') else trainer._w).device[-5:]"
+
+
+@pytest.mark.second_cpu("tensorflow", SPLIT_CPU, "trainer._x.device[-5:]", WEIGHTS_DEVICE)
 def test_second_logical_cpu_is_a_real_device(request):
     """Multi-device paths without a GPU: split the CPU in two and train on CPU:1."""
     pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
     placed = train_on_a_second_cpu(*request.node.get_closest_marker("second_cpu").args)
     # The result, the data and W: all on CPU:1, for every variant.
     assert [line.split()[1] for line in placed] == list(VARIANTS_BY_BACKEND["tensorflow"])
-    assert len(placed) == 5
+    assert len(placed) == 11
     assert all(line.endswith("CPU:1 CPU:1 CPU:1") for line in placed), placed

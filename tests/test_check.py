@@ -24,7 +24,8 @@ DATA = Path(__file__).parent / "data" / "compare"
 BASE = DATA / "base.csv"
 NEW = DATA / "new.csv"
 
-GPU_XLA_1000 = Cell("tensorflow", "GPU:0", "xla", 1000, "float32", 1)
+# TensorFlow compiled cells of the schema-1 fixtures were called with arguments.
+GPU_XLA_1000 = Cell("tensorflow", "GPU:0", "xla", 1000, "float32", 1, convention="args")
 CPU_EAGER_1000 = Cell("tensorflow", "CPU:0", "eager", 1000, "float32", 1)
 
 
@@ -67,7 +68,7 @@ def test_a_clean_run_passes_every_rule(base):
 def test_failed_cells_are_errors():
     findings = [f for f in check_results(read_results(NEW)) if f.rule == "failed"]
     assert rules(findings) == [("failed", "error", Cell("tensorflow", "GPU:0", "xla", 100_000,
-                                                         "float32", 1))]
+                                                         "float32", 1, convention="args"))]
     assert "RESOURCE_EXHAUSTED: out of memory" in findings[0].message
 
 
@@ -146,8 +147,8 @@ def test_performance_uses_the_rule_of_compare():
                 if f.rule == "performance"]
     errors = [f for f in findings if f.severity == "error"]
     assert [f.cell for f in errors] == [
-        Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1),
-        Cell("tensorflow", "GPU:0", "xla", 100_000, "float32", 1), None]
+        Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1, convention="args"),
+        Cell("tensorflow", "GPU:0", "xla", 100_000, "float32", 1, convention="args"), None]
     assert errors[0].message.startswith("1.25 [1.24, 1.27] x the baseline (59.7 µs -> 74.9 µs "
                                         "per step, p < 0.0005)")
     assert errors[1].message == "ok in the baseline, failed here"
@@ -292,7 +293,7 @@ def test_check_bad_input_exits_2_with_one_line(which, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (f"linfit check: error: {bad} line 2, column schema_version: '7' is "
-                            "not a schema_version this linfit reads (it reads 1 and 2); it was "
+                            "not a schema_version this linfit reads (it reads 1, 2 and 3); it was "
                             "written by a newer linfit\n")
 
 

@@ -299,9 +299,10 @@ BAD_FILES = {
     "wrong schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "0")),
                              "line 2, column schema_version: '0' is not a schema_version this "
                              "linfit reads"),
-    "future schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "3", row=3)),
-                              "line 5, column schema_version: '3' is not a schema_version this "
-                              "linfit reads (it reads 1 and 2); it was written by a newer linfit"),
+    "future schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "4", row=3)),
+                              "line 5, column schema_version: '4' is not a schema_version this "
+                              "linfit reads (it reads 1, 2 and 3); it was written by a newer "
+                              "linfit"),
     "missing columns": (lambda tmp: edited(tmp, drop_columns("median_seconds", "samples_seconds")),
                         "missing columns: median_seconds, samples_seconds"),
     "non-numeric median": (lambda tmp: edited(tmp, set_field("median_seconds", "fast", row=2)),
@@ -553,7 +554,8 @@ def test_bad_sides_exit_2_with_one_line(argv, message, capsys):
 def test_a_cell_failed_in_any_run_of_a_side_is_failed(tmp_path):
     base = _runs(tmp_path, "a", [1.0, 1.1])
     broken = [dataclasses.replace(r, status="failed", message="boom")
-              if r.cell == Cell("tensorflow", "CPU:0", "xla", 1000, "float32", 1) else r
+              if r.cell == Cell("tensorflow", "CPU:0", "xla", 1000, "float32", 1, convention="args")
+              else r
               for r in _scaled(_ok_base(), 1.05)]
     new = [*_runs(tmp_path, "b", [1.0]), _write_run(tmp_path, "b-broken.csv", broken)]
     table = compare_files(base, new).table.set_index(["device", "variant", "n_examples"])

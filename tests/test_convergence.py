@@ -75,7 +75,7 @@ def _replaced(records, cell: Cell, **changes) -> list[CellResult]:
 def test_check_uses_the_cell_in_the_file_first():
     records = read_results(SMALL)
     eager = records.by_cell()[Cell("tensorflow", "CPU:0", "eager", 1000, "float32", 1)]
-    loop = Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100)
+    loop = Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100, convention="args")
     w, b, where = reference_weights(records.by_cell(), loop)
     assert (w, b) == (eager.final_w, eager.final_b) and "tensorflow CPU:0 eager" in where
     # Its reference cell off by 1e-4 in W: the loop cell fails numerics against it.

@@ -197,6 +197,11 @@ def test_the_cache_refuses_another_machine(tmp_path):
     path.write_text(json.dumps(floors_json(floors)))
     with pytest.raises(FloorsFileError, match="differs in: probe_elements"):
         load_or_measure([fake], cache=path, probe_elements=20, repeats=1, dispatch_calls=1)
+    # So is a cache made by older probes (issue 12 changed TensorFlow's dispatch probe).
+    document["key"] = {**floors_json(floors)["key"], "probes_version": "1"}
+    path.write_text(json.dumps(document))
+    with pytest.raises(FloorsFileError, match="differs in: probes_version"):
+        load_or_measure([fake], cache=path, probe_elements=10, repeats=1, dispatch_calls=1)
 
 
 @pytest.mark.parametrize(("text", "message"), [

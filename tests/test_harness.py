@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from linfit._errors import LinfitError
+from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION
 from linfit.cli import main
 from linfit.harness import (
     DEFAULT_SIZES,
@@ -129,9 +130,10 @@ def test_matrix_order_loop_steps_filters_and_memory_skips(tf_backend):
     # 40 kB free: n=1000 needs 4 * 8 kB of x and y in float32, 4 * 16 kB in float64.
     matrix = build_matrix(options, free_memory_bytes=lambda: 40_000)
     assert [entry.cell for entry in matrix] == [
-        Cell("tensorflow", "CPU:0", variant, n, dtype, k)
+        Cell("tensorflow", "CPU:0", variant, n, dtype, k, convention=convention)
         for n in (100, 1000) for dtype in ("float32", "float64")
-        for variant, k in (("eager", 1), ("xla-loop", 10))
+        for variant, k, convention in (("eager", 1, ""),
+                                       ("xla-loop", 10, DEFAULT_TENSORFLOW_CONVENTION))
     ]
     skipped = {(entry.cell.n_examples, entry.cell.dtype) for entry in matrix if entry.skip_reason}
     assert skipped == {(1000, "float64")}
@@ -203,7 +205,8 @@ def test_trace_problems(tf_backend):
 def _row(variant: str, median: float | None, device: str = "CPU:0", n: int = 1000,
          backend: str = "tensorflow") -> dict:
     return {"backend": backend, "device": device, "variant": variant, "n_examples": n,
-            "dtype": "float32", "steps_per_call": 1, "device_name": "a CPU", "loop": False,
+            "dtype": "float32", "steps_per_call": 1, "replicas": 1, "convention": "",
+            "device_name": "a CPU", "loop": False,
             "status": "ok" if median else "failed", "median_seconds": median,
             "first_call_seconds": 0.1}
 
@@ -456,7 +459,8 @@ def test_bench_run_keeps_pytest_benchmark_per_call_json(bench_run):
     _, written = bench_run
     benchmarks = json.loads((written.parent.parent / "bench.json").read_text())["benchmarks"]
     by_id = {b["param"]: b for b in benchmarks}
-    loop = by_id[cell_id(Cell("tensorflow", "CPU:0", "xla-loop", 100, "float32", 10))]
+    loop = by_id[cell_id(Cell("tensorflow", "CPU:0", "xla-loop", 100, "float32", 10,
+                              convention=DEFAULT_TENSORFLOW_CONVENTION))]
     assert loop["extra_info"]["steps_per_call"] == 10
     assert loop["extra_info"]["traces"] == 1
     # pytest-benchmark's numbers are per call; the CSV's per step.

@@ -1,8 +1,9 @@
-"""linfit.results and linfit.record: the schema-2 file, its one writer and one reader, the
-record and its derived statistics, schema-1 files, and every class of file the reader refuses.
+"""linfit.results and linfit.record: the schema-3 file, its one writer and one reader, the
+record and its derived statistics, schema-1 and schema-2 files, and every class of file the
+reader refuses.
 
-Fixtures: tests/data/compare/small-v2.csv (schema 2, from make_fixtures.py there) and
-base.csv (schema 1).
+Fixtures: tests/data/compare/small-v3.csv (schema 3, from make_fixtures.py there), the same
+four cells in small-v2.csv (schema 2), and base.csv (schema 1).
 """
 
 import csv
@@ -28,18 +29,20 @@ from linfit.results import (
     atomic_write_text,
     columns_of,
     duplicate_cells,
+    legacy_convention,
     read_frame,
     read_results,
     write_results,
 )
 
 DATA = Path(__file__).parent / "data" / "compare"
-SMALL = DATA / "small-v2.csv"
+SMALL = DATA / "small-v3.csv"
+SCHEMA_2 = DATA / "small-v2.csv"
 SCHEMA_1 = DATA / "base.csv"
 PLOTS = Path(__file__).parent / "data" / "plots"
 
 EAGER = Cell("tensorflow", "CPU:0", "eager", 1000, "float32", 1)
-LOOP = Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100)
+LOOP = Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100, convention="args")
 
 
 def digest(path: Path) -> str:
@@ -91,18 +94,20 @@ def test_from_row_and_to_row_round_trip_a_harness_dict():
     assert set(FACT_COLUMNS) >= {"host", "git_commit", "xla_flags", "run_interrupted"}
 
 
-# --- writing and reading schema 2 ------------------------------------------------------
+# --- writing and reading schema 3 ------------------------------------------------------
 
 def test_the_small_fixture_reads_as_records():
     results = read_results(SMALL)
     assert isinstance(results, ResultSet) and results.path == SMALL
-    assert results.schema_version == SCHEMA_VERSION == 2
+    assert results.schema_version == SCHEMA_VERSION == 3
     by_cell = results.by_cell()
     loop = by_cell[LOOP]
     assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
     assert str(loop.reference) == "tensorflow eager CPU:0"
     assert (loop.check_placement, loop.check_traces, loop.check_convergence) == ("ok",) * 3
-    assert loop.facts["run_interrupted"] is False
+    assert loop.facts["run_interrupted"] is False and loop.facts["strategy"] == "none"
+    assert (loop.cell.replicas, loop.cell.convention) == (1, "args")
+    assert by_cell[EAGER].cell.convention == ""
     failed = next(r for r in results if not r.ok)
     assert failed.check_convergence == "failed" and failed.timed
 
@@ -171,19 +176,69 @@ def test_duplicate_cells():
     assert duplicate_cells([EAGER, LOOP, EAGER]) == (0, 2, EAGER)
 
 
+def test_replicas_and_convention_are_part_of_the_key():
+    two = Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1, replicas=2,
+               convention="args")
+    captured = dataclasses.replace(two, replicas=1, convention="captured")
+    assert len({EAGER, two, captured, dataclasses.replace(two, replicas=1)}) == 4
+    # Shown only where not the default, so one-device cells read as they always did.
+    assert str(EAGER) == "tensorflow CPU:0 eager n=1000 float32 k=1"
+    assert str(LOOP) == "tensorflow CPU:0 xla-loop n=1000 float32 k=100"
+    assert str(two) == "tensorflow CPU:0 function n=1000 float32 k=1 r=2"
+    assert str(captured).endswith("k=1 captured")
+    # A row without the schema-3 key columns (an older harness dict, a journal line).
+    row = {name: getattr(two, name) for name in ("backend", "device", "variant",
+                                                  "n_examples", "dtype", "steps_per_call")}
+    assert Cell.from_row(row) == dataclasses.replace(two, replicas=1, convention="")
+    assert Cell.from_row({**row, "replicas": float("nan"), "convention": None}) == (
+        Cell.from_row(row))
+
+
+def test_a_replicated_cell_round_trips(tmp_path):
+    record = read_results(SMALL)[1]
+    two = dataclasses.replace(record, cell=dataclasses.replace(record.cell, replicas=2),
+                              facts={**record.facts, "strategy": "mirrored"})
+    [again] = read_results(write_results([two], tmp_path / "r2.csv"))
+    assert again == two and again.facts["strategy"] == "mirrored"
+
+
+# --- schema 2 --------------------------------------------------------------------------
+
+def test_a_schema_2_file_gives_the_same_cells_with_the_old_convention_filled_in():
+    old, new = read_results(SCHEMA_2), read_results(SMALL)
+    assert (old.schema_version, new.schema_version) == (2, 3)
+    # small-v3.csv is small-v2.csv's four records with the convention linfit then used.
+    assert list(old) == list(new)
+    conventions = {(r.cell.backend, r.cell.variant): r.cell.convention for r in old}
+    assert conventions == {("tensorflow", "eager"): "", ("tensorflow", "xla-loop"): "args",
+                           ("tensorflow", "function"): "args", ("jax", "jit"): ""}
+    assert {(r.cell.replicas, r.facts["strategy"]) for r in old} == {(1, "none")}
+
+
+def test_legacy_convention():
+    assert legacy_convention("tensorflow", compiled=True) == "args"
+    assert legacy_convention("tensorflow", compiled=False) == ""
+    assert legacy_convention("jax", compiled=True) == ""
+
+
 # --- schema 1 --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", sorted([
     *Path(__file__).parent.parent.glob("results/*/*.csv"), SCHEMA_1, DATA / "new.csv",
     *PLOTS.glob("*.csv")]), ids=lambda p: p.name)
-def test_every_committed_schema_1_file_is_still_read(path):
+def test_every_committed_results_file_is_still_read(path):
     results = read_results(path)
-    assert results.schema_version == 1 and len(results) > 0
+    assert results.schema_version in (1, SCHEMA_VERSION) and len(results) > 0
+    if results.schema_version != 1:
+        return
     for record in results:
         assert record.reference is None and record.to_row()["reference"] == "unknown"
         assert (record.check_placement, record.check_traces,
                 record.check_convergence) == ("unknown",) * 3
         assert record.facts["run_interrupted"] is None
+        assert record.cell.replicas == 1 and record.facts["strategy"] == "none"
+        assert record.cell.convention == legacy_convention(record.cell.backend,
+                                                           record.facts["compiled"])
 
 
 def test_schema_1_samples_become_per_call_and_keep_their_statistics():
@@ -196,9 +251,9 @@ def test_schema_1_samples_become_per_call_and_keep_their_statistics():
             assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
 
 
-def test_a_schema_1_file_rewritten_is_schema_2(tmp_path):
-    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v2.csv"))
-    assert again.schema_version == 2
+def test_a_schema_1_file_rewritten_is_schema_3(tmp_path):
+    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v3.csv"))
+    assert again.schema_version == 3
     assert [r.per_call_seconds for r in again] == [r.per_call_seconds
                                                     for r in read_results(SCHEMA_1)]
     assert again[0].check_placement == "unknown"
@@ -254,8 +309,8 @@ def _multiline_message_then(column: str, value: str):
 # (change, the line and column in the message, what it says)
 REFUSALS: dict[str, tuple[Callable, str, str]] = {
     "short row": (_cut(1, 40), "line 3, column ", "the row ends after 40 of the header's"),
-    "short row cut mid-samples": (_cut(2, 46), "line 4, column ",
-                                  "the row ends after 46 of the header's"),
+    "short row cut mid-samples": (_cut(2, 49), "line 4, column ",
+                                  "the row ends after 49 of the header's"),
     "long row": (_extra(2), "line 4:", "fields where the header has"),
     "extra field in the first data row": (_extra(0), "line 2:", "(extra after column"),
     "status outside the vocabulary": (_set("status", "passed", 1), "line 3, column status",
@@ -293,11 +348,15 @@ REFUSALS: dict[str, tuple[Callable, str, str]] = {
                                "is empty in an ok row"),
     "duplicated cell": (lambda header, rows: rows.append(list(rows[0])), "lines 2 and 6",
                         "duplicated cell (tensorflow CPU:0 eager n=1000 float32 k=1)"),
-    "future schema_version": (_set("schema_version", "3", 0), "line 2, column schema_version",
-                              "'3' is not a schema_version this linfit reads (it reads 1 and 2); "
-                              "it was written by a newer linfit"),
-    "mixed schema_versions": (_set("schema_version", "1", 2), "line 4, column schema_version",
-                              "1 differs from the first row's 2"),
+    "future schema_version": (_set("schema_version", "4", 0), "line 2, column schema_version",
+                              "'4' is not a schema_version this linfit reads (it reads 1, 2 and "
+                              "3); it was written by a newer linfit"),
+    "mixed schema_versions": (_set("schema_version", "2", 2), "line 4, column schema_version",
+                              "2 differs from the first row's 3"),
+    "zero replicas": (_set("replicas", "0", 1), "line 3, column replicas",
+                      "0 is not strictly positive"),
+    "empty replicas": (_set("replicas", "", 1), "line 3, column replicas",
+                       "is empty where a value is required"),
 }
 
 
@@ -352,8 +411,10 @@ def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
     assert not failed.ok and not failed.timed and failed.final_w is None
 
 
-def test_every_schema_2_column_is_declared_once():
+def test_every_schema_3_column_is_declared_once():
     assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
+    assert {"replicas", "convention", "strategy"} == set(COLUMN_NAMES) - {
+        c.name for c in columns_of(2)}
     assert "samples_seconds" in {c.name for c in columns_of(1)} - set(COLUMN_NAMES)
     assert {"call_samples_seconds", "reference", "reference_w", "reference_b",
             "check_placement", "check_traces", "check_convergence",

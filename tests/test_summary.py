@@ -24,7 +24,8 @@ def _cells(*cells: tuple[str, int, float, float]) -> pd.DataFrame:
     """A minimal results frame: (variant, steps_per_call, median, first call) per row."""
     return pd.DataFrame([
         {"backend": "tensorflow", "device": "CPU:0", "variant": variant, "n_examples": 100,
-         "dtype": "float32", "steps_per_call": k, "device_name": "cpu", "loop": k > 1,
+         "dtype": "float32", "steps_per_call": k, "replicas": 1, "convention": "",
+         "device_name": "cpu", "loop": k > 1,
          "median_seconds": median, "first_call_seconds": first, "status": "ok"}
         for variant, k, median, first in cells
     ])

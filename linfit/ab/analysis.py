@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from linfit.backends import VARIANTS_BY_BACKEND
+from linfit.results import KEY_COLUMNS
 from linfit.stats import (
     DEFAULT_ALPHA,
     PairedEstimate,
@@ -42,7 +43,7 @@ __all__ = [
 # called slower in 75 of 75 cells.
 DEFAULT_AB_THRESHOLD = 0.05
 
-CELL_COLUMNS = ("backend", "device", "variant", "n_examples", "dtype", "steps_per_call")
+CELL_COLUMNS = KEY_COLUMNS
 AB_COLUMNS = (*CELL_COLUMNS, "device_name", "base_label", "new_label", "pairs",
               "base_median_seconds", "new_median_seconds", "ratio", "ratio_low",
               "ratio_high", "p_value", "mde", "verdict", "message")

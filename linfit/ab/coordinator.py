@@ -50,6 +50,7 @@ from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
 from linfit.ab.pairs import PairsWriter
 from linfit.ab.spec import Side
 from linfit.environment import quiet_framework_env
+from linfit.results import KEY_COLUMNS, KEY_DEFAULTS
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_MAX_SECONDS",
     "DEFAULT_MIN_PAIRS",
     "DEFAULT_TARGET_BURST_SECONDS",
+    "MAX_SAMPLE_SECONDS",
     "SessionConfig",
     "SessionResult",
     "WorkerFailed",
@@ -84,6 +86,11 @@ DEFAULT_TARGET_BURST_SECONDS = 0.06
 # of the slowest default cell (function-loop at n=1e6, ~80 ms a call here) make a 0.8 s
 # burst, the only ones far over the target; drift over a second is small.
 CALLS_PER_SAMPLE = 10
+# Longest sample, seconds: where ten calls take longer (loop variants at n >= 1e7: a second
+# a call on the 2-core VM), a sample has fewer calls, down to one, so that A and B of a pair
+# stay seconds apart. Every default cell (n <= 1e6; at most ~140 ms a call here) keeps its
+# ten calls, with room for a machine 40% slower.
+MAX_SAMPLE_SECONDS = 2.0
 # Longest burst in samples (the fastest cells at n=1e3 need ~20).
 MAX_SAMPLES_PER_BURST = 1000
 # Request time-outs, seconds: start-up (import linfit), plan (import the framework),
@@ -392,8 +399,8 @@ class _Session:
         hello = self.hellos[side_index]
         side = self.config.sides[side_index]
         built = cell["built"][side_index]
-        return {"session_id": self.session_id, **{k: cell[k] for k in (
-            "backend", "device", "variant", "n_examples", "dtype", "steps_per_call")},
+        return {"session_id": self.session_id, **{k: cell.get(k, KEY_DEFAULTS.get(k))
+                                                  for k in KEY_COLUMNS},
             "side_index": side_index, "side_label": side.label,
             "calls_per_sample": cell["calls_per_sample"], "python": hello["python"],
             "python_version": hello["python_version"],
@@ -427,11 +434,17 @@ class _Session:
                               f"{cell['built'][index]['message']}")
             if failed:
                 continue
-            sample_seconds = [max(b["sample_seconds"], 1e-9) for b in cell["built"]]
-            typical = math.exp(sum(map(math.log, sample_seconds)) / len(sample_seconds))
+            # Calibrated with samples of CALLS_PER_SAMPLE calls: per call, then per sample.
+            call_seconds = [max(b["sample_seconds"], 1e-9) / CALLS_PER_SAMPLE
+                            for b in cell["built"]]
+            typical_call = math.exp(sum(map(math.log, call_seconds)) / len(call_seconds))
+            cell["calls_per_sample"] = int(min(CALLS_PER_SAMPLE, max(
+                1, MAX_SAMPLE_SECONDS // typical_call)))
+            typical = typical_call * cell["calls_per_sample"]
             cell["samples"] = int(min(MAX_SAMPLES_PER_BURST, max(1, round(
                 self.config.target_burst_seconds / typical))))
-            cell["expected_seconds"] = cell["samples"] * max(sample_seconds)
+            cell["expected_seconds"] = (cell["samples"] * cell["calls_per_sample"]
+                                        * max(call_seconds))
             ready.append(cell)
         if self.writer is not None:
             self.writer.sync()

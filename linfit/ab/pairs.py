@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from linfit._errors import ResultsFileError
+from linfit.results import KEY_DEFAULTS
 
 __all__ = [
     "PAIRS_COLUMNS",
@@ -36,7 +37,9 @@ __all__ = [
 ]
 
 # Bump when a column changes meaning or is removed; the reader refuses other versions.
-PAIRS_SCHEMA_VERSION = 1
+# 2: replicas and convention, the cell key's columns of results schema 3.
+PAIRS_SCHEMA_VERSION = 2
+READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2)
 # The file a session appends to until it ends.
 PARTIAL_SUFFIX = ".partial"
 # The column that tells a pairs file from a results file.
@@ -62,6 +65,11 @@ PAIRS_COLUMNS: tuple[PairsColumn, ...] = (
     PairsColumn("n_examples", "int", "examples", "data set size"),
     PairsColumn("dtype", "str", "", "float32, ..."),
     PairsColumn("steps_per_call", "int", "steps", "training steps per call"),
+    PairsColumn("replicas", "int", "replicas", "replicas the data are split across (1 in a "
+                "schema-1 file)"),
+    PairsColumn("convention", "str", "", "how a TensorFlow compiled step is called ('' where "
+                "it does not apply; in a schema-1 file, args for TensorFlow's compiled "
+                "variants)"),
     PairsColumn("side_index", "int", "", "0 for the first side (the base), 1, 2, ..."),
     PairsColumn("side_label", "str", "", "the side's label"),
     PairsColumn("round", "int", "", "the round the burst belongs to: its pair index for the "
@@ -86,6 +94,8 @@ PAIRS_COLUMNS: tuple[PairsColumn, ...] = (
 )
 PAIRS_COLUMN_NAMES = tuple(column.name for column in PAIRS_COLUMNS)
 _INT_COLUMNS = tuple(c.name for c in PAIRS_COLUMNS if c.type == "int")
+# The columns schema 2 added; a schema-1 file gets them from _upgrade().
+_SCHEMA_2_COLUMNS = ("replicas", "convention")
 
 
 def burst_seconds_per_step(call_ns: Sequence[int], calls_per_sample: int,
@@ -123,13 +133,14 @@ class PairsWriter:
         self.sync()
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Write one row (missing columns empty) and flush it."""
+        """Write one row (missing columns empty, but a missing ``replicas`` or ``convention``
+        :data:`linfit.results.KEY_DEFAULTS`) and flush it."""
         if self._handle is None:
             raise RuntimeError("append() after finish()")
         unknown = set(row) - set(PAIRS_COLUMN_NAMES)
         if unknown:
             raise ValueError(f"unknown pairs columns: {sorted(unknown)}")
-        record = {name: row.get(name, "") for name in PAIRS_COLUMN_NAMES}
+        record = {name: row.get(name, KEY_DEFAULTS.get(name, "")) for name in PAIRS_COLUMN_NAMES}
         if not isinstance(record["call_ns"], str):
             record["call_ns"] = " ".join(str(int(ns)) for ns in record["call_ns"])
         record["schema_version"] = PAIRS_SCHEMA_VERSION
@@ -187,13 +198,30 @@ def _fail(path: Path, where: str, what: str) -> ResultsFileError:
     return ResultsFileError(f"{path}{where}: {what}")
 
 
+def _upgrade(frame: pd.DataFrame) -> pd.DataFrame:
+    """A schema-1 frame (text columns) with the key columns of schema 2: one replica, and
+    TensorFlow's compiled variants called with arguments, as linfit then called them."""
+    from linfit.backends import VARIANTS_BY_BACKEND
+    from linfit.results import legacy_convention
+
+    def convention(backend: str, variant: str) -> str:
+        known = VARIANTS_BY_BACKEND.get(backend, {}).get(variant)
+        return legacy_convention(backend, known is not None and known.compiled)
+
+    return frame.assign(replicas="1", convention=[
+        convention(backend, variant)
+        for backend, variant in zip(frame["backend"], frame["variant"], strict=True)])
+
+
 def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read and validate a pairs file (also a ``.partial`` one). The file is only read.
 
     Returns:
         One row per burst (and per failed cell and side), typed; ``call_ns`` holds tuples
         of ints, and ``seconds_per_step`` the burst's one number
-        (:func:`burst_seconds_per_step`, NaN in failed rows).
+        (:func:`burst_seconds_per_step`, NaN in failed rows). A schema-1 file's rows get
+        ``replicas`` 1 and the convention linfit then used
+        (:func:`linfit.results.legacy_convention`).
 
     Raises:
         ResultsFileError: naming the file, line and column, for a missing, empty or foreign
@@ -210,18 +238,25 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise _fail(path, "", "not a linfit pairs file (it has no session_id column)")
     if frame.empty:
         raise _fail(path, "", "holds a header but no bursts")
+    readable = tuple(str(version) for version in READABLE_PAIRS_SCHEMA_VERSIONS)
     for index, version in enumerate(frame["schema_version"]):
-        if version != str(PAIRS_SCHEMA_VERSION):
+        if version not in readable or version != frame["schema_version"].iloc[0]:
             raise _fail(path, f" line {index + 2}", f"schema_version {version!r} is not one "
-                        f"this linfit reads (it reads {PAIRS_SCHEMA_VERSION})")
-    missing = [name for name in PAIRS_COLUMN_NAMES if name not in frame.columns]
+                        f"this linfit reads (it reads {' and '.join(readable)})"
+                        if version not in readable else f"schema_version {version!r} "
+                        f"differs from the first row's")
+    version_1 = frame["schema_version"].iloc[0] == "1"
+    missing = [name for name in PAIRS_COLUMN_NAMES if name not in frame.columns
+               and not (version_1 and name in _SCHEMA_2_COLUMNS)]
     if missing:
         raise _fail(path, "", f"missing columns: {', '.join(missing)}")
+    if version_1:
+        frame = _upgrade(frame)
     frame = frame[list(PAIRS_COLUMN_NAMES)].copy()
     for name in _INT_COLUMNS:
         values = pd.to_numeric(frame[name].replace("", np.nan), errors="coerce")
         needed = (frame["status"] == "ok") | (name in ("n_examples", "steps_per_call",
-                                                       "side_index"))
+                                                       "replicas", "side_index"))
         bad = (values.isna() & ((frame[name] != "") | needed)).to_numpy()
         if bad.any():
             index = int(np.flatnonzero(bad)[0])

@@ -91,6 +91,7 @@ class Worker:
                            "device": m.cell.device, "variant": m.cell.variant,
                            "n_examples": m.cell.n_examples, "dtype": m.cell.dtype,
                            "steps_per_call": m.cell.steps_per_call,
+                           "replicas": m.cell.replicas, "convention": m.cell.convention,
                            "skip_reason": m.skip_reason} for m in matrix]}
 
     def build(self, request: dict[str, Any]) -> dict[str, Any]:

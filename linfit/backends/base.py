@@ -176,6 +176,11 @@ class Backend(abc.ABC):
         """For the floors: return the cheapest compiled call the backend can make on
         ``device`` (a scalar in, a scalar out), synchronised."""
 
+    def conventions(self, variant: Variant) -> tuple[str, ...]:
+        """How ``variant``'s compiled call can be made, its default first; ``('',)`` where
+        there is one way only (every backend but TensorFlow)."""
+        return ("",)
+
     def supports_dtype(self, device: Device, dtype: str) -> bool:
         """Whether the step runs in ``dtype`` on ``device``."""
         return dtype in DTYPES
@@ -220,7 +225,8 @@ class Backend(abc.ABC):
             ) from None
 
     def make_trainer(self, variant: str, device: str | Device, data: Dataset,
-                     learning_rate: float, steps_per_call: int = 1) -> Trainer:
+                     learning_rate: float, steps_per_call: int = 1,
+                     convention: str = "") -> Trainer:
         """Place ``data`` and fresh W=5, b=0 on ``device`` and build ``variant``'s step.
 
         Args:
@@ -229,10 +235,13 @@ class Backend(abc.ABC):
             data: the data set; its dtype is the training dtype.
             learning_rate: gradient-descent step size, > 0.
             steps_per_call: steps per call; 1 for variants that are not loops.
+            convention: how a compiled TensorFlow variant is called
+                (``linfit.backends.variants.conventions_for``); '' for the default.
 
         Raises:
-            LinfitError: for an unknown variant, a bad learning rate or steps_per_call, or a
-                dtype the device does not support; DeviceError for an unknown device.
+            LinfitError: for an unknown variant, a bad learning rate, steps_per_call or
+                convention, or a dtype the device does not support; DeviceError for an
+                unknown device.
         """
         spec = self.variant(variant)
         where = device if isinstance(device, Device) else self.device(device)
@@ -250,4 +259,11 @@ class Backend(abc.ABC):
             )
         if not self.supports_dtype(where, data.dtype):
             raise LinfitError(f"{self.name} on {where.id} does not support dtype {data.dtype}")
-        return self._make_trainer(spec, where, data, learning_rate, steps_per_call)
+        if not convention:
+            return self._make_trainer(spec, where, data, learning_rate, steps_per_call)
+        valid = [name for name in self.conventions(spec) if name]
+        if convention not in valid:
+            raise LinfitError(f"{self.name} {spec.name} has no calling convention "
+                              f"{convention!r}; valid: {', '.join(valid) or 'none'}")
+        return self._make_trainer(spec, where, data, learning_rate, steps_per_call,
+                                  convention=convention)

@@ -21,7 +21,7 @@ from linfit.backends.variants import JAX_VARIANTS
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
-__all__ = ["BACKEND", "JaxBackend", "train_loop", "train_step"]
+__all__ = ["BACKEND", "JaxBackend", "ShardedStep", "train_loop", "train_step"]
 
 # The wheels that give jaxlib CUDA, newest first; their names carry the CUDA major version.
 CUDA_PLUGINS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
@@ -238,3 +238,112 @@ class JaxBackend(Backend):
 
 
 BACKEND = JaxBackend()
+
+
+class ShardedStep:
+    """The peer of TensorFlow's distributed variants: :func:`train_step` under ``jax.jit``
+    with x and y sharded over a one-axis mesh of ``replicas`` devices, W and b replicated.
+
+    XLA's SPMD partitioner splits the step: each device reduces its share, and the mean loss
+    and the gradients are all-reduced across the mesh. On a CPU the devices come from
+    ``--xla_force_host_platform_device_count``, which must be in ``XLA_FLAGS`` before JAX
+    starts: :mod:`linfit.distributed` sets it in the worker process only, and switches x64 on
+    there for float64 (the worker serves this one step).
+
+    Args:
+        device_kind: CPU or GPU.
+        replicas: devices of the mesh.
+        data: the full data set (n_examples a multiple of ``replicas``).
+        learning_rate: the step size.
+
+    Raises:
+        LinfitError: for more replicas than devices, or an n that does not split evenly.
+    """
+
+    def __init__(self, device_kind: str, replicas: int, data: Dataset,
+                 learning_rate: float) -> None:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        from linfit._errors import LinfitError
+
+        platform = "cpu" if device_kind == "CPU" else "gpu"
+        devices = jax.devices(platform)
+        if len(devices) < replicas:
+            raise LinfitError(f"{replicas} replicas, but JAX sees {len(devices)} "
+                              f"{device_kind} device(s)")
+        if data.x.shape[0] % replicas:
+            raise LinfitError(f"n_examples={data.x.shape[0]} does not split into {replicas} "
+                              "equal shares")
+        mesh = Mesh(np.asarray(devices[:replicas]), ("data",))
+        self._sharded = NamedSharding(mesh, PartitionSpec("data"))
+        self._replicated = NamedSharding(mesh, PartitionSpec())
+        self._numpy_dtype = data.x.dtype
+        self._x = jax.device_put(data.x, self._sharded)
+        self._y = jax.device_put(data.y, self._sharded)
+        self._traces = 0
+        self.reset()
+        self.set_learning_rate(learning_rate)
+
+        def traced(*args: jax.Array) -> State:
+            self._traces += 1
+            return train_step(*args)
+
+        self._step = jax.jit(traced, out_shardings=(self._replicated,) * 3)
+        self._loss: jax.Array | None = None
+
+    def _scalar(self, value: float) -> jax.Array:
+        return jax.device_put(np.asarray(value, self._numpy_dtype), self._replicated)
+
+    def call(self) -> None:
+        """One step over the mesh, waited for."""
+        state = self._step(self._w, self._b, self._x, self._y, self._lr)
+        jax.block_until_ready(state)
+        self._w, self._b, self._loss = state
+
+    def reset(self) -> None:
+        """W=5, b=0, replicated."""
+        self._w = self._scalar(INITIAL_W)
+        self._b = self._scalar(INITIAL_B)
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """A new step size (an array argument: no retrace)."""
+        self._lr = self._scalar(learning_rate)
+
+    def weights(self) -> tuple[float, float]:
+        """(W, b)."""
+        return float(self._w), float(self._b)
+
+    def replica_weights(self) -> list[tuple[float, float]]:
+        """(W, b) as each device of the mesh holds them."""
+        ws = [float(s.data) for s in self._w.addressable_shards]
+        bs = [float(s.data) for s in self._b.addressable_shards]
+        return list(zip(ws, bs, strict=True))
+
+    def last_loss(self) -> float:
+        """The global mean loss of the last call."""
+        if self._loss is None:
+            raise RuntimeError("last_loss() before the first call()")
+        return float(self._loss)
+
+    @property
+    def traces(self) -> int:
+        """Times jax.jit traced the step."""
+        return self._traces
+
+    def result_device(self) -> str:
+        """The first mesh device, after checking that each holds its own share of x.
+
+        Raises:
+            LinfitError: when a share is not on its device.
+        """
+        from linfit._errors import LinfitError
+
+        if self._loss is None:
+            raise RuntimeError("result_device() before the first call()")
+        mesh_devices = list(self._sharded.mesh.devices.flat)
+        held = sorted((shard.index[0].start or 0, shard.device)
+                      for shard in self._x.addressable_shards)
+        if [device for _, device in held] != mesh_devices:
+            raise LinfitError(f"the shares of x are on {[_device_id(d) for _, d in held]}, "
+                              f"not one on each of {[_device_id(d) for d in mesh_devices]}")
+        return _device_id(mesh_devices[0])

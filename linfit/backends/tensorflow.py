@@ -22,7 +22,7 @@ with quiet_native_stderr():
     import tensorflow as tf
 
 from linfit.backends.base import Backend, Device, Trainer, Variant
-from linfit.backends.variants import TENSORFLOW_VARIANTS
+from linfit.backends.variants import KERAS_VARIANTS, TENSORFLOW_VARIANTS, conventions_for
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
@@ -76,8 +76,9 @@ def _device_id(name: str) -> str:
 
 class _TensorFlowTrainer(Trainer):
     def __init__(self, variant: Variant, device: Device, data: Dataset, learning_rate: float,
-                 steps_per_call: int) -> None:
+                 steps_per_call: int, convention: str) -> None:
         super().__init__("tensorflow", variant, device, data, steps_per_call)
+        self.convention = convention
         self._scope = f"/device:{device.id}"
         dtype = tf.as_dtype(data.x.dtype)
         with tf.device(self._scope):
@@ -88,23 +89,52 @@ class _TensorFlowTrainer(Trainer):
             self._w = tf.Variable(INITIAL_W, dtype=dtype)
             self._b = tf.Variable(INITIAL_B, dtype=dtype)
             self._steps = tf.constant(steps_per_call, tf.int32)
+            # The 'closure' convention captures the learning rate, so it must be a variable
+            # for set_learning_rate to reach a step traced before it.
+            self._lr_variable = tf.Variable(learning_rate, dtype=dtype)
         self._dtype = dtype
         self.set_learning_rate(learning_rate)
-        body = train_loop if variant.loop else train_step
-        self._fn = tf.function(body, jit_compile=variant.xla) if variant.compiled else body
         self._sync = device.kind == "GPU"
         self._loss: tf.Tensor | None = None
+        self._traced: tf.types.experimental.PolymorphicFunction | None = None
+        # Built by the first call, so that its time counts the trace of every convention.
+        self._run: Callable[[], tf.Tensor] | None = None
+
+    def _build(self, variant: Variant) -> Callable[[], tf.Tensor]:
+        """The call of the step in this trainer's variant and convention (module
+        ``TENSORFLOW_CONVENTIONS``); traces the ConcreteFunction ones now."""
+        body = train_loop if variant.loop else train_step
+        # The loop variants take the trip count as one more argument, after the learning rate.
+        loop_args = (self._steps,) if variant.loop else ()
+        if not variant.compiled:
+            return lambda: body(self._w, self._b, self._x, self._y, self._lr, *loop_args)
+        if self.convention == "args":
+            self._traced = tf.function(body, jit_compile=variant.xla)
+            return lambda: self._traced(self._w, self._b, self._x, self._y, self._lr,
+                                        *loop_args)
+        if self.convention == "closure":
+            self._traced = tf.function(
+                lambda: body(self._w, self._b, self._x, self._y, self._lr_variable, *loop_args),
+                jit_compile=variant.xla)
+            return self._traced.get_concrete_function()
+        # captured and concrete: W and b are captured, the rest are arguments.
+        self._traced = tf.function(functools.partial(body, self._w, self._b),
+                                   jit_compile=variant.xla)
+        if self.convention == "captured":
+            return lambda: self._traced(self._x, self._y, self._lr, *loop_args)
+        concrete = self._traced.get_concrete_function(self._x, self._y, self._lr, *loop_args)
+        return lambda: concrete(self._x, self._y, self._lr, *loop_args)
 
     def set_learning_rate(self, learning_rate: float) -> None:
         with tf.device(self._scope):
             self._lr = tf.identity(tf.constant(learning_rate, self._dtype))
+        self._lr_variable.assign(learning_rate)
 
     def call(self) -> None:
         with tf.device(self._scope):
-            if self.variant.loop:
-                loss = self._fn(self._w, self._b, self._x, self._y, self._lr, self._steps)
-            else:
-                loss = self._fn(self._w, self._b, self._x, self._y, self._lr)
+            if self._run is None:
+                self._run = self._build(self.variant)
+            loss = self._run()
         if self._sync:
             # GPU kernels run asynchronously: wait for them, so the clock counts them.
             tf.test.experimental.sync_devices()
@@ -124,7 +154,7 @@ class _TensorFlowTrainer(Trainer):
 
     @property
     def traces(self) -> int:
-        return self._fn.experimental_get_tracing_count() if self.variant.compiled else 0
+        return self._traced.experimental_get_tracing_count() if self._traced else 0
 
     def result_device(self) -> str:
         if self._loss is None:
@@ -222,16 +252,26 @@ class TensorFlowBackend(Backend):
     def dispatch_probe(self, device: Device) -> Callable[[], None]:
         with tf.device(f"/device:{device.id}"):
             scalar = tf.identity(tf.constant(1.0))
-            # A ConcreteFunction call skips tf.function's argument binding and trace-cache
-            # lookup: about half the cost of calling the tf.function itself on this CPU, and
-            # a call any user can make. The device scope stays: it is what places the call.
-            plus_one = tf.function(lambda v: v + 1.0, jit_compile=True).get_concrete_function(
-                scalar)
-        return self._synchronised(device, lambda: plus_one(scalar))
+            # The cheapest call a user can make, the form of the default 'closure'
+            # convention: a ConcreteFunction (no argument binding, no trace-cache lookup)
+            # with its input captured (no argument to flatten); docs/overhead.md measures
+            # each part. The device scope stays: it is what places the call.
+            plus_one = tf.function(lambda: scalar + 1.0,
+                                   jit_compile=True).get_concrete_function()
+        return self._synchronised(device, plus_one)
+
+    def conventions(self, variant: Variant) -> tuple[str, ...]:
+        return conventions_for(self.name, variant)
 
     def _make_trainer(self, variant: Variant, device: Device, data: Dataset,
-                      learning_rate: float, steps_per_call: int) -> Trainer:
-        return _TensorFlowTrainer(variant, device, data, learning_rate, steps_per_call)
+                      learning_rate: float, steps_per_call: int, convention: str = "") -> Trainer:
+        if variant.name in KERAS_VARIANTS:
+            # Imported here: Keras takes seconds to import, and only these variants use it.
+            from linfit.backends.keras import KerasTrainer
+
+            return KerasTrainer(variant, device, data, learning_rate, steps_per_call)
+        return _TensorFlowTrainer(variant, device, data, learning_rate, steps_per_call,
+                                  convention or self.conventions(variant)[0])
 
 
 BACKEND = TensorFlowBackend()

@@ -22,6 +22,7 @@ from linfit.ab.analysis import ABComparison
 from linfit.commands._args import int_at_least, positive_float
 from linfit.commands.compare import alpha_level, fraction
 from linfit.compare import EXIT_OK, EXIT_REGRESSION
+from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
 
 FORMATS = ("terminal", "markdown", "csv")
@@ -138,7 +139,7 @@ def _size(n_examples: int) -> str:
 
 def _cells(table: pd.DataFrame) -> list[list[str]]:
     return [[str(row["backend"]), str(row["dtype"]), _size(row["n_examples"]),
-             str(row["variant"]), str(row["steps_per_call"]), str(row["pairs"]),
+             Cell.from_row(row).variant_label, str(row["steps_per_call"]), str(row["pairs"]),
              format_seconds(row["base_median_seconds"]),
              format_seconds(row["new_median_seconds"]),
              format_ratio(row["ratio"], row["ratio_low"], row["ratio_high"]),

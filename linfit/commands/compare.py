@@ -25,6 +25,7 @@ from linfit.compare import (
     compare_files,
     decide,
 )
+from linfit.results import Cell
 from linfit.stats import (
     BOOTSTRAP_RESAMPLES,
     DEFAULT_ALPHA,
@@ -41,7 +42,8 @@ _HEADERS = (("backend", False), ("dtype", False), ("n", True), ("variant", False
             ("verdict", False))
 
 EPILOG = f"""\
-cells are matched by backend, device id, variant, n, dtype and steps/call. Times are
+cells are matched by backend, device id, variant, n, dtype, steps/call, replicas and
+calling convention (both shown beside the variant where not the default). Times are
 medians per training step. new/base is their ratio (above 1: new is slower), with a
 (1 - alpha) confidence interval:
   one run per side (BASE NEW, or --base A --new B): a block bootstrap of the per-round
@@ -142,7 +144,7 @@ def _confidence(alpha: float) -> str:
 def _cells(table: pd.DataFrame) -> list[list[str]]:
     """The text of each table row, in :data:`_HEADERS` order."""
     return [[str(row["backend"]), str(row["dtype"]), str(row["n_examples"]),
-             str(row["variant"]), str(row["steps_per_call"]),
+             Cell.from_row(row).variant_label, str(row["steps_per_call"]),
              format_seconds(row["base_median_seconds"]),
              format_seconds(row["new_median_seconds"]),
              format_ratio(row["ratio"], row["ratio_low"], row["ratio_high"]),

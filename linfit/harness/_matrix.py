@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from linfit._errors import LinfitError
-from linfit.backends import Backend, Variant, get_backend
+from linfit.backends import Backend, Device, Variant, get_backend
 from linfit.data import available_memory_bytes, memory_problem
+from linfit.distributed.variants import DISTRIBUTED_VARIANTS, DistributedVariant, convention_of
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.results import Cell
 
@@ -22,6 +24,62 @@ class MatrixCell:
 
 def _variant_selected(backend: Backend, variant: Variant, wanted: tuple[str, ...] | None) -> bool:
     return wanted is None or variant.name in wanted or f"{backend.name}:{variant.name}" in wanted
+
+
+def _conventions(backend: Backend, variant: Variant,
+                 wanted: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The calling conventions to run ``variant`` with: its default where none is asked
+    for, else those asked for that it has; ``('',)`` where none applies."""
+    own = backend.conventions(variant)
+    if wanted is None or own == ("",):
+        return own[:1]
+    return tuple(name for name in wanted if name in own)
+
+
+def _distributed_variants(backend: Backend, options: HarnessOptions) -> list[DistributedVariant]:
+    """The backend's distributed variants the options select: every one when a replica count
+    above 1 is asked for, else those named in --linfit-variants."""
+    named = options.variants is not None
+    return [variant for variant in DISTRIBUTED_VARIANTS[backend.name].values()
+            if (named or options.replicas != (1,))
+            and _variant_selected(backend, variant, options.variants)]
+
+
+def _distributed_cells(backend: Backend, device: Device, devices: list[Device],
+                       n_examples: int, dtype: str, options: HarnessOptions,
+                       memory_reason: str) -> list[MatrixCell]:
+    """The distributed cells of one backend on the first device of a kind (``CPU:0``,
+    ``GPU:0``: its replicas use the next devices of that kind), at every replica count.
+
+    Raises:
+        LinfitError: for more CPU replicas than the machine has cores (logical CPU devices
+            beyond the cores would only time-share them).
+    """
+    variants = _distributed_variants(backend, options)
+    if not variants or not device.id.endswith(":0"):
+        return []
+    cores = os.cpu_count() or 1
+    if device.kind == "CPU" and max(options.replicas) > cores:
+        raise LinfitError(f"{BY_DEST['linfit_replicas'].label}: {max(options.replicas)} "
+                          f"replicas, but this machine has {cores} CPU cores; give at most "
+                          f"{cores}")
+    of_kind = sum(d.kind == device.kind for d in devices)
+    cells = []
+    for variant in variants:
+        for replicas in options.replicas:
+            if replicas > of_kind and device.kind != "CPU":
+                reason = f"{replicas} replicas, but {backend.name} sees {of_kind} {device.kind}s"
+            elif n_examples % replicas:
+                reason = f"n={n_examples} does not split into {replicas} equal shares"
+            elif not backend.supports_dtype(device, dtype):
+                reason = f"{backend.name} on {device.id} does not support {dtype}"
+            else:
+                reason = memory_reason
+            cells.append(MatrixCell(Cell(backend.name, device.id, variant.name, n_examples,
+                                         dtype, 1, replicas=replicas,
+                                         convention=convention_of(backend.name, variant)),
+                                    reason))
+    return cells
 
 
 def _device_selected(device_id: str, kind: str, wanted: tuple[str, ...] | None) -> bool:
@@ -50,7 +108,8 @@ def build_matrix(options: HarnessOptions,
     backends = [get_backend(name) for name in options.backends]
     variants_option, devices_option = BY_DEST["linfit_variants"], BY_DEST["linfit_devices"]
     valid_variants = list(dict.fromkeys(
-        name for backend in backends for v in backend.variants.values()
+        name for backend in backends
+        for v in (*backend.variants.values(), *DISTRIBUTED_VARIANTS[backend.name].values())
         for name in (v.name, f"{backend.name}:{v.name}")))
     for name in options.variants or ():
         if name not in valid_variants:
@@ -76,8 +135,6 @@ def build_matrix(options: HarnessOptions,
                                 or device.kind not in variant.device_kinds):
                             continue
                         steps_per_call = options.steps_per_call if variant.loop else 1
-                        cell = Cell(backend.name, device.id, variant.name, n_examples, dtype,
-                                    steps_per_call)
                         if not backend.supports_dtype(device, dtype):
                             reason = f"{backend.name} on {device.id} does not support {dtype}"
                         elif device.kind == "CPU":
@@ -86,14 +143,25 @@ def build_matrix(options: HarnessOptions,
                             # No portable way to ask a GPU's free memory: the cell is tried
                             # and an out-of-memory error is recorded as its failure.
                             reason = ""
-                        matrix.append(MatrixCell(cell, reason))
+                        matrix.extend(
+                            MatrixCell(Cell(backend.name, device.id, variant.name, n_examples,
+                                            dtype, steps_per_call, convention=convention),
+                                       reason)
+                            for convention in _conventions(backend, variant,
+                                                           options.conventions))
+                    matrix.extend(_distributed_cells(
+                        backend, device, devices[backend.name], n_examples, dtype, options,
+                        memory_problem(n_examples, dtype, free) if device.kind == "CPU" else ""))
     return matrix
 
 
 def cell_id(cell: Cell) -> str:
-    """The cell's pytest id, e.g. ``tensorflow-xla-loop-CPU:0-n=1e+06-float32-k=100``."""
+    """The cell's pytest id, e.g. ``tensorflow-xla-loop-CPU:0-n=1e+06-float32-k=100``; the
+    replicas and convention follow where they are not the default
+    (:attr:`linfit.results.Cell.qualifiers`: ``...-k=1-r=2-captured``)."""
+    qualifiers = "".join(f"-{part}" for part in cell.qualifiers.split())
     return (f"{cell.backend}-{cell.variant}-{cell.device}-n={cell.n_examples:g}-{cell.dtype}"
-            f"-k={cell.steps_per_call}")
+            f"-k={cell.steps_per_call}{qualifiers}")
 
 
 def cell_group(cell: Cell) -> str:

@@ -20,6 +20,7 @@ from linfit.backends import (
     installed_backends,
     normalise_device_id,
 )
+from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, TENSORFLOW_CONVENTIONS
 from linfit.convergence import CONVERGENCE_STEPS
 from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES
 
@@ -76,6 +77,13 @@ OPTIONS: tuple[Option, ...] = (
             "(default: cache)"),
     _option("baseline", "CSV", "a results CSV to gate on: after the run, linfit check's rules "
             "compare this run with it and a regression fails the session"),
+    _option("replicas", "COUNTS", "comma-separated replica counts for the distributed variants "
+            "(MirroredStrategy, MultiWorkerMirroredStrategy, JAX sharding); any count above 1 "
+            "adds them to the matrix at every count given, the one-device variants stay at 1 "
+            "(default: 1, no distributed variant unless named in --linfit-variants)"),
+    _option("conventions", "NAMES", "how TensorFlow's compiled variants are called: "
+            f"comma-separated from {', '.join(TENSORFLOW_CONVENTIONS)}, or all: each its own "
+            f"cell (default: {DEFAULT_TENSORFLOW_CONVENTION}, the fastest a user can write)"),
 )
 FLOORS_MODES = ("cache", "measure", "off")
 BY_DEST = {option.dest: option for option in OPTIONS}
@@ -99,6 +107,10 @@ class HarnessOptions:
     results_dir: Path
     floors: str = "cache"
     baseline: Path | None = None
+    # None: each compiled TensorFlow variant with its default convention only.
+    conventions: tuple[str, ...] | None = None
+    # Replica counts of the distributed variants; (1,): none unless named.
+    replicas: tuple[int, ...] = (1,)
     learning_rate: float = DEFAULT_LEARNING_RATE
     seed: int = DEFAULT_SEED
 
@@ -134,6 +146,21 @@ def parse_sizes(text: str, option: Option = BY_DEST["linfit_sizes"]) -> tuple[in
                               ">= 2 such as 1e3,1e5,1e6")
         sizes.add(int(value))
     return tuple(sorted(sizes))
+
+
+def parse_replicas(text: str, option: Option = BY_DEST["linfit_replicas"]) -> tuple[int, ...]:
+    """Replica counts from ``"1,2"``: sorted, without repeats.
+
+    Raises:
+        LinfitError: naming the option, for an entry that is not an integer >= 1.
+    """
+    counts = set()
+    for item in _items(option, text):
+        if not (item.isdigit() and int(item) >= 1):
+            raise LinfitError(f"{option.label}: {item!r} is not a replica count; give integers "
+                              ">= 1 such as 1,2")
+        counts.add(int(item))
+    return tuple(sorted(counts))
 
 
 def _choose(option: Option, text: str, valid: Sequence[str]) -> tuple[str, ...]:
@@ -208,8 +235,15 @@ def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str]
     floors = _choose(BY_DEST["linfit_floors"], text, FLOORS_MODES)[0] if text else "cache"
     text = get("baseline")
     baseline = invocation_dir / Path(text).expanduser() if text else None
+    text = get("replicas")
+    replicas = parse_replicas(text) if text else (1,)
+    text = get("conventions")
+    conventions = None
+    if text:
+        chosen = _choose(BY_DEST["linfit_conventions"], text, (*TENSORFLOW_CONVENTIONS, "all"))
+        conventions = tuple(TENSORFLOW_CONVENTIONS) if "all" in chosen else chosen
     return HarnessOptions(backends=backends, variants=variants, devices=devices, sizes=sizes,
                           profile=profile, dtypes=dtypes, steps_per_call=steps_per_call,
                           results_dir=results_dir, floors=floors,
-                          baseline=baseline)
+                          baseline=baseline, conventions=conventions, replicas=replicas)
 

@@ -18,6 +18,11 @@ from linfit.compare import DRIFT_NOTE
 from linfit.results import Cell
 
 
+def _column(cell: Cell) -> str:
+    """A cell's column in the speed-up table: its variant, and its replicas where several."""
+    return cell.variant if cell.replicas == 1 else f"{cell.variant} r={cell.replicas}"
+
+
 def format_speedups(frame: pd.DataFrame) -> list[str]:
     """The speed-up of every variant over its backend's eager, per (device, n, dtype), as
     aligned text lines: one block per backend, its variants as columns.
@@ -36,7 +41,7 @@ def format_speedups(frame: pd.DataFrame) -> list[str]:
     lines: list[str] = []
     for backend in dict.fromkeys(cell.backend for cell, _, _ in cells):
         mine = [entry for entry in cells if entry[0].backend == backend]
-        variants = list(dict.fromkeys(cell.variant for cell, _, _ in mine
+        variants = list(dict.fromkeys(_column(cell) for cell, _, _ in mine
                                       if cell.variant != summary.BASELINE_VARIANT))
         groups = sorted({(cell.device, cell.n_examples, cell.dtype) for cell, _, _ in mine})
         block = [["backend", "device", "n", "dtype", "eager/step", *variants]]
@@ -46,11 +51,11 @@ def format_speedups(frame: pd.DataFrame) -> list[str]:
                 if (cell.device, cell.n_examples, cell.dtype) != (device, n_examples, dtype):
                     continue
                 if status != "ok":
-                    texts[cell.variant] = "failed"
+                    texts[_column(cell)] = "failed"
                 elif cell.variant == summary.BASELINE_VARIANT:
-                    texts[cell.variant] = format_seconds(median)
+                    texts[_column(cell)] = format_seconds(median)
                 elif cell in ratios:
-                    texts[cell.variant] = f"{ratios[cell]:.2f}x"
+                    texts[_column(cell)] = f"{ratios[cell]:.2f}x"
             block.append([backend, device, f"{n_examples:,}", dtype,
                           *(texts.get(name, "-")
                             for name in (summary.BASELINE_VARIANT, *variants))])

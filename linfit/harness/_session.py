@@ -31,6 +31,13 @@ from linfit._paths import check_output_dir
 from linfit.backends import Variant, get_backend
 from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
 from linfit.data import make_dataset
+from linfit.distributed import (
+    DistributedVariant,
+    RemoteTrainer,
+    distributed_variant,
+    open_trainer,
+    strategy_of,
+)
 from linfit.environment import env_flags, git_state, machine_facts
 from linfit.fit import fit, train
 from linfit.floors import Floors, cache_dir_problem, floor_columns, load_or_measure
@@ -246,7 +253,8 @@ class Harness:
         row: dict[str, Any] = {
             "backend": cell.backend, "device": cell.device, "variant": cell.variant,
             "n_examples": cell.n_examples, "dtype": cell.dtype,
-            "steps_per_call": cell.steps_per_call, "learning_rate": self.options.learning_rate,
+            "steps_per_call": cell.steps_per_call, "replicas": cell.replicas,
+            "convention": cell.convention, "learning_rate": self.options.learning_rate,
             "seed": self.options.seed, "timestamp_utc": self.started.isoformat(timespec="seconds"),
             "git_commit": self.git_commit, "git_dirty": self.git_dirty,
             **self.machine, **env_flags(),
@@ -267,16 +275,24 @@ class Harness:
         problems found."""
         backend = get_backend(cell.backend)
         device = backend.device(cell.device)
-        variant = backend.variant(cell.variant)
+        variant = distributed_variant(cell.backend, cell.variant) or backend.variant(cell.variant)
+        row["strategy"] = strategy_of(variant)
         row.update(backend_version=backend.version, backend_build=backend.build_info(),
                    device_kind=device.kind, device_name=device.name,
                    device_details=device.details, compiled=variant.compiled, xla=variant.xla,
                    loop=variant.loop, **backend.thread_settings())
         data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
         row.update(w_ols=data.w_ols, b_ols=data.b_ols)
-        with backend.session():
-            trainer = backend.make_trainer(cell.variant, device, data, self.options.learning_rate,
-                                           cell.steps_per_call)
+        with backend.session(), contextlib.ExitStack() as workers:
+            if isinstance(variant, DistributedVariant):
+                # Its worker processes are killed when this block is left, however.
+                trainer = workers.enter_context(open_trainer(
+                    cell.backend, variant, device, data, self.options.learning_rate,
+                    cell.replicas))
+            else:
+                trainer = backend.make_trainer(cell.variant, device, data,
+                                               self.options.learning_rate, cell.steps_per_call,
+                                               convention=cell.convention)
             start = time.perf_counter()
             trainer.call()
             row["first_call_seconds"] = time.perf_counter() - start
@@ -285,7 +301,13 @@ class Harness:
             row["check_placement"] = "failed"  # until check_placement() returns
             row["placement"] = trainer.check_placement()
             row["check_placement"] = "ok"
+            if isinstance(trainer, RemoteTrainer):
+                trainer.start_timing()
             timing = time_calls(trainer.call)
+            if timing is not None and isinstance(trainer, RemoteTrainer):
+                # The chief's own clock, one sample per call: the parent's clock would count
+                # the pipe and the other workers' replies.
+                timing = RawTiming(trainer.chief_times(), iterations=1)
             if timing is not None:
                 row.update(call_samples_seconds=tuple(timing.per_call_seconds),
                            iterations=timing.iterations)
@@ -296,7 +318,7 @@ class Harness:
             final_w, final_b = trainer.weights()
             row.update(convergence_steps=CONVERGENCE_STEPS, final_w=final_w, final_b=final_b,
                        final_loss=history[-1].loss, traces=trainer.traces)
-        problems = trace_problems(variant, trainer.traces)
+        problems = trace_problems(variant, row["traces"])
         row["check_traces"] = "failed" if problems else "ok"
         reference = reference_for(cell)
         row["reference"] = str(reference)

@@ -1,16 +1,19 @@
 """Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs in
-results schema 1, and small-v2.csv, four cells in schema 2.
+results schema 1, and small-v3.csv, four cells in schema 3.
 
 Run it from anywhere with the project's Python (``python tests/data/compare/make_fixtures.py``);
-it replaces small-v2.csv next to it. base.csv and new.csv were written by this script's
-``schema_1_fixtures()`` under schema 1 and are kept as they are: they are the tests' proof
-that schema-1 files are still read (``--schema-1`` rewrites them, in schema 2). The samples are
-synthetic (log-normal around chosen medians, from a seeded NumPy generator), so the files are
-the same on every machine.
+it replaces small-v3.csv next to it. base.csv and new.csv were written by this script's
+``schema_1_fixtures()`` under schema 1, and small-v2.csv by ``main()`` under schema 2 (the
+records of :func:`small_fixture` without a convention); they are kept as they are: they are
+the tests' proof that schema-1 and schema-2 files are still read (``--schema-1`` rewrites
+base.csv and new.csv, in schema 3). The samples are synthetic (log-normal around chosen
+medians, from a seeded NumPy generator), so the files are the same on every machine.
 
-small-v2.csv: tensorflow CPU:0 eager n=1000 (its own reference, with floors), xla-loop k=100
-(per-call samples of 100 steps), a jax jit cell whose reference (jax eager CPU:0) is not in
-the file but recorded in its row, and a failed function cell whose convergence check failed.
+small-v3.csv (and small-v2.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
+floors), xla-loop k=100 (per-call samples of 100 steps), a jax jit cell whose reference (jax
+eager CPU:0) is not in the file but recorded in its row, and a failed function cell whose
+convergence check failed. In small-v3.csv the two compiled TensorFlow cells carry the
+convention ``args`` that reading small-v2.csv fills in.
 
 What the fixtures hold, cell by cell (new against base):
 
@@ -37,6 +40,7 @@ import numpy as np
 
 from linfit.data import make_dataset
 from linfit.record import FACT_COLUMNS, CellResult, Reference
+from linfit.results import ARGS_CONVENTION as ARGS
 from linfit.results import Cell, write_results
 
 HERE = Path(__file__).resolve().parent
@@ -104,8 +108,8 @@ def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: 
     }
 
 
-def schema_2_fixture() -> list[CellResult]:
-    """The four records of small-v2.csv."""
+def small_fixture() -> list[CellResult]:
+    """The four records of small-v3.csv (and of small-v2.csv)."""
     data = make_dataset(1000, "float32")
     # The run's facts: every fact column a schema-1 row of the base run has, and the one
     # schema 2 added.
@@ -125,7 +129,7 @@ def schema_2_fixture() -> list[CellResult]:
         dispatch_floor_seconds=8e-5, floor_seconds=8e-5,
         facts={**facts, "compiled": False, "xla": False, "loop": False}, **common)
     loop = CellResult(
-        Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100), "ok",
+        Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100, convention=ARGS), "ok",
         per_call_seconds=tuple(samples(rng, 4e-4, 0.05, 6)), first_call_seconds=0.3,
         reference=tf_reference, facts={**facts, "compiled": True, "xla": True, "loop": True},
         **{**common, "traces": 1})
@@ -136,7 +140,7 @@ def schema_2_fixture() -> list[CellResult]:
         facts={**facts, "backend_version": "0.10.2", "compiled": True, "xla": True,
                "loop": False}, **{**common, "traces": 1})
     failed = CellResult(
-        Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1), "failed",
+        Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1, convention=ARGS), "failed",
         message="W=3.1 differs from the reference 3.06 by more than rtol 1e-05",
         per_call_seconds=tuple(samples(rng, 3.4e-4, 0.05, 5)), first_call_seconds=0.2,
         reference=tf_reference, facts={**facts, "compiled": True, "xla": False, "loop": False},
@@ -149,14 +153,14 @@ def main() -> None:
 
     if "--schema-1" in sys.argv:
         schema_1_fixtures()
-    target = HERE / "small-v2.csv"
+    target = HERE / "small-v3.csv"
     target.unlink(missing_ok=True)  # fixtures are regenerated, not results: replace them
-    write_results(schema_2_fixture(), target)
+    write_results(small_fixture(), target)
     print(f"wrote {target}")
 
 
 def schema_1_fixtures() -> None:
-    """base.csv and new.csv (written under schema 1; rewriting them gives schema 2)."""
+    """base.csv and new.csv (written under schema 1; rewriting them gives schema 3)."""
     rng = np.random.default_rng(4)
     # Its own generator for the noise pair, chosen so its interval contains 1 by a margin.
     few_rounds = np.random.default_rng(4)
