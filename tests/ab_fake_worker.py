@@ -55,7 +55,7 @@ def main() -> int:
                 {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",
                  "message": "fake convergence failure" if key == ENV.get("FAKE_AB_FAIL_CELL")
                  else "", "backend_version": "0", "device_name": "fake CPU",
-                 "sample_seconds": 10 * float(ENV.get("FAKE_AB_SECONDS", "0.001"))}
+                 "call_seconds": float(ENV.get("FAKE_AB_SECONDS", "0.001"))}
                 for key in request["keys"]]
         elif op == "burst":
             bursts += 1

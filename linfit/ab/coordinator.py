@@ -412,7 +412,8 @@ class _Session:
         for cell in cells:
             cell["calls_per_sample"] = CALLS_PER_SAMPLE
         request = {"op": "build", "keys": [c["key"] for c in cells],
-                   "calls_per_sample": {c["key"]: c["calls_per_sample"] for c in cells}}
+                   "calls_per_sample": {c["key"]: c["calls_per_sample"] for c in cells},
+                   "max_sample_seconds": MAX_SAMPLE_SECONDS}
         self.progress(f"building and checking {len(cells)} cells on {len(self.workers)} sides")
         # Every side builds at once: start-up only, nothing is timed until all are done.
         for worker in self.workers:
@@ -434,9 +435,7 @@ class _Session:
                               f"{cell['built'][index]['message']}")
             if failed:
                 continue
-            # Calibrated with samples of CALLS_PER_SAMPLE calls: per call, then per sample.
-            call_seconds = [max(b["sample_seconds"], 1e-9) / CALLS_PER_SAMPLE
-                            for b in cell["built"]]
+            call_seconds = [max(b["call_seconds"], 1e-9) for b in cell["built"]]
             typical_call = math.exp(sum(map(math.log, call_seconds)) / len(call_seconds))
             cell["calls_per_sample"] = int(min(CALLS_PER_SAMPLE, max(
                 1, MAX_SAMPLE_SECONDS // typical_call)))

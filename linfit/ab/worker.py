@@ -99,24 +99,29 @@ class Worker:
         from linfit.harness import RawTiming
 
         calls_per_sample: dict[str, int] = request["calls_per_sample"]
+        max_sample_ns = float(request["max_sample_seconds"]) * 1e9
         built = []
         for key in request["keys"]:
             cell = self.cells[key]
             calls = int(calls_per_sample[key])
             backend = get_backend(cell.backend)
             captured: list[Any] = []
-            calibration: list[int] = []
+            calibration: list[float] = []
 
             def time_calls(call: Callable[[], None], calls: int = calls,
                            captured: list[Any] = captured,
-                           calibration: list[int] = calibration) -> RawTiming:
+                           calibration: list[float] = calibration) -> RawTiming:
                 # The harness hands over the trainer's bound call(): keep the trainer, so
                 # the bursts time the very object whose placement, traces and convergence
                 # the harness checked (and compiled once).
                 captured.append(getattr(call, "__self__", None))
+                # One call first: a cell of a second a call is calibrated with fewer calls
+                # a sample (as its bursts will be), seconds of build rather than a minute.
+                first_ns = _time_calls(call, 1)[0]
+                calls = int(min(calls, max(1, max_sample_ns // max(first_ns, 1))))
                 for _ in range(CALIBRATION_SAMPLES):
-                    calibration.append(sum(_time_calls(call, calls)))
-                return RawTiming(tuple(ns * 1e-9 / calls for ns in calibration), calls)
+                    calibration.append(sum(_time_calls(call, calls)) / calls)
+                return RawTiming(tuple(ns * 1e-9 for ns in calibration), calls)
 
             entry: dict[str, Any] = {"key": key}
             try:
@@ -130,7 +135,7 @@ class Worker:
                          first_call_seconds=record.first_call_seconds,
                          backend_version=record.facts.get("backend_version"),
                          device_name=record.facts.get("device_name"),
-                         sample_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
+                         call_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
             if entry["status"] == "ok":
                 if captured and captured[0] is not None:
                     self.trainers[key] = captured[0]
