@@ -21,6 +21,9 @@ out=${2:?usage: bench/ab_figures.sh FIGURE OUT}
 sessions=${SESSIONS:-5}
 read -r -a extra <<< "${LINFIT_AB_ARGS:-}"
 tests_dir=$(pwd)/tests
+# The issue's default TensorFlow cells: the five hand-written variants (the Keras ones came
+# later and are left out, so that the figures stay comparable), n = 1e3, 1e5, 1e6.
+five=(--backends tensorflow --variants eager,function,xla,function-loop,xla-loop)
 
 # One session: NAME, then `linfit ab` arguments. Keeps the table, the CSV, the wall time,
 # the exit status and the figures; a session that exits 1 (a slower cell) goes on.
@@ -100,25 +103,25 @@ run_figure() {
     case $1 in
     aa)
         for i in $(seq 1 "$sessions"); do
-            session "$out/aa" "aa-$i" --aa --backends tensorflow --seed "$i"
+            session "$out/aa" "aa-$i" --aa "${five[@]}" --seed "$i"
         done
         summarise "$out/aa" aa ;;
     slow10)
         for i in $(seq 1 "$sessions"); do
-            session "$out/slow10" "slow10-$i" --backends tensorflow --seed "$i" \
+            session "$out/slow10" "slow10-$i" "${five[@]}" --seed "$i" \
                 --side "base:" \
                 --side "slow10: LINFIT_WORKER_PLUGINS=ab_slower_step PYTHONPATH=$tests_dir"
         done
         summarise "$out/slow10" slow10 ;;
     tf220-221)
         tox_envs tf220 tf221
-        session "$out/tf220-221" tf220-221 --backends tensorflow \
+        session "$out/tf220-221" tf220-221 "${five[@]}" \
             --side "2.20: tox:tf220" --side "2.21: tox:tf221"
         summarise "$out/tf220-221" versions ;;
     releases)
         tox_envs tf216 tf217 tf218 tf219 tf220 tf221
         # Six sides: the default budget would give each pair of sides a third of the pairs.
-        session "$out/releases" releases --backends tensorflow --max-seconds 540 \
+        session "$out/releases" releases "${five[@]}" --max-seconds 540 \
             --side "2.16: tox:tf216" --side "2.17: tox:tf217" --side "2.18: tox:tf218" \
             --side "2.19: tox:tf219" --side "2.20: tox:tf220" --side "2.21: tox:tf221"
         summarise "$out/releases" versions ;;
