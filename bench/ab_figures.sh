@@ -69,7 +69,7 @@ for entry in (folder / "sessions.txt").read_text().splitlines():
     table = pd.read_csv(folder / f"{name}.csv")
     counts = table["verdict"].value_counts()
     row = {v: int(counts.get(v, 0)) for v in ("slower", "faster", "noise", "unchanged")}
-    failed = int(table["verdict"].isin(["failed", "no-pairs"]).sum())
+    failed = int(table["verdict"].isin(["failed", "no-pairs", "too-few-pairs"]).sum())
     total["cells"] += len(table)
     total["slower"] += row["slower"]
     total["faster"] += row["faster"]

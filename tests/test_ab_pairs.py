@@ -110,6 +110,20 @@ def test_failed_cells_and_incomplete_pairs(tmp_path):
     assert table.loc["xla", "message"] == "B: retraced"
 
 
+def test_too_few_pairs_for_an_interval_is_no_verdict(tmp_path):
+    # 3 pairs cannot give a 99% interval: the cell is not called unchanged on nothing, and
+    # it counts among the failed rows (the exit status says so).
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    for pair in range(3):
+        writer.append(_burst(0, pair, [1000 + pair, 1000]))
+        writer.append(_burst(1, pair, [1001 + pair, 1000]))
+    comparison = analyse(read_pairs(writer.finish()))
+    [row] = comparison.table.to_dict("records")
+    assert row["verdict"] == "too-few-pairs" and row["pairs"] == 3
+    assert "--max-seconds" in row["message"]
+    assert len(comparison.failed) == 1
+
+
 def test_figures_of_a_pairs_file(tmp_path):
     from linfit.ab.plots import draw_pairs_figures
 

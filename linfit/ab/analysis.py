@@ -54,7 +54,8 @@ class ABComparison:
     """Every cell and side against the first side: one row each, :data:`AB_COLUMNS`.
 
     ``verdict`` is slower, faster, noise or unchanged (:func:`linfit.stats.verdict`), or
-    ``failed`` (the cell failed its checks on a side) or ``no-pairs``.
+    ``failed`` (the cell failed its checks on a side), ``no-pairs`` or ``too-few-pairs``
+    (fewer pairs than an interval at alpha needs: the time budget ran out first).
     """
 
     table: pd.DataFrame
@@ -69,8 +70,8 @@ class ABComparison:
 
     @property
     def failed(self) -> pd.DataFrame:
-        """The rows whose cell failed on a side, or that got no pair."""
-        return self.table[self.table["verdict"].isin(["failed", "no-pairs"])]
+        """The rows whose cell failed on a side, or that got too few pairs for a verdict."""
+        return self.table[self.table["verdict"].isin(["failed", "no-pairs", "too-few-pairs"])]
 
     def counts(self) -> dict[str, int]:
         """How many rows have each verdict."""
@@ -143,6 +144,12 @@ def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
                     in zip(failed["side_label"], failed["message"], strict=True)))
             elif estimate is None:
                 row.update(verdict="no-pairs")
+            elif math.isnan(estimate.low):
+                # Too few pairs for any interval at alpha (8 at 0.01): the ratio is shown,
+                # but "unchanged" would be a verdict on nothing.
+                row.update(ratio=estimate.ratio, mde=estimate.mde, verdict="too-few-pairs",
+                           message="too few pairs for an interval: raise --max-seconds or "
+                                   "select fewer cells")
             else:
                 row.update(ratio=estimate.ratio, ratio_low=estimate.low,
                            ratio_high=estimate.high, p_value=estimate.p_value,

@@ -70,10 +70,12 @@ verdicts:
   unchanged         within the threshold
   failed            the cell failed its checks (placement, traces, convergence) on a side
   no-pairs          no complete pair was measured
+  too-few-pairs     fewer pairs than an interval needs (8 at alpha 0.01): the time budget
+                    ran out first; raise --max-seconds or select fewer cells
 
 exit status:
   0  no regression
-  1  a cell is slower, a cell failed or got no pair, a worker failed, or the session was
+  1  a cell is slower, a cell failed or got too few pairs, a worker failed, or the session was
      interrupted
   2  bad input: a malformed side, an interpreter that does not exist or cannot run
      linfit or the selected backends, a bad cell option (one line)
