@@ -5,7 +5,7 @@
 #   bench/ab_figures.sh slow10    OUT   # 5 sessions, one side 10% slower: 15 of 15 slower?
 #   bench/ab_figures.sh tf220-221 OUT   # TensorFlow 2.20 against 2.21 (tox envs)
 #   bench/ab_figures.sh releases  OUT   # 2.16 ... 2.21 in one session (tox envs)
-#   bench/ab_figures.sh xla-flag  OUT   # tree_reduction_rewriter off against on, n=1e7
+#   bench/ab_figures.sh xla-flag  OUT   # tree_reduction_rewriter off against on, n=1e3-1e7
 #   bench/ab_figures.sh all       OUT   # all of the above, in this order
 #
 # Each session writes its pairs file, its table (.txt and .csv) and its figures under
@@ -126,8 +126,12 @@ run_figure() {
             --side "2.19: tox:tf219" --side "2.20: tox:tf220" --side "2.21: tox:tf221"
         summarise "$out/releases" versions ;;
     xla-flag)
-        session "$out/xla-flag" xla-flag --backends tensorflow --sizes 1e7 \
-            --variants xla,xla-loop --side "default:" \
+        # TensorFlow's XLA variants at every default n and 1e7, and JAX's jit variants as
+        # a control (XLA_FLAGS reaches JAX's XLA too, but its reductions are lowered
+        # without the rewrite at n >= 1e5: docs/loops.md).
+        session "$out/xla-flag" xla-flag --backends tensorflow,jax --sizes 1e3,1e5,1e6,1e7 \
+            --variants tensorflow:xla,tensorflow:xla-loop,jax:jit,jax:jit-loop \
+            --max-seconds 540 --side "default:" \
             --side "no-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
         summarise "$out/xla-flag" flag ;;
     *)

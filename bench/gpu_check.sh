@@ -4,11 +4,12 @@
 #   1. the devices every backend sees;
 #   2. the default benchmark matrix on every CPU and GPU device;
 #   3. GPU:0 alone at n=1e8 float32, for the bandwidth figure;
-#   4. the floors (read and copy bandwidth, dispatch) of every device, which the two
-#      benchmark runs measured once and cached (they also fill the efficiency columns);
+#   4. the floors (read and copy bandwidth, dispatch) of every device, the probe rounds the
+#      two benchmark runs measured and cached (they also fill the efficiency columns);
 #   5. the device regression check of each results file;
-#   6. the figures.
-# Everything lands in OUT_DIR. Budget: under 5 minutes on one H100, torch.compile included.
+#   6. the figures;
+#   7. JAX's loop forms (static trip count, unrolling: docs/jax_loops.py) at n=1e3 and 1e5.
+# Everything lands in OUT_DIR. Budget: under 6 minutes on one H100, torch.compile included.
 # Each stage runs under its own time limit; one that fails or runs out of time is reported
 # and the next stage runs; the exit status is 1 when any stage failed.
 #
@@ -27,15 +28,18 @@ export PYTHONUNBUFFERED=1
 # JAX takes 75% of the GPU's memory when it starts; PyTorch runs in the same process.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
-# Per-stage limits in seconds: they add up to 300, inside the 5-minute budget. The large run
+# Per-stage limits in seconds: they add up to 340, inside the 6-minute budget. The large run
 # includes its reference: 100 eager steps on the CPU at n=1e8. The floors are measured at
-# the start of the matrix run and cached; the large run and the floors stage read the cache.
+# the start of the matrix run and cached; each benchmark run adds a probe round at its end,
+# and the floors stage reads the cache.
 DEVICES_LIMIT_S=15
 MATRIX_LIMIT_S=150
 LARGE_LIMIT_S=100
 FLOORS_LIMIT_S=10
 CHECK_LIMIT_S=10
 PLOT_LIMIT_S=15
+# Seven loop forms at two sizes, each compiled once: about 2 s a compile on a GPU.
+JAX_LOOPS_LIMIT_S=40
 
 failed=()
 started_s=$SECONDS
@@ -94,6 +98,9 @@ if ((${#csvs[@]})); then
     stage plot "$PLOT_LIMIT_S" python3 -m linfit plot "${csvs[@]}" -o "$OUT_DIR/plots" \
         --no-convergence
 fi
+
+stage "jax loops" "$JAX_LOOPS_LIMIT_S" bash -c \
+    "python3 docs/jax_loops.py --sizes 1e3,1e5 > '$OUT_DIR/jax_loops.txt'"
 
 echo "== $(date -u +%H:%M:%S) +$((SECONDS - started_s))s done; results in $OUT_DIR"
 if ((${#failed[@]})); then

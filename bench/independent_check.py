@@ -2,25 +2,37 @@
 again here, without importing linfit, timed with a bare perf_counter loop, and compared with
 the median per step of the same cells in a results CSV.
 
-For every ok TensorFlow row of the CSV whose variant is eager, function, xla, function-loop
-or xla-loop, it builds that variant in that row's calling convention (``convention``
-column), times it, and prints both medians and their ratio; exit 1 if any ratio is more
-than 10% away from 1.
+For every ok TensorFlow row whose variant is eager, function, xla, function-loop or
+xla-loop, it builds that variant in that row's calling convention (``convention`` column),
+times it, and prints both medians and their ratio; exit 1 if any ratio is more than 10% away
+from 1 (or nothing was compared).
 
-    python bench/independent_check.py results/<run>.csv
+    python bench/independent_check.py results/<run>.csv     # one harness run, then this
+    python bench/independent_check.py --pairs 4 --keep DIR  # harness, this, harness, this...
 
-Run it right after the benchmark, on the same machine, so both see the same load.
+With one CSV, run it right after the benchmark, on the same machine, so both see the same
+load; on a shared machine the load can change between the two by more than 10%. ``--pairs R``
+takes that drift out of the comparison: it runs the harness (a child pytest of the five
+variants at the default sizes, with a time limit) and its own timing alternately, R times,
+and compares per cell the median of the R harness medians with the median of its R own.
+It also prints the harness's own spread between its R runs, the noise any comparison of two
+runs on this machine has.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gc
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -33,6 +45,9 @@ TOLERANCE = 0.10
 SECONDS_PER_CELL = 0.5
 MIN_SAMPLES = 15
 VARIANTS = ("eager", "function", "xla", "function-loop", "xla-loop")
+# The default matrix's sizes; a harness run of them takes 15-30 s on the 2-core VM.
+DEFAULT_SIZES = "1e3,1e5,1e6"
+HARNESS_TIMEOUT_SECONDS = 900
 
 
 def step(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
@@ -106,32 +121,102 @@ def median_per_call(call: Callable[[], object]) -> float:
     return statistics.median(samples)
 
 
-def main() -> int:
-    """Compare every eligible row; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", help="a linfit results CSV")
-    args = parser.parse_args()
+def harness_run(folder: Path, sizes: str) -> Path:
+    """One harness run of VARIANTS on CPU:0 into ``folder``; the CSV it wrote.
+
+    The child has HARNESS_TIMEOUT_SECONDS; its output is kept in ``folder/harness.log`` and
+    shown when it fails. subprocess.run kills it if this process is interrupted.
+    """
+    folder.mkdir(parents=True)
+    command = [sys.executable, "-m", "pytest", str(Path(__file__).parent), "--benchmark-only",
+               "-q", "-p", "no:cacheprovider", "--linfit-backends", "tensorflow",
+               "--linfit-variants", ",".join(VARIANTS), "--linfit-devices", "CPU:0",
+               "--linfit-sizes", sizes, "--linfit-floors", "off",
+               "--benchmark-max-time", "0.5", "--linfit-results", str(folder)]
+    log = folder / "harness.log"
+    with log.open("w") as output:
+        done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT,
+                              timeout=HARNESS_TIMEOUT_SECONDS, check=False)
+    written = sorted(folder.glob("*.csv"))
+    if done.returncode != 0 or not written:
+        sys.exit(f"the harness run in {folder} failed (exit {done.returncode}):\n"
+                 + log.read_text()[-3000:])
+    return written[0]
+
+
+def eligible_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a results CSV this script can re-implement."""
     # The per-round samples of a fast cell make fields longer than csv's default limit.
     csv.field_size_limit(sys.maxsize)
-    with open(args.csv, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle)
+    with path.open(newline="") as handle:
+        return [row for row in csv.DictReader(handle)
                 if row["backend"] == "tensorflow" and row["variant"] in VARIANTS
                 and row["device"] == "CPU:0" and row["status"] == "ok"
                 and row["dtype"] == "float32"]
-    worst = 0.0
-    print(f"{'variant':14s} {'convention':10s} {'n':>9s} {'harness':>11s} {'here':>11s} ratio")
+
+
+def time_rows(rows: list[dict[str, str]]) -> dict[tuple[str, str, int], tuple[float, float]]:
+    """(variant, convention, n) -> (the harness's median per step, this script's)."""
+    timed = {}
     for row in rows:
         n, k = int(row["n_examples"]), int(row["steps_per_call"])
         # Files of schema 2 have no convention: linfit then called with arguments.
         convention = row.get("convention") or ("args" if row["variant"] != "eager" else "")
         here = median_per_call(build(row["variant"], convention, n, k)) / k
-        harness = float(row["median_seconds"])
+        timed[row["variant"], convention, n] = float(row["median_seconds"]), here
+    return timed
+
+
+def main() -> int:
+    """Compare every eligible row (of one CSV, or of --pairs runs); return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv", nargs="?", type=Path, help="a linfit results CSV")
+    parser.add_argument("--pairs", type=int, metavar="R",
+                        help="run the harness and this check alternately R times (R >= 2)")
+    parser.add_argument("--sizes", default=DEFAULT_SIZES,
+                        help=f"with --pairs: the harness's sizes (default {DEFAULT_SIZES})")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="with --pairs: a new folder for the harness runs (default: a "
+                        "temporary one, removed)")
+    args = parser.parse_args()
+    if (args.csv is None) == (args.pairs is None):
+        parser.error("give a results CSV or --pairs R, not both")
+    if args.pairs is not None and args.pairs < 2:
+        parser.error(f"--pairs must be at least 2, got {args.pairs}")
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep {args.keep}: exists already; name a new folder")
+    # SIGTERM (CI cancellation, timeout) ends the script as Ctrl-C does, so that
+    # subprocess.run kills a running harness child on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.csv is not None:
+        runs = [time_rows(eligible_rows(args.csv))]
+    else:
+        with contextlib.ExitStack() as stack:
+            folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            runs = []
+            for index in range(args.pairs):
+                print(f"pair {index + 1} of {args.pairs}: harness, then this check", flush=True)
+                runs.append(time_rows(eligible_rows(harness_run(folder / f"pair-{index + 1}",
+                                                                 args.sizes))))
+    cells = [cell for cell in runs[0] if all(cell in run for run in runs)]
+    worst = 0.0
+    print(f"{'variant':14s} {'convention':10s} {'n':>9s} {'harness':>11s} {'here':>11s} ratio"
+          + ("  harness spread" if len(runs) > 1 else ""))
+    for cell in cells:
+        variant, convention, n = cell
+        harness = statistics.median(run[cell][0] for run in runs)
+        here = statistics.median(run[cell][1] for run in runs)
         ratio = here / harness
         worst = max(worst, abs(ratio - 1))
-        print(f"{row['variant']:14s} {convention or '-':10s} {n:9d} {harness * 1e6:9.1f}us "
-              f"{here * 1e6:9.1f}us {ratio:.2f}")
+        spread = (f"  {max(run[cell][0] for run in runs) / min(run[cell][0] for run in runs):.2f}x"
+                  if len(runs) > 1 else "")
+        print(f"{variant:14s} {convention or '-':10s} {n:9d} {harness * 1e6:9.1f}us "
+              f"{here * 1e6:9.1f}us {ratio:.2f}{spread}")
+    if not cells:
+        print("nothing compared: no eligible TensorFlow row")
+        return 1
     print(f"largest difference: {worst:.0%} (tolerance {TOLERANCE:.0%})")
-    return 0 if rows and worst <= TOLERANCE else 1
+    return 0 if worst <= TOLERANCE else 1
 
 
 if __name__ == "__main__":

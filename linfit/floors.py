@@ -9,12 +9,20 @@ every call pays the framework's dispatch. So a step's time has two floors:
 * the **dispatch floor**: the cost of the backend's cheapest compiled call (a scalar in, a
   scalar out), shared by the ``steps_per_call`` steps of one call.
 
-``floor_seconds = max(bytes_min / read_bandwidth, dispatch_floor / steps_per_call)`` and
-``efficiency = floor_seconds / median_seconds`` (1.0 = at the floor).
+A measurement is made of **rounds**: each round runs every probe once (the median of
+``repeats`` samples). One probe on a shared machine moves by tens of per cent from minute to
+minute (issue 12: a read floor of 2.95 ms, then 4.45 ms three minutes later), so a row's
+floor is the best of several rounds spread through time, and the spread of those rounds is
+kept beside it. A round's floor for a cell is ``max(bytes_min / the round's best read
+bandwidth, the round's dispatch floor / steps_per_call)``; the cell's ``floor_seconds`` is
+the smallest round floor, ``floor_spread`` = largest / smallest, and ``efficiency =
+floor_seconds / median_seconds`` (1.0 = at the floor).
 
-:func:`measure_floors` measures; :func:`floor_columns` turns floors into a results row's columns
-(pure); :func:`load_or_measure` reads a JSON cache that names the machine, or measures and
-writes one. Every figure keeps its raw samples; medians and bandwidths are derived from them.
+:func:`measure_floors` measures rounds; :func:`merge_rounds` and :func:`latest_rounds`
+combine them; :func:`floor_columns` turns floors into a results row's columns (pure);
+:func:`load_or_measure` reads a JSON cache that names the machine and keeps its most recent
+rounds (:data:`MAX_CACHED_ROUNDS`), or measures and writes one. Every figure keeps its raw
+samples; medians and bandwidths are derived from them.
 """
 
 from __future__ import annotations
@@ -28,8 +36,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +56,44 @@ __all__ = [
     "DEFAULT_REPEATS",
     "DISPATCH_CALLS_PER_SAMPLE",
     "FLOORS_FORMAT_VERSION",
+    "MAX_CACHED_ROUNDS",
+    "READABLE_FLOORS_FORMAT_VERSIONS",
     "DeviceFloors",
     "Floors",
     "FloorsFileError",
     "ProbeMeasurement",
+    "RoundFloor",
     "cache_dir_problem",
     "cache_file_name",
+    "cell_round_floors",
     "default_cache_dir",
     "floor_columns",
     "floors_json",
     "floors_key",
+    "latest_rounds",
     "load_or_measure",
     "measure_floors",
+    "merge_rounds",
     "read_floors",
+    "rounds_summary",
+    "spread",
+    "update_cache",
     "write_floors",
 ]
 
 # Bump when a field changes meaning or is removed; read_floors refuses other versions.
-FLOORS_FORMAT_VERSION = 1
+# 2: probe rounds: each measurement has its round_index and measured_utc (issue 12). A
+# version-1 file is read as one round, round 0, taken at its measured_utc.
+FLOORS_FORMAT_VERSION = 2
+READABLE_FLOORS_FORMAT_VERSIONS = (1, 2)
+
+# The cache keeps this machine's most recent rounds, from earlier sessions: each session adds
+# one, so the floors of two sessions minutes apart are the best of nearly the same rounds and
+# hold still. 8: on the shared 2-core VM the read probes of 5 back-to-back rounds stayed
+# within 1.05x of each other in one minute and 2.2x apart in another (a busy neighbour, then
+# a quiet one), so rounds must span many minutes to hold a quiet moment's figure; and after
+# 8 sessions a round ages out, so a machine that changed for good is followed soon.
+MAX_CACHED_ROUNDS = 8
 
 # 2**26 float32 = 256 MiB per probe array. It must be much larger than the last-level cache, or
 # the "read floor" would be a cache bandwidth: 32 MiB L3 on this 2-core EPYC, 50-60 MiB L2 on
@@ -120,6 +148,8 @@ class ProbeMeasurement:
             dispatch: 0).
         calls_per_sample: calls timed together for one sample (1 for read and copy).
         samples_seconds: every sample's time per call.
+        round_index: the probe round it belongs to (0, 1, ... in the order taken).
+        measured_utc: when the probe started (ISO 8601, UTC).
     """
 
     kind: str
@@ -127,6 +157,8 @@ class ProbeMeasurement:
     bytes_per_call: int
     calls_per_sample: int
     samples_seconds: tuple[float, ...]
+    round_index: int = 0
+    measured_utc: str = ""
 
     @property
     def median_seconds(self) -> float:
@@ -141,7 +173,8 @@ class ProbeMeasurement:
 
 @dataclass(frozen=True)
 class DeviceFloors:
-    """Everything measured about one device's floors; the figures derive from the samples.
+    """Everything measured about one device's floors, in every round; the figures derive
+    from the samples.
 
     Attributes:
         device: the device id, ``CPU:0``.
@@ -149,7 +182,7 @@ class DeviceFloors:
         device_name: the CPU model or GPU name.
         probe_elements: float32 elements of each read/copy probe's array.
         repeats: timed samples per probe.
-        measurements: every probe run on the device, with its raw samples.
+        measurements: every probe run on the device, in every round, with its raw samples.
     """
 
     device: str
@@ -159,16 +192,23 @@ class DeviceFloors:
     repeats: int
     measurements: tuple[ProbeMeasurement, ...]
 
-    def _best(self, kind: str) -> ProbeMeasurement:
-        candidates = [m for m in self.measurements if m.kind == kind]
+    @property
+    def rounds(self) -> tuple[int, ...]:
+        """The round indices the device was measured in, in order."""
+        return tuple(sorted({m.round_index for m in self.measurements}))
+
+    def _best(self, kind: str, round_index: int | None = None) -> ProbeMeasurement:
+        candidates = [m for m in self.measurements if m.kind == kind
+                      and (round_index is None or m.round_index == round_index)]
         if not candidates:
-            raise LinfitError(f"no {kind} probe was measured on {self.device}")
+            in_round = "" if round_index is None else f" in round {round_index}"
+            raise LinfitError(f"no {kind} probe was measured on {self.device}{in_round}")
         # The honest floor is the fastest anyone reads (or copies) that memory.
         return max(candidates, key=lambda m: m.bytes_per_second)
 
     @property
     def read_bandwidth_bytes_per_second(self) -> float:
-        """The best sustained read bandwidth any probe reached on the device."""
+        """The best sustained read bandwidth any probe reached on the device, in any round."""
         return self._best("read").bytes_per_second
 
     @property
@@ -178,7 +218,7 @@ class DeviceFloors:
 
     @property
     def copy_bandwidth_bytes_per_second(self) -> float:
-        """The best copy bandwidth (bytes read plus written per second)."""
+        """The best copy bandwidth (bytes read plus written per second), in any round."""
         return self._best("copy").bytes_per_second
 
     @property
@@ -188,24 +228,62 @@ class DeviceFloors:
 
     @property
     def dispatch_floor_seconds(self) -> dict[str, float]:
-        """Backend name -> median cost of its cheapest compiled call on the device."""
-        return {m.probe: m.median_seconds for m in self.measurements if m.kind == "dispatch"}
+        """Backend name -> median cost of its cheapest compiled call on the device, in its
+        best round."""
+        best: dict[str, float] = {}
+        for m in self.measurements:
+            if m.kind == "dispatch":
+                best[m.probe] = min(best.get(m.probe, math.inf), m.median_seconds)
+        return best
+
+    def round_bandwidths(self, kind: str) -> dict[int, float]:
+        """Round index -> the best bandwidth any probe of ``kind`` (read or copy) reached in
+        that round; rounds without such a probe are left out."""
+        by_round: dict[int, float] = {}
+        for m in self.measurements:
+            if m.kind == kind:
+                by_round[m.round_index] = max(by_round.get(m.round_index, 0.0),
+                                              m.bytes_per_second)
+        return by_round
+
+    def round_dispatch_seconds(self, backend: str) -> dict[int, float]:
+        """Round index -> ``backend``'s dispatch floor in that round."""
+        return {m.round_index: m.median_seconds for m in self.measurements
+                if m.kind == "dispatch" and m.probe == backend}
+
+    @property
+    def read_spread(self) -> float:
+        """Best round's read bandwidth / worst round's (1.0 for one round)."""
+        return spread(self.round_bandwidths("read").values())
+
+    @property
+    def dispatch_spread(self) -> dict[str, float]:
+        """Backend name -> its worst round's dispatch floor / its best round's."""
+        backends = dict.fromkeys(m.probe for m in self.measurements if m.kind == "dispatch")
+        return {name: spread(self.round_dispatch_seconds(name).values())
+                for name in backends}
 
 
 @dataclass(frozen=True)
 class Floors:
-    """The floors of the devices measured in one go, and the key that names the machine.
+    """The floors of the devices measured together, in one or more rounds, and the key
+    that names the machine.
 
     Attributes:
         key: machine identity and probe settings as sorted (name, value) pairs; a cache is
             used only where its key equals :func:`floors_key` of the run that wants it.
-        measured_utc: when the measurement started (ISO 8601).
+        measured_utc: when the first of its rounds started (ISO 8601).
         devices: one entry per device, in the order measured.
     """
 
     key: tuple[tuple[str, str], ...]
     measured_utc: str
     devices: tuple[DeviceFloors, ...]
+
+    @property
+    def rounds(self) -> int:
+        """How many probe rounds the floors are the best of."""
+        return len({index for device in self.devices for index in device.rounds})
 
     def device(self, device_id: str) -> DeviceFloors:
         """The floors of ``device_id``.
@@ -220,47 +298,194 @@ class Floors:
         raise LinfitError(f"no floors were measured for {device_id}; measured: {covered}")
 
 
-def floor_columns(floors: Floors, backend: str, device: str, n_examples: int, dtype: str,
-                  steps_per_call: int, median_seconds: float) -> dict[str, float | int]:
-    """The floor columns of one results row.
+@dataclass(frozen=True)
+class RoundFloor:
+    """One round's floor for one cell.
+
+    Attributes:
+        round_index: the round.
+        read_bandwidth_bytes_per_second: the best read bandwidth of that round.
+        dispatch_floor_seconds: the backend's dispatch floor in that round, per call.
+        floor_seconds: max(bytes_min / that bandwidth, that dispatch / steps_per_call).
+    """
+
+    round_index: int
+    read_bandwidth_bytes_per_second: float
+    dispatch_floor_seconds: float
+    floor_seconds: float
+
+
+def spread(values: Iterable[float]) -> float:
+    """Largest / smallest of positive figures, one per round: worst / best for times,
+    best / worst for bandwidths (>= 1.0; 1.0 for one figure).
+
+    Args:
+        values: one figure per round, > 0; at least one.
+
+    Raises:
+        ValueError: for no values.
+    """
+    figures = list(values)
+    if not figures:
+        raise ValueError("spread() needs at least one value")
+    return max(figures) / min(figures)
+
+
+def cell_round_floors(floors: Floors, backend: str, device: str, n_examples: int, dtype: str,
+                      steps_per_call: int) -> tuple[RoundFloor, ...]:
+    """Each round's floor for one cell, in round order.
+
+    A round counts where it measured both a read probe on ``device`` and ``backend``'s
+    dispatch there.
 
     Args:
         floors: measured floors covering ``device`` and ``backend``'s dispatch on it.
-        backend: the row's backend (its dispatch floor is used).
-        device: the row's device id.
+        backend: the cell's backend (its dispatch floor is used).
+        device: the cell's device id.
         n_examples: examples in x (and in y).
-        dtype: the row's dtype; x and y each take ``n_examples`` items of its size.
+        dtype: the cell's dtype; x and y each take ``n_examples`` items of its size.
         steps_per_call: steps per call; the dispatch floor is shared by them.
-        median_seconds: the row's median time per step, > 0.
 
     Returns:
-        ``bytes_min``, ``read_bandwidth_bytes_per_second``, ``dispatch_floor_seconds``,
-        ``floor_seconds`` and ``efficiency``, as :data:`linfit.results.COLUMNS` declares them.
+        At least one round's floor.
 
     Raises:
-        LinfitError: when the floors lack the device or the backend's dispatch floor, or for
-            n_examples, steps_per_call or median_seconds that are not positive.
+        LinfitError: when the floors lack the device, or no round has both its read
+            bandwidth and the backend's dispatch floor; for n_examples or steps_per_call
+            below 1.
     """
     if n_examples < 1 or steps_per_call < 1:
         raise LinfitError(f"n_examples and steps_per_call must be >= 1, got {n_examples} and "
                           f"{steps_per_call}")
+    device_floors = floors.device(device)
+    dispatch = device_floors.round_dispatch_seconds(backend)
+    if not dispatch:
+        raise LinfitError(f"no {backend} dispatch floor was measured on {device}; measured: "
+                          f"{', '.join(sorted(device_floors.dispatch_floor_seconds)) or 'none'}")
+    bandwidths = device_floors.round_bandwidths("read")
+    bytes_min = 2 * n_examples * numpy_dtype(dtype).itemsize
+    rounds = tuple(
+        RoundFloor(index, bandwidths[index], dispatch[index],
+                   max(bytes_min / bandwidths[index], dispatch[index] / steps_per_call))
+        for index in sorted(set(bandwidths) & set(dispatch)))
+    if not rounds:
+        raise LinfitError(f"no round measured both the read bandwidth and the {backend} "
+                          f"dispatch floor on {device}")
+    return rounds
+
+
+def floor_columns(floors: Floors, backend: str, device: str, n_examples: int, dtype: str,
+                  steps_per_call: int, median_seconds: float) -> dict[str, float | int]:
+    """The floor columns of one results row: those of the round whose floor is the lowest,
+    and the spread of the rounds.
+
+    Args:
+        floors: measured floors covering ``device`` and ``backend``'s dispatch on it.
+        backend, device, n_examples, dtype, steps_per_call: the row's cell, as
+            :func:`cell_round_floors` takes them.
+        median_seconds: the row's median time per step, > 0.
+
+    Returns:
+        ``bytes_min``; ``read_bandwidth_bytes_per_second``, ``dispatch_floor_seconds`` and
+        ``floor_seconds`` of the best round (so that floor = max(bytes_min / bandwidth,
+        dispatch / steps_per_call) holds within the row); ``floor_rounds``, the rounds the
+        floor is the best of; ``floor_spread``, the worst round's floor / the best's; and
+        ``efficiency``; as :data:`linfit.results.COLUMNS` declares them.
+
+    Raises:
+        LinfitError: as :func:`cell_round_floors`, and for a median_seconds that is not
+            positive.
+    """
     if not (math.isfinite(median_seconds) and median_seconds > 0):
         raise LinfitError(f"median_seconds must be a finite number > 0, got {median_seconds}")
-    device_floors = floors.device(device)
-    dispatch = device_floors.dispatch_floor_seconds
-    if backend not in dispatch:
-        raise LinfitError(f"no {backend} dispatch floor was measured on {device}; measured: "
-                          f"{', '.join(sorted(dispatch)) or 'none'}")
-    bytes_min = 2 * n_examples * numpy_dtype(dtype).itemsize
-    bandwidth = device_floors.read_bandwidth_bytes_per_second
-    floor = max(bytes_min / bandwidth, dispatch[backend] / steps_per_call)
+    rounds = cell_round_floors(floors, backend, device, n_examples, dtype, steps_per_call)
+    # The first of equal floors: the earliest round.
+    best = min(rounds, key=lambda r: r.floor_seconds)
     return {
-        "bytes_min": bytes_min,
-        "read_bandwidth_bytes_per_second": bandwidth,
-        "dispatch_floor_seconds": dispatch[backend],
-        "floor_seconds": floor,
-        "efficiency": floor / median_seconds,
+        "bytes_min": 2 * n_examples * numpy_dtype(dtype).itemsize,
+        "read_bandwidth_bytes_per_second": best.read_bandwidth_bytes_per_second,
+        "dispatch_floor_seconds": best.dispatch_floor_seconds,
+        "floor_seconds": best.floor_seconds,
+        "floor_rounds": len(rounds),
+        "floor_spread": spread(r.floor_seconds for r in rounds),
+        "efficiency": best.floor_seconds / median_seconds,
     }
+
+
+def rounds_summary(floors: Floors, cached_rounds: int = 0) -> str:
+    """``4 rounds (2 cached), read floor spread 1.12x, dispatch spread 1.30x``: how many
+    rounds the floors are the best of, and the largest spread between them of any device's
+    read bandwidth and of any backend's dispatch floor.
+
+    Args:
+        floors: the floors.
+        cached_rounds: how many of the rounds came from a cache (not said when 0).
+    """
+    count = floors.rounds
+    text = f"{count} round{'s' if count != 1 else ''}" + (
+        f" ({cached_rounds} cached)" if cached_rounds else "")
+    reads = [d.read_spread for d in floors.devices if d.round_bandwidths("read")]
+    dispatches = [s for d in floors.devices for s in d.dispatch_spread.values()]
+    if reads:
+        text += f", read floor spread {max(reads):.2f}x"
+    if dispatches:
+        text += f", dispatch spread {max(dispatches):.2f}x"
+    return text
+
+
+def merge_rounds(*parts: Floors) -> Floors:
+    """One set of floors holding every round of ``parts``, renumbered 0, 1, ... in the
+    order given (each part's rounds in their order).
+
+    Args:
+        parts: floors of the same key (the same machine and probe settings), at least one.
+
+    Returns:
+        The floors; ``measured_utc`` is the first part's.
+
+    Raises:
+        ValueError: for no parts, or parts of different keys.
+    """
+    if not parts:
+        raise ValueError("merge_rounds() needs at least one Floors")
+    if any(part.key != parts[0].key for part in parts):
+        raise ValueError("merge_rounds() needs floors of one key (machine and settings)")
+    renumbered: dict[tuple[int, int], int] = {}
+    for number, part in enumerate(parts):
+        for index in sorted({i for device in part.devices for i in device.rounds}):
+            renumbered[number, index] = len(renumbered)
+    devices: dict[str, DeviceFloors] = {}
+    for number, part in enumerate(parts):
+        for device in part.devices:
+            measurements = tuple(replace(m, round_index=renumbered[number, m.round_index])
+                                 for m in device.measurements)
+            earlier = devices.get(device.device)
+            devices[device.device] = replace(
+                earlier or device,
+                measurements=(earlier.measurements if earlier else ()) + measurements)
+    return Floors(parts[0].key, parts[0].measured_utc, tuple(devices.values()))
+
+
+def latest_rounds(floors: Floors, count: int) -> Floors:
+    """The ``count`` most recent rounds of ``floors`` (all of them where there are no more),
+    renumbered from 0.
+
+    Raises:
+        ValueError: for a count below 1.
+    """
+    if count < 1:
+        raise ValueError(f"latest_rounds() keeps at least one round, got {count}")
+    indices = sorted({i for device in floors.devices for i in device.rounds})
+    kept = {old: new for new, old in enumerate(indices[-count:])}
+    devices = tuple(
+        replace(device, measurements=tuple(replace(m, round_index=kept[m.round_index])
+                                           for m in device.measurements
+                                           if m.round_index in kept))
+        for device in floors.devices)
+    times = [m.measured_utc for device in devices for m in device.measurements
+             if m.measured_utc]
+    # ISO 8601 times in UTC sort as text.
+    return Floors(floors.key, min(times) if times else floors.measured_utc, devices)
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -304,12 +529,18 @@ def _numpy_copy_probe(n_elements: int) -> Callable[[], object]:
     return lambda: np.copyto(target, source)
 
 
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
 def _measure(kind: str, probe: str, make: Callable[[], Callable[[], object]],
              bytes_per_call: int, repeats: int, calls_per_sample: int,
-             clock: Callable[[], float]) -> ProbeMeasurement:
+             clock: Callable[[], float], round_index: int) -> ProbeMeasurement:
+    started = _utc_now()
     # The probe (and its arrays) is dropped on return, before the next one allocates.
     samples = _time_calls(make(), repeats, calls_per_sample, clock)
-    return ProbeMeasurement(kind, probe, bytes_per_call, calls_per_sample, samples)
+    return ProbeMeasurement(kind, probe, bytes_per_call, calls_per_sample, samples, round_index,
+                            started)
 
 
 def _devices_by_id(backends: Sequence[Backend]) -> dict[str, list[tuple[Backend, Device]]]:
@@ -367,12 +598,14 @@ def measure_floors(backends: Sequence[Backend], device_ids: Sequence[str] | None
                    probe_elements: int = DEFAULT_PROBE_ELEMENTS,
                    repeats: int = DEFAULT_REPEATS,
                    dispatch_calls: int = DISPATCH_CALLS_PER_SAMPLE,
+                   rounds: int = 1,
                    clock: Callable[[], float] = time.perf_counter) -> Floors:
-    """Measure read and copy bandwidth and each backend's dispatch floor on each device.
+    """Measure read and copy bandwidth and each backend's dispatch floor on each device, in
+    ``rounds`` rounds back to back.
 
-    Each backend's probes run on each device it has (NumPy's too on CPU devices), one probe at
-    a time so that only one probe's arrays are alive. Every figure is the median of
-    ``repeats`` timed samples after :data:`WARMUP_CALLS` untimed calls.
+    In each round, each backend's probes run on each device it has (NumPy's too on CPU
+    devices), one probe at a time so that only one probe's arrays are alive. Every figure is
+    the median of ``repeats`` timed samples after :data:`WARMUP_CALLS` untimed calls.
 
     Args:
         backends: the backends whose probes run.
@@ -381,44 +614,48 @@ def measure_floors(backends: Sequence[Backend], device_ids: Sequence[str] | None
             :data:`DEFAULT_PROBE_ELEMENTS` for why it is large).
         repeats: timed samples per probe.
         dispatch_calls: calls averaged into one dispatch sample.
+        rounds: probe rounds, numbered 0, 1, ...
         clock: the clock (seconds); tests pass a fake one.
 
     Raises:
         LinfitError: for settings < 1; DeviceError for a device no backend has.
     """
     _check_settings(probe_elements, repeats, dispatch_calls)
+    if rounds < 1:
+        raise LinfitError(f"rounds must be an integer >= 1, got {rounds}")
     key = floors_key(backends, device_ids, probe_elements=probe_elements, repeats=repeats,
                      dispatch_calls=dispatch_calls)
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    started = _utc_now()
     read_bytes = READ_BYTES_PER_ELEMENT * probe_elements
     copy_bytes = COPY_BYTES_PER_ELEMENT * probe_elements
-    devices = []
-    for device_id, pairs in _wanted_devices(backends, device_ids).items():
-        measurements = []
-        for backend, device in pairs:
-            with backend.session():
-                measurements += [
-                    _measure("read", backend.name,
-                             lambda b=backend, d=device: b.read_probe(d, probe_elements),
-                             read_bytes, repeats, 1, clock),
-                    _measure("copy", backend.name,
-                             lambda b=backend, d=device: b.copy_probe(d, probe_elements),
-                             copy_bytes, repeats, 1, clock),
-                    _measure("dispatch", backend.name,
-                             lambda b=backend, d=device: b.dispatch_probe(d),
-                             0, repeats, dispatch_calls, clock),
+    wanted = _wanted_devices(backends, device_ids)
+    measurements: dict[str, list[ProbeMeasurement]] = {device_id: [] for device_id in wanted}
+    for round_index in range(rounds):
+        for device_id, pairs in wanted.items():
+            for backend, device in pairs:
+                with backend.session():
+                    measurements[device_id] += [
+                        _measure("read", backend.name,
+                                 lambda b=backend, d=device: b.read_probe(d, probe_elements),
+                                 read_bytes, repeats, 1, clock, round_index),
+                        _measure("copy", backend.name,
+                                 lambda b=backend, d=device: b.copy_probe(d, probe_elements),
+                                 copy_bytes, repeats, 1, clock, round_index),
+                        _measure("dispatch", backend.name,
+                                 lambda b=backend, d=device: b.dispatch_probe(d),
+                                 0, repeats, dispatch_calls, clock, round_index),
+                    ]
+            if pairs[0][1].kind == "CPU":
+                measurements[device_id] += [
+                    _measure("read", NUMPY_PROBE, lambda: _numpy_read_probe(probe_elements),
+                             read_bytes, repeats, 1, clock, round_index),
+                    _measure("copy", NUMPY_PROBE, lambda: _numpy_copy_probe(probe_elements),
+                             copy_bytes, repeats, 1, clock, round_index),
                 ]
-        first = pairs[0][1]
-        if first.kind == "CPU":
-            measurements += [
-                _measure("read", NUMPY_PROBE, lambda: _numpy_read_probe(probe_elements),
-                         read_bytes, repeats, 1, clock),
-                _measure("copy", NUMPY_PROBE, lambda: _numpy_copy_probe(probe_elements),
-                         copy_bytes, repeats, 1, clock),
-            ]
-        devices.append(DeviceFloors(device_id, first.kind, first.name, probe_elements, repeats,
-                                    tuple(measurements)))
-    return Floors(tuple(key.items()), started, tuple(devices))
+    devices = tuple(DeviceFloors(device_id, pairs[0][1].kind, pairs[0][1].name, probe_elements,
+                                 repeats, tuple(measurements[device_id]))
+                    for device_id, pairs in wanted.items())
+    return Floors(tuple(key.items()), started, devices)
 
 
 # --- the cache ------------------------------------------------------------------------------
@@ -458,24 +695,33 @@ def _from_json(path: Path, document: Any) -> Floors:
     if not isinstance(document, dict) or "format_version" not in document:
         raise FloorsFileError(f"{path}: not a linfit floors file (no format_version)")
     version = document["format_version"]
-    if version != FLOORS_FORMAT_VERSION:
+    if version not in READABLE_FLOORS_FORMAT_VERSIONS or isinstance(version, bool):
+        readable = " and ".join(map(str, READABLE_FLOORS_FORMAT_VERSIONS))
         raise FloorsFileError(f"{path}: format_version {version!r} is not one this linfit "
-                              f"reads (it reads {FLOORS_FORMAT_VERSION})")
+                              f"reads (it reads {readable})")
     try:
+        measured_utc = str(document["measured_utc"])
+
+        def measurement(m: Mapping[str, Any]) -> ProbeMeasurement:
+            # Version 1 held one measurement: round 0, taken when the file says.
+            round_index = int(m["round_index"]) if version >= 2 else 0
+            if round_index < 0:
+                raise ValueError(f"round_index {round_index} is negative")
+            return ProbeMeasurement(
+                str(m["kind"]), str(m["probe"]), int(m["bytes_per_call"]),
+                int(m["calls_per_sample"]), tuple(float(s) for s in m["samples_seconds"]),
+                round_index, str(m["measured_utc"]) if version >= 2 else measured_utc)
+
         devices = tuple(
             DeviceFloors(
                 device=str(d["device"]), device_kind=str(d["device_kind"]),
                 device_name=str(d["device_name"]), probe_elements=int(d["probe_elements"]),
                 repeats=int(d["repeats"]),
-                measurements=tuple(
-                    ProbeMeasurement(str(m["kind"]), str(m["probe"]), int(m["bytes_per_call"]),
-                                     int(m["calls_per_sample"]),
-                                     tuple(float(s) for s in m["samples_seconds"]))
-                    for m in d["measurements"]),
+                measurements=tuple(measurement(m) for m in d["measurements"]),
             )
             for d in document["devices"])
         key = tuple((str(k), str(v)) for k, v in document["key"].items())
-        return Floors(key, str(document["measured_utc"]), devices)
+        return Floors(key, measured_utc, devices)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise FloorsFileError(f"{path}: a field is missing or malformed ({error!r})") from None
 
@@ -507,25 +753,52 @@ def write_floors(floors: Floors, path: str | os.PathLike[str]) -> Path:
     return atomic_write_text(path, json.dumps(floors_json(floors), indent=1) + "\n")
 
 
+def update_cache(path: str | os.PathLike[str], floors: Floors) -> Path | None:
+    """Replace the cache at ``path`` with the :data:`MAX_CACHED_ROUNDS` most recent rounds
+    of ``floors``, atomically (a temporary file in the same folder, renamed over it).
+
+    Only for a cache that was read and matched, or that this run wrote: a cache file of
+    another machine or that cannot be read is never replaced (:func:`load_or_measure`
+    refuses it first).
+
+    Returns:
+        The path, or None when the cache could not be written (the floors are kept for this
+        run all the same).
+    """
+    text = json.dumps(floors_json(latest_rounds(floors, MAX_CACHED_ROUNDS)), indent=1) + "\n"
+    try:
+        # It is a cache, not a result: replacing it is its purpose.
+        return atomic_write_text(path, text, overwrite=True)
+    except OSError:
+        return None
+
+
 def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | None = None, *,
                     cache: str | os.PathLike[str] | None = None, use_cache: bool = True,
+                    rounds: int = 1, measure_when_cached: bool = False,
                     probe_elements: int = DEFAULT_PROBE_ELEMENTS,
                     repeats: int = DEFAULT_REPEATS,
                     dispatch_calls: int = DISPATCH_CALLS_PER_SAMPLE,
-                    ) -> tuple[Floors, Path | None, bool]:
-    """The floors of this machine: from the cache where it matches, else measured and cached.
+                    clock: Callable[[], float] = time.perf_counter,
+                    ) -> tuple[Floors, Path | None, int]:
+    """The floors of this machine: the cached rounds where the cache matches, else
+    ``rounds`` rounds measured and cached.
 
     Args:
-        backends, device_ids, probe_elements, repeats, dispatch_calls: as
+        backends, device_ids, probe_elements, repeats, dispatch_calls, clock: as
             :func:`measure_floors`.
         cache: the cache file; default: :func:`cache_file_name` in :func:`default_cache_dir`.
         use_cache: False: measure, and neither read nor write a cache.
+        rounds: probe rounds to measure (back to back) when the floors are measured.
+        measure_when_cached: also measure ``rounds`` rounds where the cache matches, and add
+            them to it (it keeps the :data:`MAX_CACHED_ROUNDS` most recent).
 
     Returns:
-        (floors, the cache file or None, whether the floors came from it). The file is
-        None also when the default cache folder cannot be written (see
-        :func:`cache_dir_problem`) or the cache could not be written: the floors are then
-        measured for this call only.
+        (floors, the cache file or None, how many of the floors' rounds came from the
+        cache). The floors hold every cached round and every round measured. The file is
+        None when no cache was used: the default cache folder cannot be written (see
+        :func:`cache_dir_problem`) or the cache could not be written; the floors are then
+        for this call only.
 
     Raises:
         FloorsFileError: when the cache file exists but is unreadable or of an unknown
@@ -534,29 +807,35 @@ def load_or_measure(backends: Sequence[Backend], device_ids: Sequence[str] | Non
     """
     key = floors_key(backends, device_ids, probe_elements=probe_elements, repeats=repeats,
                      dispatch_calls=dispatch_calls)
-    if not use_cache:
+
+    def measure() -> Floors:
         return measure_floors(backends, device_ids, probe_elements=probe_elements,
-                              repeats=repeats, dispatch_calls=dispatch_calls), None, False
+                              repeats=repeats, dispatch_calls=dispatch_calls, rounds=rounds,
+                              clock=clock)
+
+    if not use_cache:
+        return measure(), None, 0
     if cache is None and cache_dir_problem():
         # An unusable default folder (HOME or XDG_CACHE_HOME naming a file, read-only):
         # measure without a cache rather than fail; callers say so with cache_dir_problem().
-        return measure_floors(backends, device_ids, probe_elements=probe_elements,
-                              repeats=repeats, dispatch_calls=dispatch_calls), None, False
+        return measure(), None, 0
     path = Path(cache) if cache is not None else default_cache_dir() / cache_file_name(key)
     if path.exists():
         cached = read_floors(path)
-        if dict(cached.key) == key:
-            return cached, path, True
-        differs = sorted(name for name in set(key) | set(dict(cached.key))
-                         if dict(cached.key).get(name) != key.get(name))
-        raise FloorsFileError(f"{path}: holds floors of another machine or other settings "
-                              f"(differs in: {', '.join(differs)}); it is not overwritten: "
-                              f"remove it, or name another cache file")
-    floors = measure_floors(backends, device_ids, probe_elements=probe_elements,
-                            repeats=repeats, dispatch_calls=dispatch_calls)
+        if dict(cached.key) != key:
+            differs = sorted(name for name in set(key) | set(dict(cached.key))
+                             if dict(cached.key).get(name) != key.get(name))
+            raise FloorsFileError(f"{path}: holds floors of another machine or other settings "
+                                  f"(differs in: {', '.join(differs)}); it is not overwritten: "
+                                  f"remove it, or name another cache file")
+        if not measure_when_cached:
+            return cached, path, cached.rounds
+        floors = merge_rounds(cached, measure())
+        return floors, update_cache(path, floors), cached.rounds
+    floors = measure()
     try:
-        return floors, write_floors(floors, path), False
+        return floors, write_floors(latest_rounds(floors, MAX_CACHED_ROUNDS), path), 0
     except OSError:
         # A cache that cannot be written (a folder under a file, a full disk, another run
         # that wrote it first) costs no measurement: the path None says it was not cached.
-        return floors, None, False
+        return floors, None, 0

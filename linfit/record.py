@@ -49,8 +49,8 @@ _FIELD_COLUMNS = ("status", "message", "iterations", "first_call_seconds", "trac
                   "placement", "convergence_steps", "final_w", "final_b", "final_loss",
                   "w_ols", "b_ols", "check_placement", "check_traces", "check_convergence",
                   "bytes_min", "read_bandwidth_bytes_per_second", "dispatch_floor_seconds",
-                  "floor_seconds")
-_INT_FIELDS = ("iterations", "traces", "convergence_steps", "bytes_min")
+                  "floor_seconds", "floor_rounds", "floor_spread")
+_INT_FIELDS = ("iterations", "traces", "convergence_steps", "bytes_min", "floor_rounds")
 
 # Derived or structured columns, built by to_row() from fields and properties.
 _DERIVED_COLUMNS = (*STATISTIC_COLUMNS, "call_samples_seconds", "efficiency", "reference",
@@ -149,7 +149,11 @@ class CellResult:
         check_placement, check_traces, check_convergence: each check's outcome, one of
             :data:`CHECK_OUTCOMES`.
         bytes_min, read_bandwidth_bytes_per_second, dispatch_floor_seconds,
-            floor_seconds: the hardware floors (None where not measured).
+            floor_seconds: the hardware floors, of the probe round where the floor is
+            lowest (None where not measured).
+        floor_rounds: the probe rounds the floor is the best of (None where not measured,
+            or not recorded: files before schema 4).
+        floor_spread: the worst round's floor / the best's, >= 1 (None as floor_rounds).
         facts: the run's facts, column name -> value (:data:`FACT_COLUMNS`: run id, git,
             machine, software, environment flags, what the variant is, run_interrupted).
     """
@@ -176,6 +180,8 @@ class CellResult:
     read_bandwidth_bytes_per_second: float | None = None
     dispatch_floor_seconds: float | None = None
     floor_seconds: float | None = None
+    floor_rounds: int | None = None
+    floor_spread: float | None = None
     facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -257,6 +263,20 @@ class CellResult:
         if self.floor_seconds is None or not self.timed:
             return None
         return self.floor_seconds / self.median_seconds
+
+    @property
+    def efficiency_low(self) -> float | None:
+        """The efficiency against the best round's floor: :attr:`efficiency` itself."""
+        return self.efficiency
+
+    @property
+    def efficiency_high(self) -> float | None:
+        """The efficiency had the floor been the worst round's: efficiency x floor_spread
+        (the efficiency where the spread is unknown)."""
+        efficiency = self.efficiency
+        if efficiency is None or self.floor_spread is None:
+            return efficiency
+        return efficiency * self.floor_spread
 
     @property
     def ok(self) -> bool:

@@ -95,7 +95,32 @@ def _number(value: float, digits: int = 6) -> str:
     return f"{value:.{digits}g}" if math.isfinite(value) else "-"
 
 
-def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
+def _efficiency(low: float, high: float) -> str:
+    """``0.31``, or ``0.31 to 0.42`` where the worst floor round gives another figure."""
+    text = _number(low, 3)
+    upper = _number(high, 3)
+    return text if upper == text or not math.isfinite(high) else f"{text} to {upper}"
+
+
+def _floors_text(rounds: tuple[int, int, float] | None) -> str:
+    """The line under the results table that says what the floors are the best of."""
+    text = ("Floor: the larger of reading x and y once at the device's measured read "
+            "bandwidth and one dispatch of the backend's cheapest compiled call shared by the "
+            "k steps of a call; efficiency = floor / median step.")
+    if rounds is None:
+        return text + (" Each floor is one probe measurement, of unknown spread (results "
+                       "before schema 4).")
+    fewest, most, spread = rounds
+    count = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    return text + (f" Each floor is the best of {count} probe rounds; across the rounds a "
+                   f"cell's floor varied by up to {spread:.2f}x (worst / best round). Where "
+                   "the efficiency is a range, its upper end is the efficiency against the "
+                   "worst round's floor.")
+
+
+def _results(frame: pd.DataFrame, speedups: pd.DataFrame,
+             efficiencies: pd.DataFrame | None = None,
+             rounds: tuple[int, int, float] | None = None) -> str:
     keys = list(KEY_COLUMNS)
     speed = {tuple(row[:-1]): row[-1] for row in
              speedups[[*keys, "speedup"]].itertuples(index=False, name=None)}
@@ -104,8 +129,17 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
                "min", "first call", "traces", "speed-up", *(["floor", "efficiency"] if floors
                                                             else []), "W", "b", "status"]
     rows = []
-    for _, row in frame.sort_values(keys, kind="stable").iterrows():
+    # Rows and their efficiency ranges by position: an index need not be unique.
+    frame = frame.reset_index(drop=True)
+    if efficiencies is not None:
+        efficiencies = efficiencies.reset_index(drop=True)
+    for index, row in frame.sort_values(keys, kind="stable").iterrows():
         key = tuple(row[keys])
+        if efficiencies is not None:
+            efficiency = _efficiency(efficiencies.at[index, "efficiency_low"],
+                                     efficiencies.at[index, "efficiency_high"])
+        else:
+            efficiency = _number(row["efficiency"], 3)
         ratio = speed.get(key, math.nan)
         status = row["status"] if row["status"] == "ok" else f"{row['status']}: {row['message']}"
         rows.append([
@@ -114,8 +148,7 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
             format_seconds(row["iqr_seconds"]), format_seconds(row["min_seconds"]),
             format_seconds(row["first_call_seconds"]),
             _number(row["traces"]), f"{ratio:.3g}{TIMES}" if math.isfinite(ratio) else "-",
-            *([format_seconds(row["floor_seconds"]), _number(row["efficiency"], 3)]
-              if floors else []),
+            *([format_seconds(row["floor_seconds"]), efficiency] if floors else []),
             _number(row["final_w"], 7), _number(row["final_b"], 7), status,
         ])
     steps = sorted({int(s) for s in summary.ok_rows(frame)["convergence_steps"]})
@@ -123,7 +156,8 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame) -> str:
             "is the interquartile range of the rounds; first call is the whole first call "
             "(trace + compile + its k steps). W and b are the weights after "
             f"{' or '.join(map(str, steps))} steps from W=5, b=0.\n\n")
-    return text + markdown_table(headers, rows)
+    table = markdown_table(headers, rows)
+    return text + table + (f"\n\n{_floors_text(rounds)}" if floors else "")
 
 
 def _speedup_section(speedups: pd.DataFrame) -> str:
@@ -189,7 +223,9 @@ def _figures_section(figures: Sequence[DrawnFigure], report_folder: Path,
 
 def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.DataFrame,
                   figures: Sequence[DrawnFigure], report_folder: Path, sources: Sequence[str],
-                  convergence: ConvergenceRuns | None = None) -> str:
+                  convergence: ConvergenceRuns | None = None, *,
+                  efficiencies: pd.DataFrame | None = None,
+                  floor_rounds: tuple[int, int, float] | None = None) -> str:
     """The report's markdown text.
 
     Args:
@@ -202,10 +238,13 @@ def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.Da
         sources: the results files, as the report should name them.
         convergence: the fits behind the convergence figure (for its notes), or None when
             it was not drawn.
+        efficiencies: :func:`linfit.summary.efficiency_ranges` of ``frame``, to show each
+            efficiency as a range; None: the efficiency alone.
+        floor_rounds: :func:`linfit.summary.floor_rounds` of ``frame``.
     """
     sections = {
         "Environment": _environment(frame, sources),
-        "Results": _results(frame, speedups),
+        "Results": _results(frame, speedups, efficiencies, floor_rounds),
         "Speed-up over eager": _speedup_section(speedups),
         "Break-even steps": _break_even_section(break_even),
         "Figures": _figures_section(figures, report_folder, convergence),
@@ -292,6 +331,8 @@ def write_report(frame: pd.DataFrame, path: str | os.PathLike[str], sources: Seq
     figures = draw_run_figures(frame, figures_folder(target),
                                target.stem, ("png",), runs)
     text = render_report(frame, summary.speedups(frame), summary.break_even(frame), figures,
-                         target.parent, sources, runs)
+                         target.parent, sources, runs,
+                         efficiencies=summary.efficiency_ranges(frame),
+                         floor_rounds=summary.floor_rounds(frame))
     _write_atomically(text, target, force)
     return target

@@ -8,7 +8,9 @@ file where they disagree. Schema-1 files (per-step ``samples_seconds``) are stil
 the columns they lack come back as "unknown" or empty. Schema 3 adds ``replicas`` and
 ``convention`` to the cell key and a ``strategy`` column; schema-1 and -2 rows get
 replicas 1, strategy ``none`` and the convention linfit used then
-(:func:`legacy_convention`).
+(:func:`legacy_convention`). Schema 4 adds ``floor_rounds`` and ``floor_spread``: the floor
+is the best of several probe rounds, and how far apart those rounds were (empty in older
+files).
 
 This module is also the one home of the atomic-write helpers
 (:func:`atomic_write_text`, :func:`atomic_write_bytes`) and of the duplicate-cell check
@@ -66,8 +68,9 @@ __all__ = [
 # not know. 2: per-call samples (call_samples_seconds) replace per-step samples_seconds;
 # reference, reference_w/b, check_placement/traces/convergence and run_interrupted added.
 # 3: the cell key gains replicas and convention (issues 12 and 13); strategy added.
-SCHEMA_VERSION = 3
-READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+# 4: floor_rounds and floor_spread (issue 12: the floor is the best of several probe rounds).
+SCHEMA_VERSION = 4
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 
 # How linfit called a TensorFlow compiled step before schema 3 recorded it: W, b, x, y and
 # the learning rate as arguments of the tf.function (issue 12's "arguments" convention).
@@ -85,6 +88,7 @@ STATISTIC_RTOL = 1e-9
 # Column domains the reader enforces, beyond the type.
 _POSITIVE = "positive"  # strictly > 0 (times, sizes, bandwidths)
 _NON_NEGATIVE = "non-negative"
+_RATIO = "ratio"  # >= 1 (worst / best)
 _STATUS = "status"
 _OUTCOME = "outcome"
 _BACKEND = "backend"
@@ -98,8 +102,8 @@ class Column:
     Attributes:
         name, type, unit, doc: the column; type is int, float, bool, str or samples.
         required: False: may be empty in an ok row (e.g. floors not measured).
-        domain: the values allowed beyond the type ("positive", "non-negative",
-            "status", "outcome", "backend", "dtype"; '' = any).
+        domain: the values allowed beyond the type ("positive", "non-negative", "ratio"
+            (>= 1), "status", "outcome", "backend", "dtype"; '' = any).
         versions: the schema versions that have this column.
     """
 
@@ -109,16 +113,17 @@ class Column:
     doc: str
     required: bool = True
     domain: str = ""
-    versions: tuple[int, ...] = (1, 2, 3)
+    versions: tuple[int, ...] = (1, 2, 3, 4)
 
 
 def _c(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
-       versions: tuple[int, ...] = (1, 2, 3)) -> Column:
+       versions: tuple[int, ...] = (1, 2, 3, 4)) -> Column:
     return Column(name, type_, unit, doc, required, domain, versions)
 
 
-_V2 = (2, 3)
-_V3 = (3,)
+_V2 = (2, 3, 4)
+_V3 = (3, 4)
+_V4 = (4,)
 
 # Every column of every readable version, in file order; columns_of() picks a version's.
 ALL_COLUMNS: tuple[Column, ...] = (
@@ -217,13 +222,18 @@ ALL_COLUMNS: tuple[Column, ...] = (
     _c("bytes_min", "int", "bytes", "bytes of x and y, read once per step", required=False,
        domain=_POSITIVE),
     _c("read_bandwidth_bytes_per_second", "float", "B/s",
-       "measured sustained read bandwidth of the device", required=False, domain=_POSITIVE),
+       "measured sustained read bandwidth of the device (in the round that gave "
+       "floor_seconds)", required=False, domain=_POSITIVE),
     _c("dispatch_floor_seconds", "float", "s/call",
-       "measured cost of the backend's cheapest compiled call on the device", required=False,
-       domain=_POSITIVE),
+       "measured cost of the backend's cheapest compiled call on the device (in the round "
+       "that gave floor_seconds)", required=False, domain=_POSITIVE),
     _c("floor_seconds", "float", "s/step",
-       "max(bytes_min / read bandwidth, dispatch floor / steps_per_call)", required=False,
-       domain=_POSITIVE),
+       "max(bytes_min / read bandwidth, dispatch floor / steps_per_call), in the probe round "
+       "where it is lowest", required=False, domain=_POSITIVE),
+    _c("floor_rounds", "int", "rounds", "probe rounds floor_seconds is the best of",
+       required=False, domain=_POSITIVE, versions=_V4),
+    _c("floor_spread", "float", "", "the worst round's floor / the best round's (>= 1)",
+       required=False, domain=_RATIO, versions=_V4),
     _c("efficiency", "float", "", "floor_seconds / median_seconds (1.0 = at the floor)",
        required=False, domain=_POSITIVE),
 )
@@ -648,6 +658,8 @@ def _domain_problem(column: Column, value: Any) -> str | None:
                 else "holds a time that is not strictly positive")
     if column.domain == _NON_NEGATIVE and not all(v >= 0 for v in values):
         return f"{value!r} is negative"
+    if column.domain == _RATIO and not value >= 1:
+        return f"{value!r} is below 1 (it is the worst of several figures over the best)"
     vocabularies = {_STATUS: STATUSES, _OUTCOME: CHECK_OUTCOMES, _BACKEND: tuple(BACKENDS),
                     _DTYPE: DTYPES}
     allowed = vocabularies.get(column.domain)
@@ -690,6 +702,9 @@ def _check_statistics(path: Path, line: int, row: Mapping[str, Any],
                             abs_tol=STATISTIC_RTOL * record.median_seconds):
             raise _fail(path, line, name, f"{stored!r} disagrees with the samples, whose "
                         f"{name.removesuffix('_seconds')} is {derived!r}")
+    if row.get("floor_rounds") == 1 and row.get("floor_spread") not in (None, 1.0):
+        raise _fail(path, line, "floor_spread", f"{row['floor_spread']!r} where floor_rounds "
+                    "is 1: one round has no spread (1.0)")
     stored_efficiency, derived_efficiency = row.get("efficiency"), record.efficiency
     if stored_efficiency is not None and (derived_efficiency is None or not math.isclose(
             stored_efficiency, derived_efficiency, rel_tol=STATISTIC_RTOL)):
@@ -720,6 +735,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     Schema 1 lacks the checks and the reference: what was not recorded is unknown. Schemas
     1 and 2 lack replicas, convention and strategy: every cell then ran on one device, and
     TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
+    Schemas 1 to 3 lack floor_rounds and floor_spread: their floors were one measurement
+    whose spread nobody knew, so both are empty.
     """
     if version == 1:
         row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
@@ -728,6 +745,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     if version < 3:
         row = {**row, "replicas": KEY_DEFAULTS["replicas"], "strategy": NO_STRATEGY,
                "convention": legacy_convention(row["backend"], bool(row["compiled"]))}
+    if version < 4:
+        row = {**row, "floor_rounds": None, "floor_spread": None}
     return row
 
 
@@ -740,7 +759,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
     Returns:
         Its records, in file order. Schema-1 rows get ``reference`` "unknown", check
         outcomes "unknown" and ``run_interrupted`` None; schema-1 and -2 rows get
-        ``replicas`` 1, ``strategy`` "none" and ``convention`` :func:`legacy_convention`.
+        ``replicas`` 1, ``strategy`` "none" and ``convention`` :func:`legacy_convention`;
+        rows of schemas 1 to 3 get ``floor_rounds`` and ``floor_spread`` None.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the physical line
@@ -750,7 +770,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
             status other than ok/failed, a time that is not strictly positive, an
             n_examples or steps_per_call that is not a positive integer, an unknown backend
             or dtype); an empty required value; a statistic or round count that disagrees
-            with the samples; a duplicated cell.
+            with the samples; a floor_spread below 1, or above 1 for one round; a
+            duplicated cell.
     """
     from linfit.record import CellResult
 

@@ -21,6 +21,8 @@ from linfit.results import KEY_COLUMNS
 __all__ = [
     "BASELINE_VARIANT",
     "break_even",
+    "efficiency_ranges",
+    "floor_rounds",
     "ok_rows",
     "quartiles_seconds",
     "speedups",
@@ -73,6 +75,38 @@ def step_times(frame: pd.DataFrame) -> pd.DataFrame:
     table["q3_seconds"] = [high for _, high in bands]
     table["floor_seconds"] = table["floor_seconds"].astype(float)
     return table
+
+
+def efficiency_ranges(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each row's efficiency against its best and its worst floor round.
+
+    The floor is the best of several probe rounds; had it been the worst round's, the
+    efficiency would be ``efficiency * floor_spread`` (:attr:`linfit.record.CellResult.
+    efficiency_high`, for frames).
+
+    Returns:
+        A frame with ``frame``'s index and columns ``efficiency_low`` (the efficiency) and
+        ``efficiency_high``: NaN where there is no floor, equal where the spread is not
+        known (files before schema 4).
+    """
+    low = frame["efficiency"].astype(float)
+    spread = frame["floor_spread"].astype(float).fillna(1.0)
+    return pd.DataFrame({"efficiency_low": low, "efficiency_high": low * spread},
+                        index=frame.index)
+
+
+def floor_rounds(frame: pd.DataFrame) -> tuple[int, int, float] | None:
+    """How many probe rounds the floors of ``frame`` are the best of, and their spread.
+
+    Returns:
+        (fewest rounds, most rounds, largest ``floor_spread``) over the rows that record
+        their rounds; None where none does (no floors, or files before schema 4).
+    """
+    rows = frame.dropna(subset=["floor_rounds", "floor_spread"])
+    if rows.empty:
+        return None
+    rounds = rows["floor_rounds"].astype(int)
+    return int(rounds.min()), int(rounds.max()), float(rows["floor_spread"].astype(float).max())
 
 
 def _with_baseline(frame: pd.DataFrame) -> pd.DataFrame:

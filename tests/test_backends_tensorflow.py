@@ -38,3 +38,22 @@ def test_second_logical_cpu_is_a_real_device(request):
     assert [line.split()[1] for line in placed] == list(VARIANTS_BY_BACKEND["tensorflow"])
     assert len(placed) == 11
     assert all(line.endswith("CPU:1 CPU:1 CPU:1") for line in placed), placed
+
+
+def test_loss_and_gradients_are_the_same_for_variables_and_tensors(tf_backend):
+    """The one loss-and-gradient definition: the variable step and a loop that carries W and
+    b as tensors (docs/loops.py) get the same numbers, and they are the MSE's gradients."""
+    import numpy as np
+    import tensorflow as tf
+
+    from linfit.backends.tensorflow import loss_and_gradients
+
+    x = tf.constant([1.0, 2.0, 3.0])
+    y = tf.constant([5.0, 8.0, 10.0])
+    from_variables = loss_and_gradients(tf.Variable(2.0), tf.Variable(1.0), x, y)
+    from_tensors = loss_and_gradients(tf.constant(2.0), tf.constant(1.0), x, y)
+    residual = 2.0 * np.array([1.0, 2.0, 3.0]) + 1.0 - np.array([5.0, 8.0, 10.0])
+    expected = (np.mean(residual**2), np.mean(2 * residual * [1.0, 2.0, 3.0]),
+                np.mean(2 * residual))
+    np.testing.assert_allclose([float(t) for t in from_variables], expected, rtol=1e-6)
+    np.testing.assert_allclose([float(t) for t in from_tensors], expected, rtol=1e-6)

@@ -299,9 +299,9 @@ BAD_FILES = {
     "wrong schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "0")),
                              "line 2, column schema_version: '0' is not a schema_version this "
                              "linfit reads"),
-    "future schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "4", row=3)),
-                              "line 5, column schema_version: '4' is not a schema_version this "
-                              "linfit reads (it reads 1, 2 and 3); it was written by a newer "
+    "future schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "5", row=3)),
+                              "line 5, column schema_version: '5' is not a schema_version this "
+                              "linfit reads (it reads 1, 2, 3 and 4); it was written by a newer "
                               "linfit"),
     "missing columns": (lambda tmp: edited(tmp, drop_columns("median_seconds", "samples_seconds")),
                         "missing columns: median_seconds, samples_seconds"),

@@ -1,4 +1,5 @@
-"""Floors: the row columns on known numbers, measuring with a fake clock, the cache, the command."""
+"""Floors: the row columns on known numbers, probe rounds and their spread, measuring with a
+fake clock, the cache and its rounds, the command."""
 
 import json
 from types import MappingProxyType
@@ -10,17 +11,23 @@ from linfit.backends.base import Backend, Device
 from linfit.cli import main
 from linfit.floors import (
     FLOORS_FORMAT_VERSION,
+    MAX_CACHED_ROUNDS,
     DeviceFloors,
     Floors,
     FloorsFileError,
     ProbeMeasurement,
     cache_dir_problem,
     cache_file_name,
+    cell_round_floors,
     floor_columns,
     floors_json,
+    latest_rounds,
     load_or_measure,
     measure_floors,
+    merge_rounds,
     read_floors,
+    rounds_summary,
+    update_cache,
     write_floors,
 )
 
@@ -38,6 +45,78 @@ def _floors() -> Floors:
     )
     return Floors(KEY, "2026-11-27T00:00:00+00:00",
                   (DeviceFloors("CPU:0", "CPU", "Test CPU", 1000, 3, measurements),))
+
+
+def _rounds() -> Floors:
+    """Three rounds on CPU:0: (read seconds for 1e9 bytes, tensorflow dispatch seconds)
+    = (0.1, 4e-5), (0.05, 8e-5), (0.08, 2e-5): round 1 reads fastest, round 2 dispatches
+    fastest."""
+    measurements = tuple(
+        m for index, (read, dispatch) in enumerate([(0.1, 4e-5), (0.05, 8e-5), (0.08, 2e-5)])
+        for m in (
+            ProbeMeasurement("read", "tensorflow", 10**9, 1, (read,) * 3, index,
+                             f"2026-11-27T00:0{index}:00+00:00"),
+            ProbeMeasurement("dispatch", "tensorflow", 0, 100, (dispatch,) * 3, index,
+                             f"2026-11-27T00:0{index}:00+00:00"),
+        ))
+    return Floors(KEY, "2026-11-27T00:00:00+00:00",
+                  (DeviceFloors("CPU:0", "CPU", "Test CPU", 1000, 3, measurements),))
+
+
+def test_a_cell_floor_is_the_best_round_and_keeps_the_spread_of_the_rounds():
+    floors = _rounds()
+    assert floors.rounds == 3
+    # n=1e8 float32: 8e8 bytes, read-bound in every round: 0.08, 0.04 and 0.064 s.
+    read_bound = floor_columns(floors, "tensorflow", "CPU:0", 10**8, "float32", 1, 0.16)
+    assert [r.floor_seconds for r in cell_round_floors(
+        floors, "tensorflow", "CPU:0", 10**8, "float32", 1)] == pytest.approx([0.08, 0.04, 0.064])
+    assert read_bound["floor_seconds"] == pytest.approx(0.04)
+    assert read_bound["read_bandwidth_bytes_per_second"] == pytest.approx(2e10)  # round 1's
+    assert read_bound["dispatch_floor_seconds"] == pytest.approx(8e-5)  # round 1's too
+    assert read_bound["floor_rounds"] == 3
+    assert read_bound["floor_spread"] == pytest.approx(0.08 / 0.04)
+    assert read_bound["efficiency"] == pytest.approx(0.25)
+    # n=1000: 8000 bytes take under a microsecond; dispatch-bound: 4e-5, 8e-5, 2e-5 s.
+    dispatch_bound = floor_columns(floors, "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4)
+    assert dispatch_bound["floor_seconds"] == pytest.approx(2e-5)  # round 2's
+    assert dispatch_bound["read_bandwidth_bytes_per_second"] == pytest.approx(1.25e10)
+    assert dispatch_bound["floor_spread"] == pytest.approx(4.0)
+    # Within a row the floor stays max(bytes_min / bandwidth, dispatch / k).
+    for columns, k in ((read_bound, 1), (dispatch_bound, 1)):
+        assert columns["floor_seconds"] == pytest.approx(max(
+            columns["bytes_min"] / columns["read_bandwidth_bytes_per_second"],
+            columns["dispatch_floor_seconds"] / k))
+
+
+def test_one_round_has_no_spread_and_the_device_figures_are_the_best_of_the_rounds():
+    single = floor_columns(_floors(), "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4)
+    assert (single["floor_rounds"], single["floor_spread"]) == (1, 1.0)
+    device = _rounds().device("CPU:0")
+    assert device.rounds == (0, 1, 2)
+    assert device.read_bandwidth_bytes_per_second == pytest.approx(2e10)
+    assert device.dispatch_floor_seconds == pytest.approx({"tensorflow": 2e-5})
+    assert device.read_spread == pytest.approx(2.0)
+    assert device.dispatch_spread == pytest.approx({"tensorflow": 4.0})
+    assert rounds_summary(_rounds(), cached_rounds=2) == (
+        "3 rounds (2 cached), read floor spread 2.00x, dispatch spread 4.00x")
+    assert rounds_summary(_floors()) == (
+        "1 round, read floor spread 1.00x, dispatch spread 1.00x")
+
+
+def test_merge_and_latest_rounds_renumber_in_time_order():
+    floors = _rounds()
+    merged = merge_rounds(floors, latest_rounds(floors, 1))
+    assert merged.rounds == 4 and merged.device("CPU:0").rounds == (0, 1, 2, 3)
+    # The last round of the second part is round 3 now, with its figures.
+    last = [m for m in merged.device("CPU:0").measurements if m.round_index == 3]
+    assert [m.median_seconds for m in last] == pytest.approx([0.08, 2e-5])
+    kept = latest_rounds(merged, 2)
+    assert kept.device("CPU:0").rounds == (0, 1)
+    assert kept.measured_utc == "2026-11-27T00:02:00+00:00"
+    assert latest_rounds(floors, 10) == floors
+    other = Floors((("host", "elsewhere"),), floors.measured_utc, floors.devices)
+    with pytest.raises(ValueError, match="one key"):
+        merge_rounds(floors, other)
 
 
 def test_device_floors_take_the_best_probe_and_name_it():
@@ -144,6 +223,19 @@ def test_measure_floors_medians_of_the_samples():
     assert key["fake version"] == "1.0" and key["probe_elements"] == "1000"
 
 
+def test_measure_floors_takes_rounds_back_to_back():
+    fake = _FakeBackend()
+    floors = measure_floors([fake], probe_elements=1000, repeats=2, dispatch_calls=1,
+                            rounds=3, clock=fake.clock)
+    device = floors.device("GPU:0")
+    assert floors.rounds == 3 and fake.probes_made == 9
+    assert [m.round_index for m in device.measurements] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(m.measured_utc.endswith("+00:00") for m in device.measurements)
+    assert device.read_spread == pytest.approx(1.0)
+    with pytest.raises(LinfitError, match="rounds must be an integer >= 1"):
+        measure_floors([fake], probe_elements=10, repeats=1, rounds=0)
+
+
 def test_measure_floors_refuses_unknown_devices_and_bad_settings():
     with pytest.raises(DeviceError, match="no backend has device 'TPU:0'; devices: GPU:0"):
         measure_floors([_FakeBackend()], ["TPU:0"], probe_elements=10, repeats=1)
@@ -163,9 +255,49 @@ def test_load_or_measure_measures_once_then_reads_the_cache(tmp_path):
     fake = _FakeBackend()
     settings = {"probe_elements": 1000, "repeats": 3, "dispatch_calls": 2}
     first, path, cached = load_or_measure([fake], cache=tmp_path / "c.json", **settings)
-    assert (path, cached, fake.probes_made) == (tmp_path / "c.json", False, 3)
+    assert (path, cached, fake.probes_made) == (tmp_path / "c.json", 0, 3)
     second, _, cached = load_or_measure([fake], cache=tmp_path / "c.json", **settings)
-    assert cached and second == first and fake.probes_made == 3
+    assert cached == 1 and second == first and fake.probes_made == 3
+
+
+def test_the_cache_keeps_the_most_recent_rounds_and_each_call_can_add_one(tmp_path):
+    fake = _FakeBackend()
+    settings = {"probe_elements": 1000, "repeats": 1, "dispatch_calls": 1, "clock": fake.clock}
+    cache = tmp_path / "c.json"
+    for call in range(MAX_CACHED_ROUNDS + 2):
+        floors, path, cached = load_or_measure([fake], cache=cache, measure_when_cached=True,
+                                               **settings)
+        assert path == cache and cached == min(call, MAX_CACHED_ROUNDS)
+        # The floors of the call: every cached round and the new one.
+        assert floors.rounds == cached + 1
+        assert read_floors(cache).rounds == min(call + 1, MAX_CACHED_ROUNDS)
+    assert list(tmp_path.iterdir()) == [cache]  # replaced atomically, no temporary left
+    times = [m.measured_utc for m in read_floors(cache).devices[0].measurements]
+    assert times == sorted(times)
+
+
+def test_update_cache_replaces_the_file_and_says_when_it_cannot(tmp_path):
+    cache = write_floors(_floors(), tmp_path / "c.json")
+    assert update_cache(cache, _rounds()) == cache
+    assert read_floors(cache) == _rounds()
+    (tmp_path / "file").write_text("")
+    assert update_cache(tmp_path / "file" / "c.json", _rounds()) is None
+
+
+def test_a_version_1_file_reads_as_one_round(tmp_path):
+    document = floors_json(_floors())
+    document["format_version"] = 1
+    for device in document["devices"]:
+        for measurement in device["measurements"]:
+            del measurement["round_index"], measurement["measured_utc"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(document))
+    floors = read_floors(path)
+    assert floors.rounds == 1
+    assert {(m.round_index, m.measured_utc) for m in floors.devices[0].measurements} == {
+        (0, "2026-11-27T00:00:00+00:00")}
+    assert floor_columns(floors, "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4) == (
+        floor_columns(_floors(), "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4))
 
 
 @pytest.mark.parametrize("variable", ["XDG_CACHE_HOME", "HOME"])
@@ -210,6 +342,10 @@ def test_the_cache_refuses_another_machine(tmp_path):
     ("{not json", "not JSON"),
     (json.dumps({"devices": []}), "not a linfit floors file"),
     (json.dumps({"format_version": FLOORS_FORMAT_VERSION, "key": {}}), "missing or malformed"),
+    (json.dumps({**floors_json(_floors()), "devices": [{
+        **floors_json(_floors())["devices"][0],
+        "measurements": [{**floors_json(_floors())["devices"][0]["measurements"][0],
+                          "round_index": -1}]}]}), "round_index -1 is negative"),
 ])
 def test_read_floors_refuses_unknown_versions_and_other_files(tmp_path, text, message):
     path = tmp_path / "floors.json"
@@ -246,6 +382,26 @@ def test_floors_command_on_cpu(tf_backend, tmp_path, capsys):
     assert [d["device"] for d in document["devices"]] == ["CPU:0"]
     assert main(["floors", *TINY, "--cache", str(cache)]) == 0
     assert f"read from {cache}" in capsys.readouterr().out
+
+
+def test_floors_command_rounds(tf_backend, tmp_path, capsys):
+    cache = tmp_path / "floors.json"
+    assert main(["floors", *TINY, "--cache", str(cache), "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["device", "kind", "probe", "best", "worst", "spread",
+                                           "rate", "(best)"]
+    assert "CPU:0: read floor" in out and "in the worst: spread" in out
+    assert "CPU:0: tensorflow dispatch floor" in out
+    assert "2 round(s) since" in out and "0 from the cache, 2 measured now" in out
+    assert read_floors(cache).rounds == 2
+    # Given with a cache, --rounds measures and adds them; --json holds every round.
+    assert main(["floors", *TINY, "--cache", str(cache), "--rounds", "1", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {m["round_index"] for m in document["devices"][0]["measurements"]} == {0, 1, 2}
+    assert read_floors(cache).rounds == 3
+    assert main(["floors", *TINY, "--no-cache", "--rounds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "linfit floors: error: argument --rounds: 0 must be an integer >= 1\n"
 
 
 def test_floors_command_bad_cache_is_one_line_and_exit_2(tf_backend, tmp_path, capsys):

@@ -4,6 +4,8 @@ that cannot be written, SIGTERM and SIGKILL, a session that times nothing."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import signal
@@ -14,11 +16,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
 import pytest
 
+from linfit import floors
 from linfit._errors import LinfitError
+from linfit.backends.base import Backend, Device
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION
 from linfit.cli import main
 from linfit.harness import (
@@ -340,26 +345,179 @@ def test_an_unusable_results_folder_is_refused_before_anything_runs(tmp_path, ki
         harness.check_output()
 
 
+class _FloorProbes(Backend):
+    """TensorFlow's floor probes, faked: CPU:0 (of kind GPU, so that no NumPy probe runs)
+    reads its 4000-byte probe in 10, 20 and 12.5 ms, round after round, and dispatches in
+    20 us. Each probe call advances :attr:`now`, the clock the floors are measured with."""
+
+    name = "tensorflow"
+    variants = MappingProxyType({})
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = itertools.cycle((0.01, 0.02, 0.0125))
+        self.rounds = 0
+        self.broken = False
+
+    @property
+    def version(self) -> str:
+        return "fake"
+
+    def devices(self) -> list[Device]:
+        return [Device(self.name, "CPU:0", "GPU", "Fake device", "")]
+
+    def _make_trainer(self, variant, device, data, learning_rate, steps_per_call):
+        raise NotImplementedError
+
+    def _advance(self, seconds: float) -> Callable[[], None]:
+        def call() -> None:
+            self.now += seconds
+
+        return call
+
+    def read_probe(self, device, n_elements):
+        if self.broken:
+            raise RuntimeError("the probe broke")
+        self.rounds += 1
+        return self._advance(next(self.reads))
+
+    def copy_probe(self, device, n_elements):
+        return self._advance(0.04)
+
+    def dispatch_probe(self, device):
+        return self._advance(2e-5)
+
+    def clock(self) -> float:
+        return self.now
+
+
+class _Clock:
+    """The session's clock between floor rounds, set by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def probes(tmp_path, monkeypatch) -> _FloorProbes:
+    """Fake floor probes measured on their own clock, and a floors cache under tmp_path."""
+    fake = _FloorProbes()
+    settings = {"probe_elements": 1000, "repeats": 3, "dispatch_calls": 2, "clock": fake.clock}
+    monkeypatch.setattr("linfit.harness._session.measure_floors",
+                        functools.partial(floors.measure_floors, **settings))
+    monkeypatch.setattr("linfit.harness._session.load_or_measure",
+                        functools.partial(floors.load_or_measure, **settings))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return fake
+
+
+def _floors_session(tmp_path: Path, mode: str, probes: _FloorProbes, clock: _Clock,
+                    interval: float = 60.0) -> Harness:
+    options = _resolve({"linfit_backends": "tensorflow", "linfit_floors": mode,
+                        "linfit_results": str(tmp_path / "results")})
+    harness = Harness(options, started=STARTED, clock=clock, floor_backends=[probes],
+                      floor_round_interval_seconds=interval)
+    harness.check_output()
+    harness.start_journal()
+    harness.measure_floors()
+    return harness
+
+
+def _eager(n: int) -> Cell:
+    return Cell("tensorflow", "CPU:0", "eager", n, "float32", 1)
+
+
+def _journal_floor_rounds(harness: Harness) -> list[int]:
+    lines = harness.journal.path.read_text().splitlines()[1:]
+    return [json.loads(line)["floor_rounds"] for line in lines]
+
+
+def test_measure_mode_takes_rounds_at_the_start_between_cells_and_at_the_end(
+        tf_backend, tmp_path, probes):
+    clock = _Clock()
+    harness = _floors_session(tmp_path, "measure", probes, clock, interval=60.0)
+    assert harness.floors.rounds == 1
+    for now, n in ((0.0, 100), (59.0, 200), (61.0, 300), (100.0, 400)):
+        clock.now = now
+        harness.run_cell(_eager(n), _perf_counter_timer(rounds=2))
+    # A round before the cell that started 61 s after the first round, and none before the
+    # one 39 s after that. The journal has each cell's floor as known when it finished.
+    assert harness.floors.rounds == 2
+    assert _journal_floor_rounds(harness) == [1, 1, 2, 2]
+    results = read_results(harness.write())
+    # The end round, and every row's floor computed again from all three rounds.
+    assert probes.rounds == 3 and harness.floors.rounds == 3
+    assert [r.floor_rounds for r in results] == [3, 3, 3, 3]
+    # Read-bound: 8 n bytes at 4000 B per 10 ms (the best round), 20 ms in the worst.
+    assert [r.floor_seconds for r in results] == pytest.approx([8 * n / 4e5 for n in
+                                                                (100, 200, 300, 400)])
+    assert [r.floor_spread for r in results] == pytest.approx([2.0] * 4)
+    assert all(r.efficiency_high == pytest.approx(2 * r.efficiency) for r in results)
+    assert harness.floors_note == "floors: 3 rounds, read floor spread 2.00x, dispatch spread 1.00x"
+    assert not (tmp_path / "cache").exists()  # measure mode caches nothing
+
+
+def test_measure_mode_rounds_stop_at_the_cap_and_keep_one_for_the_end(
+        tf_backend, tmp_path, probes, monkeypatch):
+    monkeypatch.setattr("linfit.harness._session.MAX_SESSION_ROUNDS", 3)
+    clock = _Clock()
+    harness = _floors_session(tmp_path, "measure", probes, clock, interval=0.0)
+    for n in (100, 200, 300):
+        clock.now += 1000.0
+        harness.run_cell(_eager(n), _perf_counter_timer(rounds=2))
+    assert harness.floors.rounds == 2  # the start round, one between cells, then the cap
+    harness.write()
+    assert harness.floors.rounds == 3
+
+
+def test_cache_mode_adds_a_round_per_session_to_the_machines_cache(tf_backend, tmp_path, probes):
+    first = _floors_session(tmp_path, "cache", probes, _Clock())
+    # No cache yet: a round now, cached at once, and one at the end.
+    cache = next((tmp_path / "cache" / "linfit").iterdir())
+    assert floors.read_floors(cache).rounds == 1
+    first.run_cell(_eager(100), _perf_counter_timer(rounds=2))
+    assert [r.floor_rounds for r in read_results(first.write())] == [2]
+    assert floors.read_floors(cache).rounds == 2
+    assert first.floors_note.startswith(f"floors: 2 rounds, read floor spread 2.00x, "
+                                        f"dispatch spread 1.00x; cache {cache}")
+    # The next session starts from the cache's rounds and adds one.
+    second = _floors_session(tmp_path, "cache", probes, _Clock())
+    assert second.floors.rounds == 2 and probes.rounds == 2
+    second.run_cell(_eager(100), _perf_counter_timer(rounds=2))
+    second.write()
+    assert floors.read_floors(cache).rounds == 3
+    assert second.floors_note.startswith("floors: 3 rounds (2 cached), read floor spread 2.00x")
+    # An interrupted session measures no end round and leaves the cache as it was.
+    third = _floors_session(tmp_path, "cache", probes, _Clock())
+    third.run_cell(_eager(100), _perf_counter_timer(rounds=2))
+    assert [r.floor_rounds for r in read_results(third.write(interrupted=True))] == [3]
+    assert probes.rounds == 3 and floors.read_floors(cache).rounds == 3
+
+
+def test_a_failing_floor_round_costs_no_result(tf_backend, tmp_path, probes):
+    harness = _floors_session(tmp_path, "cache", probes, _Clock())
+    harness.run_cell(_eager(100), _perf_counter_timer(rounds=2))
+    probes.broken = True
+    results = read_results(harness.write())
+    assert [r.floor_rounds for r in results] == [1]
+    assert "; the end floor round failed (RuntimeError: the probe broke)" in harness.floors_note
+
+
 def test_an_unusable_cache_folder_is_a_warning_and_floors_are_measured_uncached(
-        tf_backend, tmp_path, monkeypatch):
+        tf_backend, tmp_path, probes, monkeypatch):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
-    calls = []
-
-    def fake_load_or_measure(backends, use_cache):
-        calls.append(use_cache)
-        return None, None, False
-
-    monkeypatch.setattr("linfit.harness._session.load_or_measure", fake_load_or_measure)
-    options = _resolve({"linfit_backends": "tensorflow", "linfit_results": str(tmp_path),
-                        "linfit_floors": "cache"})
-    harness = Harness(options, started=STARTED)
-    harness.measure_floors()
-    assert calls == [False]
+    harness = _floors_session(tmp_path, "cache", probes, _Clock())
     assert harness.notes == [f"warning: the floors cache is not used: {tmp_path / 'file'} is not "
                              f"a directory (in the path of {tmp_path / 'file' / 'linfit'}); the "
                              "floors are measured for this run only"]
-    assert harness.floors_note.startswith("floors measured; not cached: ")
+    assert harness.floors.rounds == 1
+    assert harness.floors_note.startswith("floors: 1 round, ")
+    assert "; not cached: " in harness.floors_note
+    assert (tmp_path / "file").read_text() == ""
 
 
 def test_sigterm_raises_keyboard_interrupt_inside_and_the_old_handler_comes_back():
@@ -385,6 +543,9 @@ def _bench_command(tmp_path: Path, *args: str, only: str = "--benchmark-only",
     """The command line and environment of a tiny ``pytest bench/`` run (TensorFlow only)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("LINFIT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")]))
+    # One floors cache for the test session's runs (pytest's base temporary folder), never
+    # the user's: each run in cache mode adds a round to the cache it uses.
+    env["XDG_CACHE_HOME"] = str(tmp_path.parent / "floors-cache")
     env.update(environ or {})
     results = [] if "--linfit-results" in args else ["--linfit-results",
                                                      str(tmp_path / "results")]
@@ -484,7 +645,8 @@ def test_bench_run_records_the_floors_and_efficiency(bench_run):
               for row in ok.itertuples()]
     assert ok.floor_seconds.tolist() == pytest.approx(floors)
     assert ok.efficiency.tolist() == pytest.approx((ok.floor_seconds / ok.median_seconds).tolist())
-    assert "floors measured" in run.stdout or "floors read from the cache" in run.stdout
+    assert (ok.floor_rounds >= 1).all() and (ok.floor_spread >= 1).all()
+    assert "floors: " in run.stdout and " rounds" in run.stdout
 
 
 def test_bench_run_draws_its_figures_beside_the_csv(bench_run):

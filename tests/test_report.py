@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from linfit import report, retrain
+from linfit import report, retrain, summary
 from linfit._errors import LinfitError
 from linfit.cli import main
 from linfit.commands import report as report_command
@@ -61,6 +62,27 @@ def test_report_tables(multi_report):
                      r"eager\) \|", text)
     assert "fastest is xla-loop (k=100)" in text
     assert "The convergence figure was not drawn (--no-convergence)." in text
+    # A schema-1 file: its floors were one probe each.
+    assert "Each floor is one probe measurement, of unknown spread" in text
+
+
+def test_report_shows_the_efficiency_range_of_the_floor_rounds(multi, tmp_path):
+    measured = multi["floor_seconds"].notna()
+    frame = multi.assign(floor_rounds=np.where(measured, 4, np.nan),
+                         floor_spread=np.where(measured, 1.5, np.nan))
+    text = report.render_report(frame, summary.speedups(frame), summary.break_even(frame), [],
+                                tmp_path, ["x.csv"],
+                                efficiencies=summary.efficiency_ranges(frame),
+                                floor_rounds=summary.floor_rounds(frame))
+    row = frame[(frame.device == "GPU:0") & (frame.variant == "xla")
+                & (frame.n_examples == 1_000_000)].iloc[0]
+    low, high = f"{row.efficiency:.3g}", f"{row.efficiency * 1.5:.3g}"
+    assert f"| {low} to {high} |" in text
+    assert ("Each floor is the best of 4 probe rounds; across the rounds a cell's floor varied "
+            "by up to 1.50x (worst / best round)") in text
+    # CPU rows have no floor: no efficiency, no range.
+    cpu = [line for line in text.splitlines() if line.startswith("| tensorflow | CPU:0 |")]
+    assert cpu and all(" to " not in line for line in cpu)
 
 
 def test_report_without_eager_says_why(tmp_path):

@@ -1,9 +1,9 @@
-"""linfit.results and linfit.record: the schema-3 file, its one writer and one reader, the
-record and its derived statistics, schema-1 and schema-2 files, and every class of file the
+"""linfit.results and linfit.record: the schema-4 file, its one writer and one reader, the
+record and its derived statistics, files of schemas 1 to 3, and every class of file the
 reader refuses.
 
-Fixtures: tests/data/compare/small-v3.csv (schema 3, from make_fixtures.py there), the same
-four cells in small-v2.csv (schema 2), and base.csv (schema 1).
+Fixtures: tests/data/compare/small-v4.csv (schema 4, from make_fixtures.py there), the same
+four cells in small-v3.csv (schema 3) and small-v2.csv (schema 2), and base.csv (schema 1).
 """
 
 import csv
@@ -23,6 +23,7 @@ from linfit.cli import main
 from linfit.record import FACT_COLUMNS, CellResult, Reference, step_statistics
 from linfit.results import (
     COLUMN_NAMES,
+    READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     Cell,
     ResultSet,
@@ -36,7 +37,8 @@ from linfit.results import (
 )
 
 DATA = Path(__file__).parent / "data" / "compare"
-SMALL = DATA / "small-v3.csv"
+SMALL = DATA / "small-v4.csv"
+SCHEMA_3 = DATA / "small-v3.csv"
 SCHEMA_2 = DATA / "small-v2.csv"
 SCHEMA_1 = DATA / "base.csv"
 PLOTS = Path(__file__).parent / "data" / "plots"
@@ -69,6 +71,22 @@ def test_an_untimed_record_has_no_statistics():
     assert record.to_row()["median_seconds"] is None
 
 
+def test_efficiency_carries_the_spread_of_the_floor_rounds():
+    record = CellResult(EAGER, "ok", per_call_seconds=(4e-4, 2e-4, 3e-4), floor_seconds=1.5e-4,
+                        floor_rounds=4, floor_spread=1.2)
+    assert record.efficiency == pytest.approx(0.5)
+    # Against the best round's floor, and had the floor been the worst round's.
+    assert record.efficiency_low == record.efficiency
+    assert record.efficiency_high == pytest.approx(0.6)
+    unknown = dataclasses.replace(record, floor_rounds=None, floor_spread=None)
+    assert unknown.efficiency_low == unknown.efficiency_high == unknown.efficiency
+    none = dataclasses.replace(record, floor_seconds=None)
+    assert none.efficiency_low is None and none.efficiency_high is None
+    row = record.to_row()
+    assert (row["floor_rounds"], row["floor_spread"]) == (4, 1.2)
+    assert "efficiency_high" not in row  # derived, not a second column
+
+
 def test_a_record_is_immutable_and_checks_its_vocabulary():
     record = CellResult(EAGER, "ok", per_call_seconds=(1.0,))
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -94,12 +112,12 @@ def test_from_row_and_to_row_round_trip_a_harness_dict():
     assert set(FACT_COLUMNS) >= {"host", "git_commit", "xla_flags", "run_interrupted"}
 
 
-# --- writing and reading schema 3 ------------------------------------------------------
+# --- writing and reading schema 4 ------------------------------------------------------
 
 def test_the_small_fixture_reads_as_records():
     results = read_results(SMALL)
     assert isinstance(results, ResultSet) and results.path == SMALL
-    assert results.schema_version == SCHEMA_VERSION == 3
+    assert results.schema_version == SCHEMA_VERSION == 4
     by_cell = results.by_cell()
     loop = by_cell[LOOP]
     assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
@@ -110,6 +128,10 @@ def test_the_small_fixture_reads_as_records():
     assert by_cell[EAGER].cell.convention == ""
     failed = next(r for r in results if not r.ok)
     assert failed.check_convergence == "failed" and failed.timed
+    eager = by_cell[EAGER]
+    assert (eager.floor_rounds, eager.floor_spread) == (3, 1.25)
+    assert eager.efficiency_high == pytest.approx(eager.efficiency * 1.25)
+    assert (loop.floor_rounds, loop.floor_spread) == (None, None)
 
 
 def test_write_then_read_is_exact(tmp_path):
@@ -202,10 +224,23 @@ def test_a_replicated_cell_round_trips(tmp_path):
     assert again == two and again.facts["strategy"] == "mirrored"
 
 
-# --- schema 2 --------------------------------------------------------------------------
+# --- schemas 3 and 2 -------------------------------------------------------------------
+
+def test_a_schema_3_file_reads_with_no_floor_rounds_or_spread():
+    old, new = read_results(SCHEMA_3), read_results(SMALL)
+    assert (old.schema_version, new.schema_version) == (3, 4)
+    assert all(r.floor_rounds is None and r.floor_spread is None for r in old)
+    # small-v4.csv is small-v3.csv's four records with the eager cell's rounds and spread.
+    assert list(old) == [dataclasses.replace(r, floor_rounds=None, floor_spread=None)
+                         for r in new]
+    eager = old.by_cell()[EAGER]
+    assert eager.floor_seconds == 8e-5 and eager.efficiency_high == eager.efficiency
+    frame = old.to_frame()
+    assert frame["floor_rounds"].isna().all() and frame["floor_spread"].isna().all()
+
 
 def test_a_schema_2_file_gives_the_same_cells_with_the_old_convention_filled_in():
-    old, new = read_results(SCHEMA_2), read_results(SMALL)
+    old, new = read_results(SCHEMA_2), read_results(SCHEMA_3)
     assert (old.schema_version, new.schema_version) == (2, 3)
     # small-v3.csv is small-v2.csv's four records with the convention linfit then used.
     assert list(old) == list(new)
@@ -228,7 +263,7 @@ def test_legacy_convention():
     *PLOTS.glob("*.csv")]), ids=lambda p: p.name)
 def test_every_committed_results_file_is_still_read(path):
     results = read_results(path)
-    assert results.schema_version in (1, SCHEMA_VERSION) and len(results) > 0
+    assert results.schema_version in READABLE_SCHEMA_VERSIONS and len(results) > 0
     if results.schema_version != 1:
         return
     for record in results:
@@ -251,9 +286,9 @@ def test_schema_1_samples_become_per_call_and_keep_their_statistics():
             assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
 
 
-def test_a_schema_1_file_rewritten_is_schema_3(tmp_path):
-    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v3.csv"))
-    assert again.schema_version == 3
+def test_a_schema_1_file_rewritten_is_schema_4(tmp_path):
+    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v4.csv"))
+    assert again.schema_version == 4
     assert [r.per_call_seconds for r in again] == [r.per_call_seconds
                                                     for r in read_results(SCHEMA_1)]
     assert again[0].check_placement == "unknown"
@@ -348,11 +383,19 @@ REFUSALS: dict[str, tuple[Callable, str, str]] = {
                                "is empty in an ok row"),
     "duplicated cell": (lambda header, rows: rows.append(list(rows[0])), "lines 2 and 6",
                         "duplicated cell (tensorflow CPU:0 eager n=1000 float32 k=1)"),
-    "future schema_version": (_set("schema_version", "4", 0), "line 2, column schema_version",
-                              "'4' is not a schema_version this linfit reads (it reads 1, 2 and "
-                              "3); it was written by a newer linfit"),
+    "future schema_version": (_set("schema_version", "5", 0), "line 2, column schema_version",
+                              "'5' is not a schema_version this linfit reads (it reads 1, 2, 3 "
+                              "and 4); it was written by a newer linfit"),
     "mixed schema_versions": (_set("schema_version", "2", 2), "line 4, column schema_version",
-                              "2 differs from the first row's 3"),
+                              "2 differs from the first row's 4"),
+    "floor spread below 1": (_set("floor_spread", "0.9", 0), "line 2, column floor_spread",
+                             "0.9 is below 1"),
+    "floor spread of one round": (
+        lambda header, rows: (_set("floor_rounds", "1", 0)(header, rows),
+                              _set("floor_spread", "1.25", 0)(header, rows)),
+        "line 2, column floor_spread", "1.25 where floor_rounds is 1"),
+    "zero floor rounds": (_set("floor_rounds", "0", 0), "line 2, column floor_rounds",
+                          "0 is not strictly positive"),
     "zero replicas": (_set("replicas", "0", 1), "line 3, column replicas",
                       "0 is not strictly positive"),
     "empty replicas": (_set("replicas", "", 1), "line 3, column replicas",
@@ -411,9 +454,11 @@ def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
     assert not failed.ok and not failed.timed and failed.final_w is None
 
 
-def test_every_schema_3_column_is_declared_once():
+def test_every_schema_4_column_is_declared_once():
     assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
-    assert {"replicas", "convention", "strategy"} == set(COLUMN_NAMES) - {
+    assert {"floor_rounds", "floor_spread"} == set(COLUMN_NAMES) - {
+        c.name for c in columns_of(3)}
+    assert {"replicas", "convention", "strategy"} == {c.name for c in columns_of(3)} - {
         c.name for c in columns_of(2)}
     assert "samples_seconds" in {c.name for c in columns_of(1)} - set(COLUMN_NAMES)
     assert {"call_samples_seconds", "reference", "reference_w", "reference_b",

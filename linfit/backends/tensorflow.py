@@ -26,7 +26,21 @@ from linfit.backends.variants import KERAS_VARIANTS, TENSORFLOW_VARIANTS, conven
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
 
-__all__ = ["BACKEND", "TensorFlowBackend", "train_loop", "train_step"]
+__all__ = ["BACKEND", "TensorFlowBackend", "loss_and_gradients", "train_loop", "train_step"]
+
+
+def loss_and_gradients(w: tf.Tensor, b: tf.Tensor, x: tf.Tensor,
+                       y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The tutorial's MSE loss of x*W + b and its gradients by W and b, from a GradientTape.
+
+    W and b may be the model's ``tf.Variable``s or plain tensors (a loop that carries the
+    weights as loop tensors, docs/loops.py): the tape watches them either way.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch([w, b])
+        loss = tf.reduce_mean(tf.square(x * w + b - y))
+    grad_w, grad_b = tape.gradient(loss, [w, b])
+    return loss, grad_w, grad_b
 
 
 def train_step(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor,
@@ -35,9 +49,7 @@ def train_step(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor,
 
     Returns the loss at W and b before the update.
     """
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(x * w + b - y))
-    grad_w, grad_b = tape.gradient(loss, [w, b])
+    loss, grad_w, grad_b = loss_and_gradients(w, b, x, y)
     w.assign_sub(learning_rate * grad_w)
     b.assign_sub(learning_rate * grad_b)
     return loss

@@ -72,8 +72,10 @@ OPTIONS: tuple[Option, ...] = (
             f"{CONVERGENCE_STEPS} (default: {DEFAULT_STEPS_PER_CALL})"),
     _option("results", "DIR", f"folder for the results CSV (default: {DEFAULT_RESULTS_DIR}/ "
             "in pytest's rootdir)"),
-    _option("floors", "MODE", "hardware floors for the efficiency columns: cache (measure once "
-            "per machine, then reuse the cache in ~/.cache/linfit), measure (every run), or off "
+    _option("floors", "MODE", "hardware floors for the efficiency columns, each the best of "
+            "several probe rounds: cache (this machine's recent rounds, cached in "
+            "~/.cache/linfit, and one more at the end of each run), measure (rounds at the "
+            "start, every 2 minutes between cells and at the end, nothing cached), or off "
             "(default: cache)"),
     _option("baseline", "CSV", "a results CSV to gate on: after the run, linfit check's rules "
             "compare this run with it and a regression fails the session"),

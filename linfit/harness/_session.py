@@ -9,6 +9,12 @@ disk (:mod:`linfit.journal`) before the next cell starts. At the end of the sess
 Each finished cell is a :class:`~linfit.record.CellResult`: raw per-call times from
 pytest-benchmark, the checks' outcomes and the reference the weights were checked against
 (:func:`linfit.convergence.reference_for`); its statistics derive from the samples there.
+
+The hardware floors are probe rounds spread through the session (:mod:`linfit.floors`): in
+``measure`` mode a round at the start, one between cells each
+:data:`FLOOR_ROUND_INTERVAL_SECONDS`, and one at the end; in ``cache`` mode this machine's
+cached rounds and one more at the end. A record journaled mid-session carries the floor as
+known then; the CSV's floor columns are computed again from every round at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +34,7 @@ from typing import Any
 
 from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
-from linfit.backends import Variant, get_backend
+from linfit.backends import Backend, Variant, get_backend
 from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
 from linfit.data import make_dataset
 from linfit.distributed import (
@@ -40,7 +46,16 @@ from linfit.distributed import (
 )
 from linfit.environment import env_flags, git_state, machine_facts
 from linfit.fit import fit, train
-from linfit.floors import Floors, cache_dir_problem, floor_columns, load_or_measure
+from linfit.floors import (
+    Floors,
+    cache_dir_problem,
+    floor_columns,
+    load_or_measure,
+    measure_floors,
+    merge_rounds,
+    rounds_summary,
+    update_cache,
+)
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
 from linfit.record import CellResult, Reference
@@ -53,6 +68,16 @@ WARMUP_CALLS = 3
 # A failed cell's message is one line of at most this many characters (framework errors can
 # run to pages; the row keeps their start).
 MESSAGE_MAX_CHARS = 1000
+# In --linfit-floors measure mode, a probe round between cells once this much time went by
+# since the last one. One round of every probe of TensorFlow, JAX, PyTorch and NumPy took
+# 5.6 to 7.2 s on the 2-core CPU VM (most of it filling the 256 MiB probe arrays: with 5
+# repeats instead of 11 it still took 6.1 s, so the in-session rounds keep the cache's
+# repeats, which are part of its key). Every 2 minutes that is about 5% of the session; the
+# default matrix (about 3 minutes) still gets a round between its start and its end.
+FLOOR_ROUND_INTERVAL_SECONDS = 120.0
+# At most this many rounds in one measure-mode session, the start and the end round
+# included: a long session (--linfit-profile full) pays under a minute for its floors.
+MAX_SESSION_ROUNDS = 8
 
 
 def make_run_id(started: datetime, host: str, commit: str) -> str:
@@ -128,7 +153,20 @@ class Harness:
     Once :meth:`start_journal` was called, every record is also on disk as it is made.
     """
 
-    def __init__(self, options: HarnessOptions, started: datetime | None = None) -> None:
+    def __init__(self, options: HarnessOptions, started: datetime | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 floor_backends: Sequence[Backend] | None = None,
+                 floor_round_interval_seconds: float = FLOOR_ROUND_INTERVAL_SECONDS) -> None:
+        """A session; nothing is measured yet.
+
+        Args:
+            options: the session's options.
+            started: when the session started (default: now).
+            clock: the clock that times the interval between floor rounds (seconds).
+            floor_backends: the backends whose probes measure the floors (default: the
+                options' backends); tests pass fakes.
+            floor_round_interval_seconds: time between floor rounds in measure mode.
+        """
         self.options = options
         self.started = started or datetime.now(UTC)
         self.git_commit, self.git_dirty = git_state()
@@ -136,14 +174,26 @@ class Harness:
         self.run_id = make_run_id(self.started, self.machine["host"], self.git_commit)
         self._run_base, self._name_suffix = self.run_id, 1
         self.written: Path | None = None
-        self.floors_note = ""
         # Lines for the user at session start: left-over journals, an unusable cache.
         self.notes: list[str] = []
         # Why the results or the journal could not be written ('' when they could).
         self.write_error = ""
         self.journal_error = ""
         self.journal: Journal | None = None
+        self._clock = clock
+        self._floor_backends = floor_backends
+        self._floor_round_interval = floor_round_interval_seconds
         self._floors: Floors | None = None
+        # Why there are no floors ('' while there are none yet or where there are).
+        self._floors_status = ""
+        self._floors_cache: Path | None = None
+        self._floors_cache_problem = ""
+        self._cached_rounds = 0
+        self._session_rounds = 0
+        self._last_round_end = 0.0
+        self._floors_finished = False
+        self._round_problems: list[str] = []
+        self._cell_floor_problems: dict[Cell, str] = {}
         self._results: dict[Cell, CellResult] = {}
         self._references: dict[tuple[str, int, str], tuple[float, float]] = {}
 
@@ -185,18 +235,20 @@ class Harness:
                                self.run_id)
 
     def measure_floors(self) -> None:
-        """Measure the hardware floors (issue 7), or read them from the machine's cache,
-        before any cell runs: an interrupted measurement then costs no result.
+        """The first floors of the session (issue 7), before any cell runs: this machine's
+        cached probe rounds, or a round measured now (an interrupted measurement then costs
+        no result).
 
         Every device of the selected backends is measured, not only this run's: the cache
         key then stays the same from run to run on this machine (and matches
         ``linfit floors``). A floor that cannot be had (a cache of another machine, a
         probe that fails) leaves the floor columns empty; :attr:`floors_note` says why. An
         unusable cache folder is a warning in :attr:`notes`, and the floors are measured
-        for this run only.
+        for this run only. Later rounds: :meth:`run_cell` (between cells, measure mode) and
+        :meth:`write` (the end round).
         """
         if self.options.floors == "off":
-            self.floors_note = "floors: off"
+            self._floors_status = "floors: off"
             return
         use_cache = self.options.floors == "cache"
         problem = cache_dir_problem() if use_cache else ""
@@ -204,14 +256,92 @@ class Harness:
             self.notes.append(f"warning: the floors cache is not used: {problem}; the "
                               "floors are measured for this run only")
             use_cache = False
-        backends = [get_backend(name) for name in self.options.backends]
         try:
-            self._floors, path, cached = load_or_measure(backends, use_cache=use_cache)
+            floors, path, cached = load_or_measure(self._probe_backends(), use_cache=use_cache)
         except LinfitError as error:
-            self.floors_note = f"floors not recorded: {error}"
+            self._floors_status = f"floors not recorded: {error}"
             return
-        self.floors_note = ("floors read from the cache" if cached else "floors measured") + (
-            f" ({path})" if path else "") + (f"; not cached: {problem}" if problem else "")
+        self._floors, self._floors_cache, self._cached_rounds = floors, path, cached
+        self._floors_cache_problem = problem
+        self._session_rounds = floors.rounds - cached
+        self._last_round_end = self._clock()
+
+    @property
+    def floors(self) -> Floors | None:
+        """The floors as known now: every round so far (None: off, or not recorded)."""
+        return self._floors
+
+    @property
+    def floors_note(self) -> str:
+        """One line on the floors for the session's summary: how many rounds (how many of
+        them cached), their largest read and dispatch spreads, the cache, and what failed."""
+        if self._floors is None:
+            return self._floors_status
+        parts = [f"floors: {rounds_summary(self._floors, self._cached_rounds)}"]
+        if self._floors_cache is not None:
+            parts.append(f"cache {self._floors_cache}")
+        if self._floors_cache_problem:
+            parts.append(f"not cached: {self._floors_cache_problem}")
+        parts += self._round_problems
+        parts += [f"{cell}: {problem}" for cell, problem in self._cell_floor_problems.items()]
+        return "; ".join(parts)
+
+    def _probe_backends(self) -> list[Backend]:
+        if self._floor_backends is not None:
+            return list(self._floor_backends)
+        return [get_backend(name) for name in self.options.backends]
+
+    def _floor_round(self, when: str) -> bool:
+        """Measure one more probe round and add it to the floors; whether it was added.
+
+        A round that fails is named in :attr:`floors_note`, and no later round is tried:
+        the floors stay those of the rounds before it.
+        """
+        try:
+            round_floors = measure_floors(self._probe_backends())
+        except Exception as error:
+            # Broad on purpose: a probe that fails (a framework error, memory) must not cost
+            # the session's results. It is not hidden: the note names it.
+            self._round_problems.append(f"the {when} floor round failed ({_one_line(error)})")
+            return False
+        assert self._floors is not None
+        self._floors = merge_rounds(self._floors, round_floors)
+        self._session_rounds += 1
+        self._last_round_end = self._clock()
+        return True
+
+    def _floor_round_between_cells(self) -> None:
+        """In measure mode, a probe round once the interval went by since the last one,
+        while the session has rounds left (one is kept for the end)."""
+        if (self.options.floors != "measure" or self._floors is None or self._round_problems
+                or self._session_rounds >= MAX_SESSION_ROUNDS - 1
+                or self._clock() - self._last_round_end < self._floor_round_interval):
+            return
+        self._floor_round("between-cells")
+
+    def _finish_floors(self, interrupted: bool) -> None:
+        """The end round (not after an interrupt), the cache updated with it, and every
+        record's floor columns computed again from all the rounds. Once per session."""
+        if self._floors is None or self._floors_finished:
+            return
+        self._floors_finished = True
+        if not interrupted and not self._round_problems:
+            try:
+                added = self._floor_round("end")
+            except KeyboardInterrupt:
+                # A second Ctrl-C during the end round: the results are written without it.
+                self._round_problems.append("the end floor round was interrupted")
+                added = False
+            if added and self.options.floors == "cache" and self._floors_cache is not None:
+                path = self._floors_cache
+                self._floors_cache = update_cache(path, self._floors)
+                if self._floors_cache is None:
+                    self._floors_cache_problem = f"{path} could not be written"
+        self._cell_floor_problems.clear()  # found again below, with every round
+        for cell, result in self._results.items():
+            columns = self._floor_columns(result)
+            if columns:
+                self._results[cell] = CellResult.from_row({**result.to_row(), **columns})
 
     # --- the cells ----------------------------------------------------------------------
 
@@ -250,6 +380,8 @@ class Harness:
             (KeyboardInterrupt, SIGTERM in a session) records nothing: the cell did not
             finish.
         """
+        # Before the cell, not while it is timed: a floors round between cells.
+        self._floor_round_between_cells()
         row: dict[str, Any] = {
             "backend": cell.backend, "device": cell.device, "variant": cell.variant,
             "n_examples": cell.n_examples, "dtype": cell.dtype,
@@ -372,7 +504,7 @@ class Harness:
             return floor_columns(self._floors, cell.backend, cell.device, cell.n_examples,
                                  cell.dtype, cell.steps_per_call, result.median_seconds)
         except LinfitError as error:
-            self.floors_note += f"; {cell}: {error}"
+            self._cell_floor_problems[cell] = str(error)
             return {}
 
     # --- the end of the session ---------------------------------------------------------
@@ -380,6 +512,10 @@ class Harness:
     def write(self, interrupted: bool = False) -> Path | None:
         """Write the records to ``<results_dir>/<run_id>.csv`` if any cell was timed, then
         remove the journal.
+
+        Before the file is written, the floors get their end round (not after an
+        interrupt; in cache mode the cache keeps it) and every record's floor columns are
+        computed from all the session's rounds.
 
         Never overwrites: when the file exists (two runs in the same second) the name gets
         ``-2``, ``-3``, ... and the rows' run_id says the same. Only a name collision is
@@ -398,6 +534,7 @@ class Harness:
             if self.journal is not None:
                 self.journal.discard()
             return None
+        self._finish_floors(interrupted)
         results = [replace(result, facts={**result.facts, "run_interrupted": interrupted})
                    for result in self._results.values()]
         try:

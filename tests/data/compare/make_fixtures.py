@@ -1,19 +1,22 @@
 """Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs in
-results schema 1, and small-v3.csv, four cells in schema 3.
+results schema 1, and small-v4.csv, four cells in schema 4.
 
 Run it from anywhere with the project's Python (``python tests/data/compare/make_fixtures.py``);
-it replaces small-v3.csv next to it. base.csv and new.csv were written by this script's
-``schema_1_fixtures()`` under schema 1, and small-v2.csv by ``main()`` under schema 2 (the
-records of :func:`small_fixture` without a convention); they are kept as they are: they are
-the tests' proof that schema-1 and schema-2 files are still read (``--schema-1`` rewrites
-base.csv and new.csv, in schema 3). The samples are synthetic (log-normal around chosen
-medians, from a seeded NumPy generator), so the files are the same on every machine.
+it replaces small-v4.csv next to it. base.csv and new.csv were written by this script's
+``schema_1_fixtures()`` under schema 1, small-v2.csv by ``main()`` under schema 2 (the
+records of :func:`small_fixture` without a convention and without floor_rounds and
+floor_spread) and small-v3.csv under schema 3 (without floor_rounds and floor_spread); they
+are kept as they are: they are the tests' proof that files of schemas 1 to 3 are still read
+(``--schema-1`` rewrites base.csv and new.csv, in schema 4). The samples are synthetic
+(log-normal around chosen medians, from a seeded NumPy generator), so the files are the same
+on every machine.
 
-small-v3.csv (and small-v2.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
-floors), xla-loop k=100 (per-call samples of 100 steps), a jax jit cell whose reference (jax
-eager CPU:0) is not in the file but recorded in its row, and a failed function cell whose
-convergence check failed. In small-v3.csv the two compiled TensorFlow cells carry the
-convention ``args`` that reading small-v2.csv fills in.
+small-v4.csv (and small-v2/v3.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
+floors: in small-v4.csv the best of 3 probe rounds, spread 1.25x), xla-loop k=100 (per-call
+samples of 100 steps), a jax jit cell whose reference (jax eager CPU:0) is not in the file
+but recorded in its row, and a failed function cell whose convergence check failed. In
+small-v3.csv and small-v4.csv the two compiled TensorFlow cells carry the convention
+``args`` that reading small-v2.csv fills in.
 
 What the fixtures hold, cell by cell (new against base):
 
@@ -109,7 +112,8 @@ def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: 
 
 
 def small_fixture() -> list[CellResult]:
-    """The four records of small-v3.csv (and of small-v2.csv)."""
+    """The four records of small-v4.csv (and of small-v2.csv and small-v3.csv, without
+    floor_rounds and floor_spread)."""
     data = make_dataset(1000, "float32")
     # The run's facts: every fact column a schema-1 row of the base run has, and the one
     # schema 2 added.
@@ -126,7 +130,7 @@ def small_fixture() -> list[CellResult]:
         Cell("tensorflow", "CPU:0", "eager", 1000, "float32", 1), "ok",
         per_call_seconds=tuple(samples(rng, 1.2e-3, 0.05, 5)), first_call_seconds=0.002,
         reference=tf_reference, bytes_min=8000, read_bandwidth_bytes_per_second=1e10,
-        dispatch_floor_seconds=8e-5, floor_seconds=8e-5,
+        dispatch_floor_seconds=8e-5, floor_seconds=8e-5, floor_rounds=3, floor_spread=1.25,
         facts={**facts, "compiled": False, "xla": False, "loop": False}, **common)
     loop = CellResult(
         Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100, convention=ARGS), "ok",
@@ -153,14 +157,14 @@ def main() -> None:
 
     if "--schema-1" in sys.argv:
         schema_1_fixtures()
-    target = HERE / "small-v3.csv"
+    target = HERE / "small-v4.csv"
     target.unlink(missing_ok=True)  # fixtures are regenerated, not results: replace them
     write_results(small_fixture(), target)
     print(f"wrote {target}")
 
 
 def schema_1_fixtures() -> None:
-    """base.csv and new.csv (written under schema 1; rewriting them gives schema 3)."""
+    """base.csv and new.csv (written under schema 1; rewriting them gives schema 4)."""
     rng = np.random.default_rng(4)
     # Its own generator for the noise pair, chosen so its interval contains 1 by a margin.
     few_rounds = np.random.default_rng(4)
