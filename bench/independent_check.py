@@ -17,6 +17,15 @@ variants at the default sizes, with a time limit) and its own timing alternately
 and compares per cell the median of the R harness medians with the median of its R own.
 It also prints the harness's own spread between its R runs, the noise any comparison of two
 runs on this machine has.
+
+``--interleaved`` takes the drift out altogether, and the question to its core: does
+linfit's way of calling TensorFlow cost anything? In one process, for each variant and n, it
+builds linfit's own trainer (the object the harness times) and this script's re-implementation
+and times them alternately, INTERLEAVED_ROUNDS rounds of about ROUND_SECONDS each; it prints
+the median of the per-round ratios (re-implementation / linfit) and their interquartile
+range. The re-implementation still imports nothing of linfit; only the comparison does.
+
+    python bench/independent_check.py --interleaved           # default sizes
 """
 
 from __future__ import annotations
@@ -48,6 +57,13 @@ VARIANTS = ("eager", "function", "xla", "function-loop", "xla-loop")
 # The default matrix's sizes; a harness run of them takes 15-30 s on the 2-core VM.
 DEFAULT_SIZES = "1e3,1e5,1e6"
 HARNESS_TIMEOUT_SECONDS = 900
+# --interleaved: rounds per cell, each timing one side's calls for about ROUND_SECONDS; 21
+# rounds of 2 x 20 ms keep a cell under a second plus its builds.
+INTERLEAVED_ROUNDS = 21
+ROUND_SECONDS = 0.02
+# The harness's defaults for the trainers: learning rate and steps per call of the loops.
+LEARNING_RATE = 0.1
+LOOP_STEPS = 100
 
 
 def step(w: tf.Variable, b: tf.Variable, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
@@ -132,7 +148,8 @@ def harness_run(folder: Path, sizes: str) -> Path:
                "-q", "-p", "no:cacheprovider", "--linfit-backends", "tensorflow",
                "--linfit-variants", ",".join(VARIANTS), "--linfit-devices", "CPU:0",
                "--linfit-sizes", sizes, "--linfit-floors", "off",
-               "--benchmark-max-time", "0.5", "--linfit-results", str(folder)]
+               "--linfit-no-plots", "--benchmark-max-time", "0.5", "--linfit-results",
+               str(folder)]
     log = folder / "harness.log"
     with log.open("w") as output:
         done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT,
@@ -167,20 +184,75 @@ def time_rows(rows: list[dict[str, str]]) -> dict[tuple[str, str, int], tuple[fl
     return timed
 
 
+def interleaved(sizes: str) -> int:
+    """linfit's trainer against the re-implementation, alternately in one process, for every
+    variant (default convention) and size; return the exit status."""
+    from linfit.backends import get_backend
+    from linfit.data import make_dataset
+
+    backend = get_backend("tensorflow")
+    worst = 0.0
+    print(f"{'variant':14s} {'convention':10s} {'n':>9s} {'linfit':>11s} {'here':>11s} ratio"
+          "  ratio IQR")
+    with backend.session():
+        for n in (int(float(text)) for text in sizes.split(",")):
+            for variant in VARIANTS:
+                k = LOOP_STEPS if variant.endswith("loop") else 1
+                trainer = backend.make_trainer(variant, "CPU:0", make_dataset(n), LEARNING_RATE,
+                                               k)
+                convention = getattr(trainer, "convention", "")
+                sides = (trainer.call, build(variant, convention, n, k))
+                calls = []
+                for call in sides:
+                    for _ in range(5):
+                        call()
+                    start = time.perf_counter()
+                    call()
+                    calls.append(max(1, int(ROUND_SECONDS / (time.perf_counter() - start))))
+                linfit_times, here_times = [], []
+                gc.disable()
+                try:
+                    for round_index in range(INTERLEAVED_ROUNDS):
+                        # Alternate which side goes first, so neither always follows the other.
+                        order = (0, 1) if round_index % 2 == 0 else (1, 0)
+                        for side in order:
+                            start = time.perf_counter()
+                            for _ in range(calls[side]):
+                                sides[side]()
+                            elapsed = (time.perf_counter() - start) / calls[side] / k
+                            (linfit_times if side == 0 else here_times).append(elapsed)
+                finally:
+                    gc.enable()
+                ratios = [here / mine for here, mine in zip(here_times, linfit_times,
+                                                            strict=True)]
+                ratio = statistics.median(ratios)
+                quartiles = statistics.quantiles(ratios, n=4)
+                worst = max(worst, abs(ratio - 1))
+                print(f"{variant:14s} {convention or '-':10s} {n:9d} "
+                      f"{statistics.median(linfit_times) * 1e6:9.1f}us "
+                      f"{statistics.median(here_times) * 1e6:9.1f}us {ratio:.2f}  "
+                      f"{quartiles[0]:.2f}-{quartiles[2]:.2f}", flush=True)
+    print(f"largest difference: {worst:.0%} (tolerance {TOLERANCE:.0%})")
+    return 0 if worst <= TOLERANCE else 1
+
+
 def main() -> int:
     """Compare every eligible row (of one CSV, or of --pairs runs); return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", nargs="?", type=Path, help="a linfit results CSV")
     parser.add_argument("--pairs", type=int, metavar="R",
                         help="run the harness and this check alternately R times (R >= 2)")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="linfit's trainer and the re-implementation timed alternately "
+                        "in one process")
     parser.add_argument("--sizes", default=DEFAULT_SIZES,
-                        help=f"with --pairs: the harness's sizes (default {DEFAULT_SIZES})")
+                        help=f"with --pairs or --interleaved: the sizes (default {DEFAULT_SIZES})")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="with --pairs: a new folder for the harness runs (default: a "
                         "temporary one, removed)")
     args = parser.parse_args()
-    if (args.csv is None) == (args.pairs is None):
-        parser.error("give a results CSV or --pairs R, not both")
+    if [args.csv is not None, args.pairs is not None, args.interleaved].count(True) != 1:
+        parser.error("give one of: a results CSV, --pairs R, --interleaved")
     if args.pairs is not None and args.pairs < 2:
         parser.error(f"--pairs must be at least 2, got {args.pairs}")
     if args.keep is not None and args.keep.exists():
@@ -188,6 +260,8 @@ def main() -> int:
     # SIGTERM (CI cancellation, timeout) ends the script as Ctrl-C does, so that
     # subprocess.run kills a running harness child on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.interleaved:
+        return interleaved(args.sizes)
     if args.csv is not None:
         runs = [time_rows(eligible_rows(args.csv))]
     else:

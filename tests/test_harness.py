@@ -208,9 +208,9 @@ def test_trace_problems(tf_backend):
 
 
 def _row(variant: str, median: float | None, device: str = "CPU:0", n: int = 1000,
-         backend: str = "tensorflow") -> dict:
+         backend: str = "tensorflow", convention: str = "") -> dict:
     return {"backend": backend, "device": device, "variant": variant, "n_examples": n,
-            "dtype": "float32", "steps_per_call": 1, "replicas": 1, "convention": "",
+            "dtype": "float32", "steps_per_call": 1, "replicas": 1, "convention": convention,
             "device_name": "a CPU", "loop": False,
             "status": "ok" if median else "failed", "median_seconds": median,
             "first_call_seconds": 0.1}
@@ -230,6 +230,19 @@ def test_speedup_table_lays_out_linfit_summary_speedups():
         "tensorflow  GPU:0   1,000  float32  failed      -      -",
         "backend  device  n      dtype    eager/step  jit",
         "jax      CPU:0   1,000  float32  500 µs      50.00x",
+    ]
+
+
+
+def test_speedup_table_names_the_convention_of_a_variant_run_in_several():
+    """--linfit-conventions all: one column per convention, not one column for all four."""
+    frame = pd.DataFrame([
+        _row("eager", 1e-3), _row("xla", 5e-4, convention="args"),
+        _row("xla", 1e-4, convention="closure"), _row("function", 2e-4, convention="closure"),
+    ])
+    assert format_speedups(frame) == [
+        "backend     device  n      dtype    eager/step  xla args  xla closure  function",
+        "tensorflow  CPU:0   1,000  float32  1.00 ms     2.00x     10.00x       5.00x",
     ]
 
 

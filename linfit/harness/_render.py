@@ -18,9 +18,19 @@ from linfit.compare import DRIFT_NOTE
 from linfit.results import Cell
 
 
-def _column(cell: Cell) -> str:
-    """A cell's column in the speed-up table: its variant, and its replicas where several."""
-    return cell.variant if cell.replicas == 1 else f"{cell.variant} r={cell.replicas}"
+def _columns(cells: list[Cell]) -> dict[Cell, str]:
+    """Each cell's column in the speed-up table: its variant, its replicas where several, and
+    its calling convention where the variant runs in more than one (``--linfit-conventions
+    all``); the cells of one column differ only in device, n and dtype."""
+    conventions: dict[tuple[str, int], set[str]] = {}
+    for cell in cells:
+        conventions.setdefault((cell.variant, cell.replicas), set()).add(cell.convention)
+    columns = {}
+    for cell in cells:
+        name = cell.variant if cell.replicas == 1 else f"{cell.variant} r={cell.replicas}"
+        several = len(conventions[cell.variant, cell.replicas]) > 1
+        columns[cell] = f"{name} {cell.convention}" if several and cell.convention else name
+    return columns
 
 
 def format_speedups(frame: pd.DataFrame) -> list[str]:
@@ -41,7 +51,8 @@ def format_speedups(frame: pd.DataFrame) -> list[str]:
     lines: list[str] = []
     for backend in dict.fromkeys(cell.backend for cell, _, _ in cells):
         mine = [entry for entry in cells if entry[0].backend == backend]
-        variants = list(dict.fromkeys(_column(cell) for cell, _, _ in mine
+        column = _columns([cell for cell, _, _ in mine])
+        variants = list(dict.fromkeys(column[cell] for cell, _, _ in mine
                                       if cell.variant != summary.BASELINE_VARIANT))
         groups = sorted({(cell.device, cell.n_examples, cell.dtype) for cell, _, _ in mine})
         block = [["backend", "device", "n", "dtype", "eager/step", *variants]]
@@ -51,11 +62,11 @@ def format_speedups(frame: pd.DataFrame) -> list[str]:
                 if (cell.device, cell.n_examples, cell.dtype) != (device, n_examples, dtype):
                     continue
                 if status != "ok":
-                    texts[_column(cell)] = "failed"
+                    texts[column[cell]] = "failed"
                 elif cell.variant == summary.BASELINE_VARIANT:
-                    texts[_column(cell)] = format_seconds(median)
+                    texts[column[cell]] = format_seconds(median)
                 elif cell in ratios:
-                    texts[_column(cell)] = f"{ratios[cell]:.2f}x"
+                    texts[column[cell]] = f"{ratios[cell]:.2f}x"
             block.append([backend, device, f"{n_examples:,}", dtype,
                           *(texts.get(name, "-")
                             for name in (summary.BASELINE_VARIANT, *variants))])
