@@ -8,7 +8,8 @@ since the worker started. Each burst sleeps for its length and appends its real
 ``FAKE_AB_CRASH_AFTER`` (exit 3), ``FAKE_AB_HANG_AFTER`` (sleep forever),
 ``FAKE_AB_INTERRUPT_AFTER`` (SIGINT to the coordinator, as Ctrl-C), ``FAKE_AB_FAIL_CELL``
 (that cell key fails its checks), ``FAKE_AB_CELLS`` (cells, default 3), ``FAKE_AB_HELLO``
-(``exit``: die before answering hello).
+(``exit``: die before answering hello), ``FAKE_AB_KERAS`` (``1``: one more cell,
+TensorFlow's ``keras-xla``, which a session measures only when variants are named).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def main() -> int:
                                "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",
                                "steps_per_call": 1, "skip_reason": ""}
                               for i, key in enumerate(keys)]
+            if ENV.get("FAKE_AB_KERAS") == "1":
+                keys.append("tensorflow-keras-xla-CPU:0-n=1e+03-float32-k=1")
+                reply["cells"].append({"key": keys[-1], "backend": "tensorflow",
+                                       "device": "CPU:0", "variant": "keras-xla",
+                                       "n_examples": 1000, "dtype": "float32",
+                                       "steps_per_call": 1, "skip_reason": ""})
         elif op == "build":
             reply["cells"] = [
                 {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",

@@ -205,3 +205,17 @@ def test_a_results_folder_that_cannot_take_the_file_is_bad_input(tmp_path):
     blocker.write_text("")
     with pytest.raises(LinfitError, match="--results"):
         run_session(_config(blocker, _sides()), _quiet)
+
+
+def test_keras_cells_are_measured_only_when_variants_are_named(tmp_path):
+    """Keras' cells take most of a default budget to build: a session without --variants
+    leaves them out and says so; naming variants brings them back."""
+    lines: list[str] = []
+    keras = {"FAKE_AB_KERAS": "1"}
+    result = run_session(_config(tmp_path / "default", _sides(keras, keras)),
+                         progress=lines.append)
+    assert set(read_pairs(result.path).variant) == {"v0", "v1", "v2"}
+    assert any(line.startswith("left out 1 Keras cells") for line in lines)
+    named = run_session(_config(tmp_path / "named", _sides(keras, keras),
+                                values={"linfit_variants": "v0,keras-xla"}), progress=_quiet)
+    assert "keras-xla" in set(read_pairs(named.path).variant)

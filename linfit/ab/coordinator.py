@@ -49,6 +49,7 @@ from linfit._paths import check_output_dir
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
 from linfit.ab.pairs import PairsWriter
 from linfit.ab.spec import Side
+from linfit.backends.variants import KERAS_VARIANTS
 from linfit.environment import quiet_framework_env
 from linfit.results import KEY_COLUMNS, KEY_DEFAULTS
 from linfit.stats import DEFAULT_ALPHA
@@ -103,6 +104,12 @@ BURST_TIMEOUT_FACTOR = 50
 # Lines of a failed worker's stderr shown.
 STDERR_TAIL_LINES = 15
 DEFAULT_SEED = 0
+# Variants a session leaves out unless --variants (or LINFIT_VARIANTS) names variants: Keras'
+# model.fit cells take 0.5 to 1.2 s each to build, check and calibrate on the 2-core VM, and
+# with them TensorFlow's default cells (33) used the whole default budget in building (one
+# round, no cell decided: results/cpu-2core-ab/aa-all-variants). `pytest bench/` still runs
+# them by default.
+OPT_IN_VARIANTS = {"tensorflow": frozenset(KERAS_VARIANTS)}
 
 
 class WorkerFailed(Exception):
@@ -390,6 +397,14 @@ class _Session:
         for plan in plans[1:]:
             self.result.skipped += [f"{c['key']}: not on side {self.config.sides[0].label}"
                                     for c in plan if c["key"] not in keys_everywhere]
+        named = (self.config.values.get("linfit_variants")
+                 or self.config.environ.get("LINFIT_VARIANTS"))
+        opt_in = [] if named else [cell for cell in cells if cell["variant"] in
+                                   OPT_IN_VARIANTS.get(cell["backend"], ())]
+        if opt_in:
+            cells = [cell for cell in cells if cell not in opt_in]
+            self.progress(f"left out {len(opt_in)} Keras cells, which take most of a default "
+                          "budget to build: name their variants in --variants to measure them")
         if not cells:
             raise LinfitError("the options select no cell that runs on every side")
         return cells

@@ -58,6 +58,8 @@ environment differs. Bursts of about 60 ms alternate between the sides in a bala
 seeded order, one worker at a time, across all cells round by round. Each cell gets
 {DEFAULT_MIN_PAIRS} pairs, then more while its interval straddles the threshold (at most
 {DEFAULT_MAX_PAIRS}), within --max-seconds ({DEFAULT_MAX_SECONDS:g} s, start-up included).
+Keras' model.fit cells are measured only when --variants names variants (they take most of
+a default budget to build).
 
 B/A is the Hodges-Lehmann estimate of the paired ratios of burst medians, with a
 Wilcoxon signed-rank (1 - alpha) interval; MDE is the smallest change this session could
