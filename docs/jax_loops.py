@@ -13,7 +13,7 @@ capture them in one command buffer). Every form runs linfit's one JAX step defin
 * one jitted step called k times from Python: the single-call reference.
 
 Before timing, every form's W and b must equal ``jit-loop``'s (rtol 1e-5), or the script
-stops. Timing: ROUNDS interleaved rounds of about ROUND_SECONDS, ``block_until_ready``
+stops. Timing: interleaved rounds (``_interleaved.py``), ``block_until_ready``
 before the clock is read; median per step.
 
     python docs/jax_loops.py                         # the first GPU, else the CPU
@@ -23,22 +23,19 @@ before the clock is read; median per step.
 from __future__ import annotations
 
 import argparse
-import gc
-import statistics
 import time
 from collections.abc import Callable
 from functools import partial
 
 import jax
 import numpy as np
+from _interleaved import per_step_medians
 from jax import lax
 
 from linfit.backends.jax import train_loop, train_step
 from linfit.data import INITIAL_B, INITIAL_W, make_dataset
 
 K = 100
-ROUNDS = 15
-ROUND_SECONDS = 0.02
 LEARNING_RATE = 0.1
 # The harness's float32 convergence tolerance (linfit.convergence).
 RTOL = 1e-5
@@ -104,28 +101,6 @@ def forms(device: jax.Device, n_examples: int,
     return calls, first
 
 
-def per_step_medians(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Median µs per step of each call over ROUNDS interleaved rounds, GC off."""
-    counts = {}
-    for name, call in calls.items():
-        call()
-        start = time.perf_counter()
-        call()
-        counts[name] = max(1, int(ROUND_SECONDS / (time.perf_counter() - start)))
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    gc.disable()
-    try:
-        for _ in range(ROUNDS):
-            for name, call in calls.items():
-                start = time.perf_counter()
-                for _ in range(counts[name]):
-                    call()
-                samples[name].append((time.perf_counter() - start) / counts[name])
-    finally:
-        gc.enable()
-    return {name: statistics.median(values) / K * 1e6 for name, values in samples.items()}
-
-
 def main() -> None:
     """Print per-step medians and first-call times of every form at each n."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -142,7 +117,7 @@ def main() -> None:
     print(f"JAX {jax.__version__} on {device.device_kind} ({platform})", flush=True)
     for n_examples in (int(float(text)) for text in args.sizes.split(",")):
         calls, first = forms(device, n_examples, unrolls)
-        for name, median in per_step_medians(calls).items():
+        for name, median in per_step_medians(calls, K).items():
             print(f"n={n_examples:<9d} {name:40s} {median:9.2f} us/step   "
                   f"first call {first[name]:.2f} s", flush=True)
 

@@ -24,9 +24,7 @@ The process's ``XLA_FLAGS`` apply to every form and to JAX, and are printed.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import statistics
 import time
 from collections.abc import Callable
 
@@ -34,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
+from _interleaved import per_step_medians
 
 from linfit.backends import jax as jax_backend
 from linfit.backends.tensorflow import loss_and_gradients, train_step
@@ -41,9 +40,6 @@ from linfit.data import INITIAL_B, INITIAL_W, make_dataset
 
 # Steps per call: the harness's default k.
 K = 100
-# Interleaved rounds; each times one form's calls for about ROUND_SECONDS.
-ROUNDS = 15
-ROUND_SECONDS = 0.02
 LEARNING_RATE = 0.1
 # The harness's float32 convergence tolerance (linfit.convergence).
 RTOL = 1e-5
@@ -134,29 +130,6 @@ def calls_for(n_examples: int) -> tuple[dict[str, Callable[[], object]], dict[st
     return calls, first_call
 
 
-def per_step_medians(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Median microseconds per step of each call, over ROUNDS interleaved rounds, GC off."""
-    counts = {}
-    for name, call in calls.items():
-        for _ in range(3):
-            call()
-        start = time.perf_counter()
-        call()
-        counts[name] = max(1, int(ROUND_SECONDS / (time.perf_counter() - start)))
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    gc.disable()
-    try:
-        for _ in range(ROUNDS):
-            for name, call in calls.items():
-                start = time.perf_counter()
-                for _ in range(counts[name]):
-                    call()
-                samples[name].append((time.perf_counter() - start) / counts[name])
-    finally:
-        gc.enable()
-    return {name: statistics.median(values) / K * 1e6 for name, values in samples.items()}
-
-
 def main() -> None:
     """Print per-step medians, the ratio to JAX's jit-loop and first-call times at each n."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -166,7 +139,7 @@ def main() -> None:
           f"JAX {jax.__version__}, load {os.getloadavg()[0]:.1f}", flush=True)
     for n_examples in sizes:
         calls, first_call = calls_for(n_examples)
-        medians = per_step_medians(calls)
+        medians = per_step_medians(calls, K)
         for name, median in medians.items():
             print(f"n={n_examples:<9d} {name:18s} {median:9.2f} us/step  "
                   f"{median / medians['jax jit-loop']:5.2f}x JAX   "
