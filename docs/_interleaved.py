@@ -1,6 +1,7 @@
-"""Interleaved timing for the docs' measurement scripts (loops.py, jax_loops.py): every
+"""What the docs' loop scripts (loops.py, jax_loops.py) share: interleaved timing (every
 call timed in each round, round after round, so that a drift of the machine reaches all of
-them alike; the median over the rounds per call."""
+them alike; the median over the rounds per call) and the check that every form trains the
+same W and b."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
+
+import numpy as np
 
 # Rounds, and the time each call's share of a round lasts (its call count is calibrated).
 ROUNDS = 15
@@ -44,3 +47,16 @@ def per_step_medians(calls: dict[str, Callable[[], object]],
         gc.enable()
     return {name: statistics.median(values) / steps_per_call * 1e6
             for name, values in samples.items()}
+
+
+def require_same_weights(n_examples: int, weights: dict[str, tuple[float, float]],
+                         reference: str, rtol: float) -> None:
+    """Stop the script unless every form ended at ``reference``'s W and b (within rtol).
+
+    Raises:
+        SystemExit: naming the first form that did not.
+    """
+    for name, pair in weights.items():
+        if not np.allclose(pair, weights[reference], rtol=rtol):
+            raise SystemExit(f"n={n_examples}: {name} ends at W, b = {pair}, "
+                             f"{reference} at {weights[reference]}")

@@ -29,7 +29,7 @@ from functools import partial
 
 import jax
 import numpy as np
-from _interleaved import per_step_medians
+from _interleaved import per_step_medians, require_same_weights
 from jax import lax
 
 from linfit.backends.jax import train_loop, train_step
@@ -93,11 +93,7 @@ def forms(device: jax.Device, n_examples: int,
     k_single_calls()
     first["jit, one call per step"] = time.perf_counter() - start
     calls["jit, one call per step"] = k_single_calls
-    reference = next(iter(weights.values()))
-    for name, pair in weights.items():
-        if not np.allclose(pair, reference, rtol=RTOL):
-            raise SystemExit(f"n={n_examples}: {name} ends at W, b = {pair}, "
-                             f"jit-loop at {reference}")
+    require_same_weights(n_examples, weights, next(iter(weights)), RTOL)
     return calls, first
 
 

@@ -30,9 +30,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import tensorflow as tf
-from _interleaved import per_step_medians
+from _interleaved import per_step_medians, require_same_weights
 
 from linfit.backends import jax as jax_backend
 from linfit.backends.tensorflow import loss_and_gradients, train_step
@@ -122,11 +121,7 @@ def calls_for(n_examples: int) -> tuple[dict[str, Callable[[], object]], dict[st
     first_call["jax jit-loop"] = time.perf_counter() - start
     weights["jax jit-loop"] = float(w_jax), float(b_jax)
     calls["jax jit-loop"] = lambda: jitted(*args)[2].block_until_ready()
-    reference = weights["tensor trip count"]
-    for name, pair in weights.items():
-        if not np.allclose(pair, reference, rtol=RTOL):
-            raise SystemExit(f"n={n_examples}: {name} ends at W, b = {pair}, "
-                             f"train_loop at {reference}")
+    require_same_weights(n_examples, weights, "tensor trip count", RTOL)
     return calls, first_call
 
 
