@@ -58,6 +58,17 @@ def _panel_title(cell: tuple) -> str:
             f"n={key.n_examples:g} {key.dtype}")
 
 
+def _over_time(ax: plt.Axes, cell: tuple, formatter: FuncFormatter) -> None:
+    """A cell's panel against the session's minutes, on a log axis labelled by
+    ``formatter``."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(formatter)
+    ax.yaxis.set_minor_formatter(formatter)
+    ax.set_title(_panel_title(cell), fontsize=9)
+    ax.set_xlabel("minutes", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
 def _grid(cells: int) -> tuple[plt.Figure, list[plt.Axes]]:
     columns = min(_MAX_COLUMNS, cells)
     rows = math.ceil(cells / columns)
@@ -122,12 +133,7 @@ def draw_pairs_figures(frame: pd.DataFrame, directory: Path, stem: str,
             ax.axhline(1, color="black", linewidth=0.8)
             for limit in (1 + threshold, 1 / (1 + threshold)):
                 ax.axhline(limit, color="grey", linewidth=0.8, linestyle="--")
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(_RATIO)
-            ax.yaxis.set_minor_formatter(_RATIO)
-            ax.set_title(_panel_title(cell), fontsize=9)
-            ax.set_xlabel("minutes", fontsize=8)
-            ax.tick_params(labelsize=7)
+            _over_time(ax, cell, _RATIO)
         axes[0].set_ylabel("paired ratio")
         axes[0].legend(fontsize=7)
         figure.suptitle(f"paired ratios per cell: estimate, {1 - alpha:.0%} interval (band), "
@@ -142,12 +148,7 @@ def draw_pairs_figures(frame: pd.DataFrame, directory: Path, stem: str,
                 ax.plot((mine["start_unix_ns"] - start_ns) / 60e9, mine["seconds_per_step"],
                         ".-", markersize=3, linewidth=0.7,
                         color=_COLOURS[side % len(_COLOURS)], label=labels[side])
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(_SECONDS)
-            ax.yaxis.set_minor_formatter(_SECONDS)
-            ax.set_title(_panel_title(cell), fontsize=9)
-            ax.set_xlabel("minutes", fontsize=8)
-            ax.tick_params(labelsize=7)
+            _over_time(ax, cell, _SECONDS)
         axes[0].set_ylabel("burst median, s/step")
         axes[0].legend(fontsize=7)
         figure.suptitle("every burst's median time per step, per side: the drift pairing "

@@ -91,7 +91,62 @@ def _float64_scope(dtype: str) -> contextlib.AbstractContextManager[None]:
     return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
-class _JaxTrainer(Trainer):
+class _JaxState:
+    """What the one-device trainer and :class:`ShardedStep` share: W, b and the last loss
+    as JAX arrays placed by :meth:`_scalar`, the step's trace counter, and taking a step's
+    new state once the device has finished it."""
+
+    _w: jax.Array
+    _b: jax.Array
+    _lr: jax.Array
+    _loss: jax.Array | None
+    _traces: int
+
+    def _scalar(self, value: float) -> jax.Array:
+        raise NotImplementedError
+
+    def _counted(self, body: Callable[..., State]) -> Callable[..., State]:
+        """``body`` with a counter that only runs while JAX traces it: a compiled call
+        runs no Python. A new function per holder, so each has its own jit cache."""
+
+        def traced(*args: jax.Array) -> State:
+            self._traces += 1
+            return body(*args)
+
+        return traced
+
+    def _take(self, state: State) -> None:
+        """Wait for a step's (W, b, loss) (dispatch is asynchronous on every device) and
+        keep them."""
+        jax.block_until_ready(state)
+        self._w, self._b, self._loss = state
+
+    def reset(self) -> None:
+        """W=5, b=0."""
+        self._w = self._scalar(INITIAL_W)
+        self._b = self._scalar(INITIAL_B)
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """A new step size (an array argument: no retrace)."""
+        self._lr = self._scalar(learning_rate)
+
+    def weights(self) -> tuple[float, float]:
+        """(W, b)."""
+        return float(self._w), float(self._b)
+
+    def last_loss(self) -> float:
+        """The loss of the last call."""
+        if self._loss is None:
+            raise RuntimeError("last_loss() before the first call()")
+        return float(self._loss)
+
+    @property
+    def traces(self) -> int:
+        """Times jax.jit traced the step."""
+        return self._traces
+
+
+class _JaxTrainer(_JaxState, Trainer):
     def __init__(self, variant: Variant, device: Device, data: Dataset, learning_rate: float,
                  steps_per_call: int) -> None:
         super().__init__("jax", variant, device, data, steps_per_call)
@@ -111,17 +166,7 @@ class _JaxTrainer(Trainer):
             # Decorated once here, so float32 calls pay nothing for it.
             step = jax.enable_x64(True)(step)
         self._step = step
-        self._loss: jax.Array | None = None
-
-    def _counted(self, body: Callable[..., State]) -> Callable[..., State]:
-        """``body`` with a counter that only runs while JAX traces it: a compiled call
-        runs no Python. A new function per trainer, so each has its own jit cache."""
-
-        def traced(*args: jax.Array) -> State:
-            self._traces += 1
-            return body(*args)
-
-        return traced
+        self._loss = None
 
     def _scalar(self, value: float) -> jax.Array:
         return jax.device_put(np.asarray(value, self._numpy_dtype), self._jax_device)
@@ -131,30 +176,15 @@ class _JaxTrainer(Trainer):
             state = self._step(self._w, self._b, self._x, self._y, self._lr, self._steps)
         else:
             state = self._step(self._w, self._b, self._x, self._y, self._lr)
-        # Dispatch is asynchronous on every device: wait for the new state and the loss.
-        jax.block_until_ready(state)
-        self._w, self._b, self._loss = state
+        self._take(state)
 
     def reset(self) -> None:
         with _float64_scope(self.data.dtype):
-            self._w = self._scalar(INITIAL_W)
-            self._b = self._scalar(INITIAL_B)
+            super().reset()
 
     def set_learning_rate(self, learning_rate: float) -> None:
         with _float64_scope(self.data.dtype):
-            self._lr = self._scalar(learning_rate)
-
-    def weights(self) -> tuple[float, float]:
-        return float(self._w), float(self._b)
-
-    def last_loss(self) -> float:
-        if self._loss is None:
-            raise RuntimeError("last_loss() before the first call()")
-        return float(self._loss)
-
-    @property
-    def traces(self) -> int:
-        return self._traces
+            super().set_learning_rate(learning_rate)
 
     def result_device(self) -> str:
         if self._loss is None:
@@ -240,7 +270,7 @@ class JaxBackend(Backend):
 BACKEND = JaxBackend()
 
 
-class ShardedStep:
+class ShardedStep(_JaxState):
     """The peer of TensorFlow's distributed variants: :func:`train_step` under ``jax.jit``
     with x and y sharded over a one-axis mesh of ``replicas`` devices, W and b replicated.
 
@@ -283,52 +313,23 @@ class ShardedStep:
         self._traces = 0
         self.reset()
         self.set_learning_rate(learning_rate)
-
-        def traced(*args: jax.Array) -> State:
-            self._traces += 1
-            return train_step(*args)
-
-        self._step = jax.jit(traced, out_shardings=(self._replicated,) * 3)
-        self._loss: jax.Array | None = None
+        self._step = jax.jit(self._counted(train_step), out_shardings=(self._replicated,) * 3)
+        self._loss = None
 
     def _scalar(self, value: float) -> jax.Array:
+        """W, b and the step size are replicated on every device of the mesh."""
         return jax.device_put(np.asarray(value, self._numpy_dtype), self._replicated)
 
     def call(self) -> None:
         """One step over the mesh, waited for."""
         state = self._step(self._w, self._b, self._x, self._y, self._lr)
-        jax.block_until_ready(state)
-        self._w, self._b, self._loss = state
-
-    def reset(self) -> None:
-        """W=5, b=0, replicated."""
-        self._w = self._scalar(INITIAL_W)
-        self._b = self._scalar(INITIAL_B)
-
-    def set_learning_rate(self, learning_rate: float) -> None:
-        """A new step size (an array argument: no retrace)."""
-        self._lr = self._scalar(learning_rate)
-
-    def weights(self) -> tuple[float, float]:
-        """(W, b)."""
-        return float(self._w), float(self._b)
+        self._take(state)
 
     def replica_weights(self) -> list[tuple[float, float]]:
         """(W, b) as each device of the mesh holds them."""
         ws = [float(s.data) for s in self._w.addressable_shards]
         bs = [float(s.data) for s in self._b.addressable_shards]
         return list(zip(ws, bs, strict=True))
-
-    def last_loss(self) -> float:
-        """The global mean loss of the last call."""
-        if self._loss is None:
-            raise RuntimeError("last_loss() before the first call()")
-        return float(self._loss)
-
-    @property
-    def traces(self) -> int:
-        """Times jax.jit traced the step."""
-        return self._traces
 
     def result_device(self) -> str:
         """The first mesh device, after checking that each holds its own share of x.
