@@ -6,7 +6,7 @@ import pytest
 
 from linfit._errors import ResultsFileError
 from linfit.ab.analysis import analyse
-from linfit.ab.pairs import (
+from linfit.results.pairs import (
     PARTIAL_SUFFIX,
     PairsWriter,
     burst_seconds_per_step,
@@ -101,7 +101,7 @@ def test_failed_cells_and_incomplete_pairs(tmp_path):
         writer.append(_burst(1, pair, [1200, 1200]))
     writer.append(_burst(0, 3, [1000, 1000]))  # B crashed before its burst
     writer.append(_burst(1, -1, [], variant="xla", status="failed", message="retraced",
-                         calls_per_sample=""))
+                         calls_per_sample="", order_position="", start_unix_ns=""))
     frame = read_pairs(writer.finish())
     table = analyse(frame).table.set_index("variant")
     assert table.loc["xla-loop", "pairs"] == 3
@@ -167,7 +167,7 @@ def test_every_panel_of_the_sides_figure_gives_a_variant_the_same_colour(tmp_pat
 def test_results_readme_documents_every_column():
     from pathlib import Path
 
-    from linfit.ab.pairs import PAIRS_COLUMNS
+    from linfit.results.pairs import PAIRS_COLUMNS
 
     text = (Path(__file__).parents[1] / "results" / "README.md").read_text()
     section = text[text.index("## A/B pairs files"):]

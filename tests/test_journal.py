@@ -9,7 +9,8 @@ import pytest
 
 from linfit._paths import output_dir_problem
 from linfit.cli import main
-from linfit.journal import (
+from linfit.results import Cell, read_results
+from linfit.results.journal import (
     JOURNAL_SUFFIX,
     Journal,
     JournalError,
@@ -17,8 +18,7 @@ from linfit.journal import (
     read_journal,
     recover,
 )
-from linfit.record import CellResult
-from linfit.results import Cell, read_results
+from linfit.results.record import CellResult
 
 RUN_ID = "20261127T013000Z-host-abc1234567"
 

@@ -20,7 +20,6 @@ import pytest
 
 from linfit._errors import ResultsFileError
 from linfit.cli import main
-from linfit.record import FACT_COLUMNS, CellResult, Reference, step_statistics
 from linfit.results import (
     COLUMN_NAMES,
     READABLE_SCHEMA_VERSIONS,
@@ -35,6 +34,7 @@ from linfit.results import (
     read_results,
     write_results,
 )
+from linfit.results.record import FACT_COLUMNS, CellResult, Reference, step_statistics
 
 DATA = Path(__file__).parent / "data" / "compare"
 SMALL = DATA / "small-v4.csv"

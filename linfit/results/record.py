@@ -7,7 +7,8 @@ against. Every statistic (per-step samples, min, median, mean, stddev, IQR, max,
 is a derived property computed in one place, :func:`step_statistics`.
 
 The harness builds row dicts and converts them with :meth:`CellResult.from_row`; the
-results file is written from :meth:`CellResult.to_row` (see :mod:`linfit.results`).
+results file is written from :meth:`CellResult.to_row` (see :mod:`linfit.results.csv`).
+This module imports NumPy but not pandas: a measurement can be recorded without it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from linfit.results import COLUMN_NAMES, KEY_COLUMNS, Cell, is_missing
+from linfit.results.cell import KEY_COLUMNS, Cell, is_missing
+from linfit.results.columns import COLUMN_NAMES
 
 __all__ = [
     "CHECK_OUTCOMES",
@@ -335,7 +337,7 @@ class CellResult:
                    facts=facts, **values)
 
     def to_row(self) -> dict[str, Any]:
-        """The record as a results-CSV row: every column of :data:`linfit.results.COLUMNS`
+        """The record as a results-CSV row: every column of :data:`linfit.results.columns.COLUMNS`
         but ``schema_version`` (the writer adds it), None where there is no value.
 
         ``call_samples_seconds`` is a tuple of floats here; the writer formats it.
