@@ -9,6 +9,9 @@ formula (:func:`escape_text`, :func:`unescape_text`).
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ __all__ = [
     "STATUS",
     "Column",
     "columns_of",
+    "csv_line",
     "domain_problem",
     "escape_text",
     "unescape_text",
@@ -269,3 +273,16 @@ def unescape_text(text: str) -> str:
     """A text cell as read from a CSV: one leading single quote less where the rest starts
     like a formula (:func:`escape_text`); otherwise as it is."""
     return text[1:] if text.startswith(_QUOTE) and _runs_as_formula(text) else text
+
+
+def csv_line(fields: Sequence[str]) -> str:
+    """One CSV record as both writers write it: quoted where needed, ended by ``\\n``.
+
+    csv.writer (Python 3.11) quotes a field with a line-end character only when that
+    character is in its line terminator; with ``\\n`` alone, a ``\\r`` in a text field would be
+    written bare and read back as the end of the row. The record is written with ``\\r\\n``
+    (every field with either character quoted) and its own terminator made ``\\n``.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(fields)
+    return buffer.getvalue()[:-2] + "\n"

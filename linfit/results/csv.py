@@ -48,6 +48,7 @@ from linfit.results.columns import (
     SCHEMA_VERSION,
     Column,
     columns_of,
+    csv_line,
     domain_problem,
     escape_text,
     unescape_text,
@@ -132,9 +133,7 @@ def render_results(rows: Iterable[CellResult | Mapping[str, Any]]) -> str:
     twin = duplicate_cells(record.cell for record in records)
     if twin is not None:
         raise ValueError(f"rows {twin[0]} and {twin[1]}: duplicated cell ({twin[2]})")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMN_NAMES)
+    lines = [csv_line(COLUMN_NAMES)]
     for record in records:
         row = record.to_row()
         row["schema_version"] = SCHEMA_VERSION
@@ -144,8 +143,8 @@ def render_results(rows: Iterable[CellResult | Mapping[str, Any]]) -> str:
         if is_missing(row.get("strategy")):
             # A record that names no strategy ran on one device.
             row["strategy"] = NO_STRATEGY
-        writer.writerow([_format(row.get(column.name), column) for column in COLUMNS])
-    return buffer.getvalue()
+        lines.append(csv_line([_format(row.get(column.name), column) for column in COLUMNS]))
+    return "".join(lines)
 
 
 def write_results(rows: Iterable[CellResult | Mapping[str, Any]],
@@ -448,11 +447,12 @@ def record_problem(record: CellResult) -> str | None:
         text = render_results([record])
     except ValueError as error:
         return str(error)
+    nowhere = Path("<record>")
     try:
-        _parse_results(Path(""), text)
+        _parse_results(nowhere, text)
     except ResultsFileError as error:
-        # The one row is line 2 (or its quoted text spans lines from 2): drop the place.
-        return re.sub(r"^ ?(lines? [0-9 and]+[,:] ?)?", "", str(error))
+        # The one row is line 2 (its quoted text may span more): keep the column and why.
+        return re.sub(r"^ line [0-9]+(, |: )", "", str(error).removeprefix(str(nowhere)))
     return None
 
 

@@ -23,6 +23,7 @@ import csv
 import io
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -40,6 +41,7 @@ from linfit.results.columns import (
     ROUND,
     STATUS,
     Column,
+    csv_line,
     domain_problem,
     escape_text,
     unescape_text,
@@ -107,7 +109,7 @@ PAIRS_COLUMNS: tuple[Column, ...] = (
        "(0, 1, 2, ...: the writer numbers the bursts; empty in a failed row)",
        domain=NON_NEGATIVE),
     _p("start_unix_ns", "int", "ns", "wall-clock start of the burst (time.time_ns; empty in a "
-       "failed row)", domain=POSITIVE),
+       "failed row)", domain=NON_NEGATIVE),
     _p("calls_per_sample", "int", "calls", "consecutive calls per sample; the same on every "
        "side", domain=POSITIVE),
     _p("call_ns", "ints", "ns/call", "every call's time, space-separated, in order (empty in "
@@ -172,8 +174,7 @@ class PairsWriter:
         # "x": never over an existing file, also not over another session's partial one.
         self._handle: TextIO | None = open(self.partial, "x", newline="",  # noqa: SIM115
                                            encoding="utf-8")
-        self._writer = csv.writer(self._handle, lineterminator="\n")
-        self._writer.writerow(PAIRS_COLUMN_NAMES)
+        self._handle.write(csv_line(PAIRS_COLUMN_NAMES))
         self.rows = 0
         self.bursts = 0
         self.sync()
@@ -193,8 +194,8 @@ class PairsWriter:
         record["schema_version"] = PAIRS_SCHEMA_VERSION
         ok = record["status"] == "ok"
         record["sequence"] = self.bursts if ok else ""
-        self._writer.writerow([_field(column, record[column.name])
-                               for column in PAIRS_COLUMNS])
+        self._handle.write(csv_line([_field(column, record[column.name])
+                                     for column in PAIRS_COLUMNS]))
         self._handle.flush()
         self.rows += 1
         self.bursts += ok
@@ -274,7 +275,11 @@ class _Reader:
     def value(self, line: int, column: Column, text: str) -> Any:
         """The typed value of one field (None for an empty number); type and domain."""
         if column.type == "str":
-            return unescape_text(text)
+            value = unescape_text(text)
+            problem = domain_problem(column, value) if value != "" else None
+            if problem is not None:
+                raise self.fail(line, column.name, problem)
+            return value
         if text == "":
             return () if column.type == "ints" else None
         words = text.split() if column.type == "ints" else [text]
@@ -375,29 +380,38 @@ class _Reader:
         interpreter, bursts numbered in order, each cell's rounds 0, 1, ... on every side
         with one burst per side and position, and no row twice."""
         first = rows[0][1]
+        # A side is the index most rows give its label (and the label most rows give its
+        # index): the row that disagrees is the one named.
+        pairs = Counter((row["side_index"], row["side_label"]) for _, row in rows)
+        owner: dict[str, int] = {}
+        name: dict[int, str] = {}
+        for (side, label), _ in pairs.most_common():
+            owner.setdefault(label, side)
+            name.setdefault(side, label)
         sides: dict[int, tuple[int, dict[str, Any]]] = {}
-        labels: dict[str, int] = {}
         for line, row in rows:
-            for name in _SESSION_COLUMNS:
-                if row[name] != first[name]:
-                    raise self.fail(line, name, f"{row[name]!r} differs from the first row's "
-                                    f"{first[name]!r} (a pairs file is one session)")
-            side = row["side_index"]
-            if side not in sides:
-                sides[side] = (line, row)
-                owner = labels.setdefault(row["side_label"], side)
-                if owner != side:
-                    raise self.fail(line, "side_index", f"{side} is labelled "
-                                    f"{row['side_label']!r}, the label of side {owner}")
-            for name in _SIDE_COLUMNS:
-                if row[name] != sides[side][1][name]:
-                    raise self.fail(line, name, f"{row[name]!r} differs from side {side}'s "
-                                    f"{sides[side][1][name]!r} (line {sides[side][0]})")
+            for column in _SESSION_COLUMNS:
+                if row[column] != first[column]:
+                    raise self.fail(line, column, f"{row[column]!r} differs from the first "
+                                    f"row's {first[column]!r} (a pairs file is one session)")
+            side, label = row["side_index"], row["side_label"]
+            if owner[label] != side:
+                raise self.fail(line, "side_index", f"{side} is labelled {label!r}, the label "
+                                f"of side {owner[label]}")
+            if name[side] != label:
+                raise self.fail(line, "side_label", f"{label!r} where side {side} is "
+                                f"labelled {name[side]!r}")
+            sides.setdefault(side, (line, row))
+            for column in _SIDE_COLUMNS:
+                if row[column] != sides[side][1][column]:
+                    raise self.fail(line, column, f"{row[column]!r} differs from side {side}'s "
+                                    f"{sides[side][1][column]!r} (line {sides[side][0]})")
         invented = sorted(set(sides) - set(range(len(sides))))
         if invented:
             line = sides[invented[0]][0]
             raise self.fail(line, "side_index", f"{invented[0]} is not one of the file's "
                             f"{len(sides)} sides (0 to {len(sides) - 1})")
+        self.duplicates(rows)
         ok = [(line, row) for line, row in rows if row["status"] == "ok"]
         for number, (line, row) in enumerate(ok):
             if row["sequence"] != number:
@@ -406,18 +420,18 @@ class _Reader:
             if row["order_position"] >= len(sides):
                 raise self.fail(line, "order_position", f"{row['order_position']} with "
                                 f"{len(sides)} sides (0 to {len(sides) - 1})")
-        self.duplicates(rows, len(sides))
 
-    def duplicates(self, rows: Sequence[tuple[int, dict[str, Any]]], sides: int) -> None:
+    def duplicates(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """No burst, failed row or order position twice; each side's bursts of a cell in
+        rounds 0, 1, ...; one calls_per_sample per cell."""
         seen: dict[tuple[Any, ...], int] = {}
-        rounds: dict[tuple[Any, ...], list[int]] = {}
+        bursts: Counter[tuple[Any, ...]] = Counter()
         calls: dict[tuple[Any, ...], tuple[int, int]] = {}
         for line, row in rows:
             cell = tuple(row[name] for name in KEY_COLUMNS)
             keys = [("burst", cell, row["side_index"], row["round"])]
             if row["status"] == "ok":
                 keys.append(("position", cell, row["round"], row["order_position"]))
-                rounds.setdefault((cell, row["side_index"]), []).append(row["round"])
                 before = calls.setdefault(cell, (line, row["calls_per_sample"]))
                 if before[1] != row["calls_per_sample"]:
                     raise self.fail(line, "calls_per_sample", f"{row['calls_per_sample']} "
@@ -431,12 +445,13 @@ class _Reader:
                                     "order_position", f"a second row for {what} (first at "
                                     f"line {seen[key]})")
                 seen[key] = line
-        for line, row in rows:
-            key = (tuple(row[name] for name in KEY_COLUMNS), row["side_index"])
-            done = rounds.get(key, [])
-            if row["status"] == "ok" and done != list(range(len(done))):
-                raise self.fail(line, "round", f"the side's rounds of this cell are "
-                                f"{', '.join(map(str, done))}, not 0, 1, ... in order")
+            if row["status"] == "ok":
+                expected = bursts[(cell, row["side_index"])]
+                if row["round"] != expected:
+                    raise self.fail(line, "round", f"{row['round']} where this side's bursts "
+                                    f"of the cell so far make it {expected} (rounds are 0, 1, "
+                                    "... in order)")
+                bursts[(cell, row["side_index"])] += 1
 
 
 def _upgrade(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
