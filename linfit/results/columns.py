@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "ALL_COLUMNS",
     "BACKEND",
+    "CHECK_OUTCOMES",
     "COLUMNS",
     "COLUMN_NAMES",
     "DTYPE",
@@ -30,6 +31,7 @@ __all__ = [
     "ROUND",
     "SCHEMA_VERSION",
     "STATUS",
+    "STATUSES",
     "Column",
     "columns_of",
     "csv_line",
@@ -46,6 +48,13 @@ __all__ = [
 # 4: floor_rounds and floor_spread (issue 12: the floor is the best of several probe rounds).
 SCHEMA_VERSION = 4
 READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
+
+# A cell's status: it passed every check, or not (the reason is in ``message``).
+STATUSES = ("ok", "failed")
+
+# Outcome of one check (placement, traces, convergence). "unknown": the file predates the
+# per-check columns (schema 1), so only the overall status is known.
+CHECK_OUTCOMES = ("ok", "failed", "not-run", "unknown")
 
 # Column domains the readers enforce, beyond the type.
 POSITIVE = "positive"  # strictly > 0 (times, sizes, bandwidths)
@@ -221,9 +230,9 @@ COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 def vocabulary(domain: str) -> tuple[str, ...] | None:
     """The values a column of ``domain`` may hold, or None for a domain that is not a
     vocabulary (a range such as "positive", or any value)."""
+    # Imported here: the framework vocabularies live with the backends and the data.
     from linfit.backends import BACKENDS
     from linfit.data import DTYPES
-    from linfit.results.record import CHECK_OUTCOMES, STATUSES
 
     return {STATUS: STATUSES, OUTCOME: CHECK_OUTCOMES, BACKEND: tuple(BACKENDS),
             DTYPE: DTYPES}.get(domain)

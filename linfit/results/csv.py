@@ -152,7 +152,7 @@ def write_results(rows: Iterable[CellResult | Mapping[str, Any]],
     """Write results to a new CSV at ``path``, atomically, never over an existing file.
 
     Args:
-        rows: :class:`~linfit.record.CellResult` records, or row dicts (column -> value;
+        rows: :class:`~linfit.results.record.CellResult` records, or row dicts (column -> value;
             they are converted with :meth:`CellResult.from_row`, so statistic columns in
             them are recomputed from the samples).
         path: the file to create.

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from linfit.results.cell import KEY_COLUMNS, Cell, is_missing
-from linfit.results.columns import COLUMN_NAMES
+from linfit.results.columns import CHECK_OUTCOMES, COLUMN_NAMES, STATUSES
 
 __all__ = [
     "CHECK_OUTCOMES",
@@ -35,12 +35,6 @@ __all__ = [
     "step_statistics",
 ]
 
-# A cell's status: it passed every check, or not (the reason is in ``message``).
-STATUSES = ("ok", "failed")
-
-# Outcome of one check (placement, traces, convergence). "unknown": the file predates the
-# per-check columns (schema 1), so only the overall status is known.
-CHECK_OUTCOMES = ("ok", "failed", "not-run", "unknown")
 
 # Columns derived from the samples: written for pandas users, never read back as a truth.
 STATISTIC_COLUMNS = ("rounds", "min_seconds", "median_seconds", "mean_seconds",
