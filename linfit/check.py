@@ -42,8 +42,8 @@ from linfit.convergence import (
     reference_cell,
     reference_for,
 )
-from linfit.record import CellResult
 from linfit.results import Cell
+from linfit.results.record import CellResult
 from linfit.stats import BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
 __all__ = [

@@ -29,8 +29,8 @@ import pandas as pd
 
 from linfit._errors import LinfitError, ResultsFileError
 from linfit._format import format_ratio, format_seconds  # re-exported; home: linfit._format
-from linfit.record import CellResult
 from linfit.results import KEY_COLUMNS, Cell, read_results
+from linfit.results.record import CellResult
 from linfit.stats import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from linfit.results import Cell
 
 if TYPE_CHECKING:
-    from linfit.record import Reference
+    from linfit.results.record import Reference
 
 __all__ = [
     "CONVERGENCE_STEPS",
@@ -105,7 +105,7 @@ def reference_for(cell: Cell) -> Reference:
         The reference's backend, variant and device (W and b unset: the caller trains it,
         or reads its row).
     """
-    from linfit.record import Reference
+    from linfit.results.record import Reference
 
     return Reference(cell.backend, REFERENCE_VARIANT, REFERENCE_DEVICE)
 

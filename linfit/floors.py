@@ -44,11 +44,10 @@ from typing import Any
 import numpy as np
 
 from linfit._errors import DeviceError, LinfitError
-from linfit._paths import output_dir_problem
+from linfit._paths import atomic_write_text, open_input, output_dir_problem
 from linfit.backends.base import Backend, Device
 from linfit.data import numpy_dtype
 from linfit.environment import machine_facts
-from linfit.results import atomic_write_text
 
 __all__ = [
     "COPY_BYTES_PER_ELEMENT",
@@ -735,10 +734,8 @@ def read_floors(path: str | os.PathLike[str]) -> Floors:
     """
     path = Path(path)
     try:
-        document = json.loads(path.read_text())
-    except OSError as error:
-        raise FloorsFileError(f"{path}: cannot be read ({error.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        document = json.loads(open_input(path, "a floors cache (JSON)", error=FloorsFileError))
+    except json.JSONDecodeError as error:
         raise FloorsFileError(f"{path}: not JSON ({error})") from None
     return _from_json(path, document)
 

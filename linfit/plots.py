@@ -44,11 +44,11 @@ from matplotlib.ticker import (
 
 from linfit import summary
 from linfit._errors import LinfitError
-from linfit._paths import output_dir_problem
+from linfit._paths import atomic_write_bytes, output_dir_problem
 from linfit.backends import VARIANTS_BY_BACKEND
 from linfit.data import TRUE_B, TRUE_W
 from linfit.fit import FitResult
-from linfit.results import Cell, atomic_write_bytes
+from linfit.results import Cell
 from linfit.retrain import ConvergenceRuns
 
 __all__ = [

@@ -18,9 +18,9 @@ import pandas as pd
 from linfit import summary
 from linfit._errors import LinfitError
 from linfit._format import format_seconds, markdown_table
-from linfit._paths import output_dir_problem
+from linfit._paths import atomic_write_text, output_dir_problem
 from linfit.plots import TIMES, DrawnFigure, draw_run_figures
-from linfit.results import KEY_COLUMNS, atomic_write_text
+from linfit.results import KEY_COLUMNS
 from linfit.retrain import ConvergenceRuns
 
 __all__ = [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from linfit.ab.analysis import analyse
-from linfit.ab.pairs import read_pairs
+from linfit.results.pairs import read_pairs
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -87,7 +87,7 @@ def test_a_bad_cell_option_value_is_bad_input():
 
 def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
     # A pairs file made by the fake-worker tests' protocol, re-read with --from.
-    from linfit.ab.pairs import PairsWriter
+    from linfit.results.pairs import PairsWriter
 
     writer = PairsWriter(tmp_path / "s-ab.csv")
     for pair in range(10):

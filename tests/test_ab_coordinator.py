@@ -17,8 +17,8 @@ import pytest
 from linfit._errors import LinfitError
 from linfit.ab.analysis import analyse
 from linfit.ab.coordinator import SessionConfig, balanced_orders, run_session
-from linfit.ab.pairs import PARTIAL_SUFFIX, read_pairs
 from linfit.ab.spec import Side
+from linfit.results.pairs import PARTIAL_SUFFIX, read_pairs
 
 FAKE_WORKER = str(Path(__file__).with_name("ab_fake_worker.py"))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from linfit._errors import ResultsFileError
 from linfit.ab.analysis import analyse
-from linfit.ab.pairs import (
+from linfit.results.pairs import (
     PARTIAL_SUFFIX,
     PairsWriter,
     burst_seconds_per_step,
@@ -101,7 +103,7 @@ def test_failed_cells_and_incomplete_pairs(tmp_path):
         writer.append(_burst(1, pair, [1200, 1200]))
     writer.append(_burst(0, 3, [1000, 1000]))  # B crashed before its burst
     writer.append(_burst(1, -1, [], variant="xla", status="failed", message="retraced",
-                         calls_per_sample=""))
+                         calls_per_sample="", order_position="", start_unix_ns=""))
     frame = read_pairs(writer.finish())
     table = analyse(frame).table.set_index("variant")
     assert table.loc["xla-loop", "pairs"] == 3
@@ -167,9 +169,123 @@ def test_every_panel_of_the_sides_figure_gives_a_variant_the_same_colour(tmp_pat
 def test_results_readme_documents_every_column():
     from pathlib import Path
 
-    from linfit.ab.pairs import PAIRS_COLUMNS
+    from linfit.results.pairs import PAIRS_COLUMNS
 
     text = (Path(__file__).parents[1] / "results" / "README.md").read_text()
     section = text[text.index("## A/B pairs files"):]
     for column in PAIRS_COLUMNS:
         assert f"| `{column.name}` | {column.type} |" in section
+
+
+# --- the reader's strictness (issue 20 class 3) ------------------------------------------
+
+VALID_PAIRS = Path(__file__).parent / "data" / "results" / "valid-pairs.csv"
+
+
+def _replace_field(text: str, line: int, column: str, value: str) -> str:
+    lines = text.split("\n")
+    header = lines[0].split(",")
+    fields = lines[line - 1].split(",")
+    fields[header.index(column)] = value
+    lines[line - 1] = ",".join(fields)
+    return "\n".join(lines)
+
+
+# (line, column, new value, where the reader says it is, what it says)
+PAIRS_REFUSALS = {
+    "a third side": (2, "side_index", "2", "line 2, column side_index",
+                     "2 is labelled 'B', the label of side 1"),
+    "a side beyond the sides": (14, "side_index", "5", "line 14, column side_index",
+                                "5 is labelled 'B', the label of side 1"),
+    "a side's other label": (4, "side_label", "C", "line 4, column side_label",
+                             "'C' where side 0 is labelled 'A'"),
+    "a negative round": (2, "round", "-2", "line 2, column round", "is below -1"),
+    "round -1 in an ok row": (2, "round", "-1", "line 2, column round", "-1 in an ok row"),
+    "a round skipped": (10, "round", "3", "line 10, column round",
+                        "3 where this side's bursts of the cell so far make it 2"),
+    "an unknown status": (2, "status", "fine", "line 2, column status",
+                          "'fine' is not one of ok, failed"),
+    "a failed row with a round": (14, "round", "0", "line 14, column round",
+                                  "0 in a failed row"),
+    "a failed row with a burst": (14, "call_ns", "5 5", "line 14, column call_ns",
+                                  "holds a value in a failed row"),
+    "a zero time": (2, "call_ns", "0 1 2 3", "line 2, column call_ns",
+                    "not strictly positive"),
+    "a negative time": (2, "call_ns", "-5 1 2 3", "line 2, column call_ns",
+                        "not strictly positive"),
+    "zero calls per sample": (2, "calls_per_sample", "0", "line 2, column calls_per_sample",
+                              "0 is not strictly positive"),
+    "fewer calls than a sample": (2, "calls_per_sample", "8", "line 2, column call_ns",
+                                  "4 calls, fewer than one sample"),
+    "a huge integer": (2, "start_unix_ns", "9" * 30, "line 2, column start_unix_ns",
+                       "beyond a 64-bit integer"),
+    "a fraction": (2, "n_examples", "1000.5", "line 2, column n_examples",
+                   "'1000.5' is not an integer"),
+    "NaN calls": (2, "call_ns", "nan", "line 2, column call_ns", "not an integer"),
+    "an unknown dtype": (2, "dtype", "float31", "line 2, column dtype", "is not one of"),
+    "a sequence out of order": (3, "sequence", "7", "line 3, column sequence",
+                                "7 where the bursts so far make it 1"),
+    "a position twice": (3, "order_position", "0", "line 3, column order_position",
+                         "a second row for this order_position"),
+    "a position beyond the sides": (3, "order_position", "2", "line 3, column order_position",
+                                    "2 with 2 sides"),
+    "a second session": (3, "session_id", "other", "line 3, column session_id",
+                         "a pairs file is one session"),
+    "a side's other interpreter": (4, "python", "/bin/py", "line 4, column python",
+                                   "differs from side 0's"),
+}
+
+
+@pytest.mark.parametrize("case", list(PAIRS_REFUSALS))
+def test_the_pairs_reader_refuses_naming_line_and_column(tmp_path, case):
+    line, column, value, where, what = PAIRS_REFUSALS[case]
+    path = tmp_path / "bad-ab.csv"
+    path.write_text(_replace_field(VALID_PAIRS.read_text(), line, column, value))
+    with pytest.raises(ResultsFileError) as error:
+        read_pairs(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} {where}: ") and what in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("case", "edit", "where"), [
+    ("every row twice", lambda text: text + text.split("\n", 1)[1],
+     "line 15, column side_index: a second row"),
+    ("a row cut in the middle", lambda text: text[:-20], "line 14: the last row has no "
+                                                         "line end"),
+    ("a field dropped", lambda text: text.replace(",ok,,", ",ok,", 1),
+     "line 2, column git_commit: the row ends after 26"),
+    ("a column twice", lambda text: text.replace("git_commit", "host", 1), "line 1: the "
+                                                                          "header names host"),
+])
+def test_the_structure_of_a_pairs_file_is_checked(tmp_path, case, edit, where):
+    path = tmp_path / "bad-ab.csv"
+    path.write_text(edit(VALID_PAIRS.read_text()))
+    with pytest.raises(ResultsFileError, match=f"^{path} {where}"):
+        read_pairs(path)
+
+
+def test_a_byte_order_mark_reads_the_same_as_without(tmp_path, capsys):
+    from linfit.cli import main
+
+    excel = tmp_path / "excel-ab.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + VALID_PAIRS.read_bytes())
+    assert is_pairs_file(excel)
+    assert read_pairs(excel).equals(read_pairs(VALID_PAIRS))
+    assert main(["ab", "--from", str(excel)]) in (0, 1)
+    assert "error" not in capsys.readouterr().err
+
+
+def test_text_a_spreadsheet_would_run_is_escaped_in_pairs_files(tmp_path):
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1000, 1000], side_label="=A", message="",
+                         python="-python", host="@host"))
+    writer.append(_burst(1, 0, [1100, 1100], side_label="'+B", host="@host"))
+    path = writer.finish()
+    text = path.read_text()
+    assert ",'=A," in text and ",'-python," in text and ",'@host," in text
+    assert ",''+B," in text
+    frame = read_pairs(path)
+    assert list(frame["side_label"]) == ["=A", "'+B"]
+    assert list(frame["python"]) == ["-python", ""]
+    assert list(frame["n_examples"]) == [1000, 1000]  # numbers are never escaped

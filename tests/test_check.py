@@ -17,8 +17,8 @@ import pytest
 from linfit.check import Finding, check_frame, check_results, exit_status
 from linfit.cli import main
 from linfit.compare import DRIFT_NOTE
-from linfit.record import CellResult
 from linfit.results import Cell, read_frame, read_results, write_results
+from linfit.results.record import CellResult
 
 DATA = Path(__file__).parent / "data" / "compare"
 BASE = DATA / "base.csv"

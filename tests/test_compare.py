@@ -39,8 +39,8 @@ from linfit.compare import (
     format_ratio,
     format_seconds,
 )
-from linfit.record import CellResult
 from linfit.results import Cell, read_frame, read_results, write_results
+from linfit.results.record import CellResult
 from linfit.stats import ratio_of_run_medians
 
 DATA = Path(__file__).parent / "data" / "compare"

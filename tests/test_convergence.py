@@ -17,8 +17,8 @@ from linfit.convergence import (
     reference_cell,
     reference_for,
 )
-from linfit.record import CellResult, Reference
 from linfit.results import Cell, read_results
+from linfit.results.record import CellResult, Reference
 
 DATA = Path(__file__).parent / "data" / "compare"
 SMALL = DATA / "small-v2.csv"

@@ -44,8 +44,8 @@ from linfit.harness import (
     step_statistics,
     trace_problems,
 )
-from linfit.record import CellResult
 from linfit.results import COLUMN_NAMES, COLUMNS, Cell, read_frame, read_results, write_results
+from linfit.results.record import CellResult
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTED = datetime(2026, 11, 27, 1, 30, 0, tzinfo=UTC)

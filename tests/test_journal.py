@@ -9,7 +9,8 @@ import pytest
 
 from linfit._paths import output_dir_problem
 from linfit.cli import main
-from linfit.journal import (
+from linfit.results import Cell, read_results
+from linfit.results.journal import (
     JOURNAL_SUFFIX,
     Journal,
     JournalError,
@@ -17,8 +18,7 @@ from linfit.journal import (
     read_journal,
     recover,
 )
-from linfit.record import CellResult
-from linfit.results import Cell, read_results
+from linfit.results.record import CellResult
 
 RUN_ID = "20261127T013000Z-host-abc1234567"
 
@@ -163,3 +163,39 @@ def test_cell_keys_survive_the_journal(tmp_path):
     path = _journal(tmp_path, _result("eager"))
     assert read_journal(path).results[0].cell == Cell("tensorflow", "CPU:0", "eager", 1000,
                                                       "float32", 1)
+
+
+@pytest.mark.parametrize(("drop", "why"), [
+    ("final_w", "column final_w: is empty where a value is required (the cell is ok)"),
+    # No samples: the statistics derived from them are the first thing missing.
+    ("call_samples_seconds", "column rounds: is empty where a value is required (the cell "
+     "is ok)"),
+])
+def test_recover_writes_nothing_the_results_reader_would_refuse(tmp_path, capsys, drop, why):
+    """Issue 20 class 7: a journal row the reader would refuse (an ok cell without final_w)
+    is named with the reader's reason, exit 2, and no file is written."""
+    journal = Journal(tmp_path / f"{RUN_ID}{JOURNAL_SUFFIX}", RUN_ID)
+    journal.append(_result("xla").to_row())
+    journal.append({name: value for name, value in _result("eager").to_row().items()
+                    if name != drop})
+    journal.close()
+    before = sorted(tmp_path.iterdir())
+    assert main(["recover", str(journal.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err == (f"linfit recover: error: {journal.path}: cell tensorflow CPU:0 eager n=1000 "
+                   f"float32 k=1 cannot be recovered: {why}; nothing was written\n")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_recover_writes_what_the_reader_reads_back(tmp_path):
+    # Text a spreadsheet would run (issue 20 class 8) goes through recover and back.
+    journal = Journal(tmp_path / f"{RUN_ID}{JOURNAL_SUFFIX}", RUN_ID)
+    journal.append({**_result("eager").to_row(), "message": "", "xla_flags": "--xla_cpu=1",
+                    "cpu_model": "=HYPERLINK(1)"})
+    journal.close()
+    written, _ = recover(journal.path)
+    [record] = read_results(written)
+    assert record.facts["xla_flags"] == "--xla_cpu=1"
+    assert record.facts["cpu_model"] == "=HYPERLINK(1)"
+    assert ",'=HYPERLINK(1)," in written.read_text()

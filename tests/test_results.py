@@ -1,6 +1,6 @@
-"""linfit.results and linfit.record: the schema-4 file, its one writer and one reader, the
-record and its derived statistics, files of schemas 1 to 3, and every class of file the
-reader refuses.
+"""linfit.results (csv, record, cell, columns): the schema-4 file, its one writer and one
+reader, the record and its derived statistics, files of schemas 1 to 3, every class of file
+the reader refuses, the byte-order mark and spreadsheet formulas (issue 20 class 8).
 
 Fixtures: tests/data/compare/small-v4.csv (schema 4, from make_fixtures.py there), the same
 four cells in small-v3.csv (schema 3) and small-v2.csv (schema 2), and base.csv (schema 1).
@@ -20,7 +20,6 @@ import pytest
 
 from linfit._errors import ResultsFileError
 from linfit.cli import main
-from linfit.record import FACT_COLUMNS, CellResult, Reference, step_statistics
 from linfit.results import (
     COLUMN_NAMES,
     READABLE_SCHEMA_VERSIONS,
@@ -35,6 +34,7 @@ from linfit.results import (
     read_results,
     write_results,
 )
+from linfit.results.record import FACT_COLUMNS, CellResult, Reference, step_statistics
 
 DATA = Path(__file__).parent / "data" / "compare"
 SMALL = DATA / "small-v4.csv"
@@ -471,3 +471,69 @@ def test_a_reference_names_backend_variant_and_device():
     assert str(reference) == "jax eager CPU:0" and reference.w == 3.0
     with pytest.raises(ValueError):
         Reference.parse("jax eager")
+
+
+def test_the_record_module_imports_no_pandas():
+    """Issue 19: a measurement is recorded without pandas (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, linfit.results.record; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ,
+                                            "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_cell_module_imports_nothing_of_linfit():
+    import linfit.results.cell as cell_module
+
+    source = Path(cell_module.__file__).read_text()
+    assert "import linfit" not in source and "from linfit" not in source
+
+
+def test_a_reference_that_is_not_three_words_is_refused_in_one_line(tmp_path):
+    # Found by the property tests: a traceback (ValueError) before the reader checked it.
+    bad = _edited(tmp_path, _set("reference", "abc"))
+    with pytest.raises(ResultsFileError, match=r"line 2, column reference: 'abc' is not "
+                                               r"'backend variant device'"):
+        read_results(bad)
+
+
+@pytest.mark.parametrize("command", [["check"], ["compare", str(SMALL)], ["plot", "-o", "{out}"],
+                                     ["report", "-o", "{out}/r.md"]])
+def test_a_byte_order_mark_reads_the_same_in_every_command(tmp_path, capsys, command):
+    """Issue 20 class 8: Excel's "CSV UTF-8" starts with a BOM; every reader drops it."""
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + SMALL.read_bytes())
+    assert list(read_results(excel)) == list(read_results(SMALL))
+    args = [arg.format(out=tmp_path / "out") for arg in command]
+    status = main([args[0], str(excel), *args[1:]])
+    err = capsys.readouterr().err
+    assert status in (0, 1) and "error" not in err, err
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "'=x",
+                                  "''@x", "'plain", "plain", "--xla_cpu_flag=1"])
+def test_text_a_spreadsheet_would_run_is_escaped_and_read_back_exactly(tmp_path, text):
+    from linfit.results.columns import escape_text, unescape_text
+
+    assert unescape_text(escape_text(text)) == text
+    record = dataclasses.replace(read_results(SMALL)[0], message=text, facts={
+        **read_results(SMALL)[0].facts, "xla_flags": text})
+    path = write_results([record], tmp_path / "r.csv")
+    [again] = read_results(path)
+    assert again == record and again.facts["xla_flags"] == text
+    [row] = list(csv.DictReader(path.open(newline="")))
+    runs = text.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r")
+    assert row["message"] == ("'" + text if runs else text)
+
+
+def test_numbers_are_never_escaped(tmp_path):
+    record = dataclasses.replace(read_results(SMALL)[0], final_w=-3.0, final_b=-2.5)
+    path = write_results([record], tmp_path / "r.csv")
+    [row] = list(csv.DictReader(path.open(newline="")))
+    assert (row["final_w"], row["final_b"]) == ("-3.0", "-2.5")
+    assert read_results(path)[0].final_w == -3.0

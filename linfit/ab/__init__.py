@@ -12,8 +12,8 @@ Importing this package imports no framework.
 
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, ABComparison, analyse
 from linfit.ab.coordinator import SessionConfig, SessionResult, WorkerFailed, run_session
-from linfit.ab.pairs import PAIRS_COLUMNS, PAIRS_SCHEMA_VERSION, read_pairs
 from linfit.ab.spec import Side, aa_sides, parse_side, parse_sides
+from linfit.results.pairs import PAIRS_COLUMNS, PAIRS_SCHEMA_VERSION, read_pairs
 
 __all__ = [
     "DEFAULT_AB_THRESHOLD",

@@ -47,11 +47,11 @@ import linfit
 from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
-from linfit.ab.pairs import PairsWriter
 from linfit.ab.spec import Side
 from linfit.backends.variants import KERAS_VARIANTS
 from linfit.environment import quiet_framework_env
 from linfit.results import KEY_COLUMNS, KEY_DEFAULTS
+from linfit.results.pairs import PairsWriter
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = [
@@ -549,7 +549,7 @@ def _frame(rows: list[dict[str, Any]]) -> Any:
     """Rows of one cell as the frame :func:`linfit.ab.analysis.is_decided` takes."""
     import pandas as pd
 
-    from linfit.ab.pairs import burst_seconds_per_step
+    from linfit.results.pairs import burst_seconds_per_step
 
     frame = pd.DataFrame.from_records(rows)
     frame["seconds_per_step"] = [burst_seconds_per_step(r["call_ns"], r["calls_per_sample"],

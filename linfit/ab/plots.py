@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from linfit._format import format_seconds
+from linfit._paths import atomic_write_bytes
 from linfit.ab.analysis import CELL_COLUMNS, DEFAULT_AB_THRESHOLD, cell_pairs, estimate_cell
 from linfit.backends import VARIANTS_BY_BACKEND
 from linfit.plots import (
@@ -37,7 +38,7 @@ from linfit.plots import (
     PANEL_WIDTH_INCHES,
     variant_color,
 )
-from linfit.results import Cell, atomic_write_bytes
+from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = ["draw_pairs_figures"]

@@ -229,8 +229,8 @@ def render_csv(comparison: ABComparison) -> str:
 def run(args: argparse.Namespace) -> int:
     from linfit.ab.analysis import analyse
     from linfit.ab.coordinator import SessionConfig, run_session
-    from linfit.ab.pairs import read_pairs
     from linfit.ab.spec import aa_sides, parse_sides
+    from linfit.results.pairs import read_pairs
 
     notes: list[str] = []
     failed_session = False

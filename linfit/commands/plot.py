@@ -64,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     # Refused before any file is read or any variant trained again.
     check_formats(args.formats)
     check_figure_dir(args.output)
-    from linfit.ab.pairs import is_pairs_file
+    from linfit.results.pairs import is_pairs_file
 
     if any(is_pairs_file(path) for path in args.results):
         # A pairs file of `linfit ab`: its paired ratios and bursts over time, one at a time.
-        from linfit.ab.pairs import read_pairs
         from linfit.ab.plots import draw_pairs_figures
+        from linfit.results.pairs import read_pairs
 
         for path in args.results:
             for figure in draw_pairs_figures(read_pairs(path), args.output, path.stem,

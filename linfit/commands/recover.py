@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linfit.journal import recover
+    from linfit.results.journal import recover
 
     written, contents = recover(args.journal, args.output)
     torn = (f"; line {contents.torn_line}, the cell in flight when the run died, is left out"

@@ -47,7 +47,7 @@ from linfit.harness._session import (
     sigterm_as_interrupt,
     trace_problems,
 )
-from linfit.record import step_statistics
+from linfit.results.record import step_statistics
 
 __all__ = [
     "DEFAULT_DTYPES",

@@ -57,9 +57,9 @@ from linfit.floors import (
     update_cache,
 )
 from linfit.harness._options import BY_DEST, HarnessOptions
-from linfit.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
-from linfit.record import CellResult, Reference
 from linfit.results import Cell
+from linfit.results.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
+from linfit.results.record import CellResult, Reference
 
 # Calls after the first one (which traces and compiles) and before timing starts: the second
 # call of a compiled function can still pay one-off costs (allocator growth, XLA's

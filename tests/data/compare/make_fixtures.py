@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 
 from linfit.data import make_dataset
-from linfit.record import FACT_COLUMNS, CellResult, Reference
 from linfit.results import ARGS_CONVENTION as ARGS
 from linfit.results import Cell, write_results
+from linfit.results.record import FACT_COLUMNS, CellResult, Reference
 
 HERE = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@ end of the session the results CSV is written atomically and the journal removed
 left behind is turned into a results file by :func:`recover` (``linfit recover``).
 
 The journal's first line names it: ``{"linfit_journal": 1, "run_id": ...}``; each further
-line is one cell's :meth:`~linfit.record.CellResult.to_row` (the CSV's columns, samples as
+line is one cell's :meth:`~linfit.results.record.CellResult.to_row` (the CSV's columns, samples as
 a JSON list). A cell that ran again has a later line, which wins.
 """
 
@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from linfit._errors import LinfitError
-from linfit.record import CellResult
-from linfit.results import ALL_COLUMNS, KEY_COLUMNS, KEY_DEFAULTS, Cell, write_results
+from linfit._paths import open_input
+from linfit.results.cell import KEY_COLUMNS, KEY_DEFAULTS, Cell
+from linfit.results.columns import ALL_COLUMNS
+from linfit.results.csv import record_problem, write_results
+from linfit.results.record import CellResult
 
 __all__ = [
     "JOURNAL_FORMAT_VERSION",
@@ -130,15 +133,11 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
         JournalError: naming the file and line, for a missing or empty file, a first line
             that is not a linfit journal's, an unknown format version, a malformed line, a
             row without the cell's key columns, with columns linfit does not know or with
-            values a result cannot hold.
+            values a result cannot hold; a path that is not a regular file (see
+            :func:`linfit._paths.open_input`).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise JournalError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise JournalError(f"{path}: cannot be read ({error})") from None
+    text = open_input(path, "a journal (<run_id>.journal.jsonl)", error=JournalError)
     lines = text.split("\n")
     ends_cleanly = lines[-1] == ""
     if ends_cleanly:
@@ -230,18 +229,28 @@ def recover(journal: str | os.PathLike[str], output_dir: str | os.PathLike[str] 
     Returns:
         (the results file written, what the journal held).
 
+    Every record goes through the results reader (:func:`linfit.results.csv.record_problem`)
+    before anything is written: a file ``linfit check`` would refuse is never written.
+
     Raises:
-        JournalError: for a journal that cannot be used or holds no finished cell, or a
-            folder the results cannot be written to.
+        JournalError: for a journal that cannot be used or holds no finished cell, a cell
+            the results reader would refuse (naming the cell and why; nothing is written),
+            or a folder the results cannot be written to.
     """
     journal = Path(journal)
     contents = read_journal(journal)
     if not contents.results:
         raise JournalError(f"{journal}: holds no finished cell; there is nothing to recover")
     directory = Path(output_dir) if output_dir is not None else journal.parent
+    results = [replace(result, facts={**result.facts, "run_interrupted": True})
+               for result in contents.results]
+    for result in results:
+        problem = record_problem(result)
+        if problem is not None:
+            raise JournalError(f"{journal}: cell {result.cell} cannot be recovered: {problem}; "
+                               "nothing was written")
     try:
-        written = write([replace(result, facts={**result.facts, "run_interrupted": True})
-                         for result in contents.results], directory, contents.run_id)
+        written = write(results, directory, contents.run_id)
     except ValueError as error:  # a value the results file refuses
         raise JournalError(f"{journal}: {error}") from None
     except OSError as error:

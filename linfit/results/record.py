@@ -7,7 +7,8 @@ against. Every statistic (per-step samples, min, median, mean, stddev, IQR, max,
 is a derived property computed in one place, :func:`step_statistics`.
 
 The harness builds row dicts and converts them with :meth:`CellResult.from_row`; the
-results file is written from :meth:`CellResult.to_row` (see :mod:`linfit.results`).
+results file is written from :meth:`CellResult.to_row` (see :mod:`linfit.results.csv`).
+This module imports NumPy but not pandas: a measurement can be recorded without it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from linfit.results import COLUMN_NAMES, KEY_COLUMNS, Cell, is_missing
+from linfit.results.cell import KEY_COLUMNS, Cell, is_missing
+from linfit.results.columns import CHECK_OUTCOMES, COLUMN_NAMES, STATUSES
 
 __all__ = [
     "CHECK_OUTCOMES",
@@ -33,12 +35,6 @@ __all__ = [
     "step_statistics",
 ]
 
-# A cell's status: it passed every check, or not (the reason is in ``message``).
-STATUSES = ("ok", "failed")
-
-# Outcome of one check (placement, traces, convergence). "unknown": the file predates the
-# per-check columns (schema 1), so only the overall status is known.
-CHECK_OUTCOMES = ("ok", "failed", "not-run", "unknown")
 
 # Columns derived from the samples: written for pandas users, never read back as a truth.
 STATISTIC_COLUMNS = ("rounds", "min_seconds", "median_seconds", "mean_seconds",
@@ -335,7 +331,7 @@ class CellResult:
                    facts=facts, **values)
 
     def to_row(self) -> dict[str, Any]:
-        """The record as a results-CSV row: every column of :data:`linfit.results.COLUMNS`
+        """The record as a results-CSV row: every column of :data:`linfit.results.columns.COLUMNS`
         but ``schema_version`` (the writer adds it), None where there is no value.
 
         ``call_samples_seconds`` is a tuple of floats here; the writer formats it.

@@ -1,0 +1,508 @@
+"""The pairs file of an A/B session: its columns (declared once), its writer and its reader.
+
+One row per burst, written as the burst comes back (flushed at once, synced to disk every
+round) to ``<name>.partial`` in the results folder; at the end of the session it is linked
+to its final name, never over an existing file. A session that is killed leaves the
+``.partial`` file, which the reader accepts: no measured pair is ever lost.
+
+A burst keeps its raw per-call times (``call_ns``); its one number, the median time per step
+over its samples of ``calls_per_sample`` consecutive calls, is derived in one place,
+:func:`burst_seconds_per_step`. A cell that failed its checks on a side has one row for
+that side with ``status`` = ``failed``, ``round`` = -1, the reason in ``message`` and no
+burst (``order_position``, ``sequence``, ``start_unix_ns`` and ``call_ns`` empty).
+
+The columns are declared with the results file's :class:`~linfit.results.columns.Column`
+type, and the reader is as strict as the results reader: field counts, types, vocabularies,
+ranges, the sides and rounds of a session, and duplicates, each refused in one line naming
+the file, line and column. pandas is imported only to build the frame the reader returns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from linfit._errors import LinfitError, ResultsFileError
+from linfit._paths import link_unique, open_input
+from linfit.results.cell import KEY_COLUMNS, KEY_DEFAULTS, legacy_convention
+from linfit.results.columns import (
+    DTYPE,
+    NON_NEGATIVE,
+    POSITIVE,
+    ROUND,
+    STATUS,
+    Column,
+    csv_line,
+    domain_problem,
+    escape_text,
+    unescape_text,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "PAIRS_COLUMNS",
+    "PAIRS_COLUMN_NAMES",
+    "PAIRS_SCHEMA_VERSION",
+    "PARTIAL_SUFFIX",
+    "READABLE_PAIRS_SCHEMA_VERSIONS",
+    "PairsWriter",
+    "burst_seconds_per_step",
+    "is_pairs_file",
+    "read_pairs",
+]
+
+# Bump when a column changes meaning or is removed; the reader refuses other versions.
+# 2: replicas and convention, the cell key's columns of results schema 3.
+PAIRS_SCHEMA_VERSION = 2
+READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2)
+# The file a session appends to until it ends.
+PARTIAL_SUFFIX = ".partial"
+# The column that tells a pairs file from a results file.
+_MARKER = "session_id"
+# The largest integer a column holds: the frame keeps them as int64.
+_MAX_INT = 2**63 - 1
+# A whole integer, as the writer writes one (str(int)).
+_INTEGER = re.compile(r"-?[0-9]+")
+
+_BOTH = (1, 2)
+_V2 = (2,)
+
+
+def _p(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
+       versions: tuple[int, ...] = _BOTH) -> Column:
+    return Column(name, type_, unit, doc, required, domain, versions)
+
+
+PAIRS_COLUMNS: tuple[Column, ...] = (
+    _p("schema_version", "int", "", "version of this column layout"),
+    _p("session_id", "str", "", "UTC start, host and short commit of the session"),
+    # Not checked against linfit's backends: a worker names what it runs.
+    _p("backend", "str", "", "framework of the cell"),
+    _p("device", "str", "", "device id: CPU:0, GPU:0, ..."),
+    _p("variant", "str", "", "eager, function, xla, ..."),
+    _p("n_examples", "int", "examples", "data set size", domain=POSITIVE),
+    _p("dtype", "str", "", "float32, ...", domain=DTYPE),
+    _p("steps_per_call", "int", "steps", "training steps per call", domain=POSITIVE),
+    _p("replicas", "int", "replicas", "replicas the data are split across (1 in a "
+       "schema-1 file)", domain=POSITIVE, versions=_V2),
+    _p("convention", "str", "", "how a TensorFlow compiled step is called ('' where it does "
+       "not apply; in a schema-1 file, args for TensorFlow's compiled variants)",
+       required=False, versions=_V2),
+    _p("side_index", "int", "", "0 for the first side (the base), 1, 2, ...",
+       domain=NON_NEGATIVE),
+    _p("side_label", "str", "", "the side's label"),
+    _p("round", "int", "", "the round the burst belongs to: its pair index for the cell "
+       "(-1 in a failed row)", domain=ROUND),
+    _p("order_position", "int", "", "position of this side's burst in its round for this "
+       "cell (0: ran first; empty in a failed row)", domain=NON_NEGATIVE),
+    _p("sequence", "int", "", "the burst's number in the session, in measurement order "
+       "(0, 1, 2, ...: the writer numbers the bursts; empty in a failed row)",
+       domain=NON_NEGATIVE),
+    _p("start_unix_ns", "int", "ns", "wall-clock start of the burst (time.time_ns; empty in a "
+       "failed row)", domain=NON_NEGATIVE),
+    _p("calls_per_sample", "int", "calls", "consecutive calls per sample; the same on every "
+       "side", domain=POSITIVE),
+    _p("call_ns", "ints", "ns/call", "every call's time, space-separated, in order (empty in "
+       "a failed row)", domain=POSITIVE),
+    _p("status", "str", "", "ok, or failed: the cell failed its checks on this side",
+       domain=STATUS),
+    _p("message", "str", "", "why it failed ('' when ok)", required=False),
+    _p("python", "str", "", "the side's interpreter", required=False),
+    _p("python_version", "str", "", "its Python version", required=False),
+    _p("backend_version", "str", "", "the framework's version on this side", required=False),
+    _p("device_name", "str", "", "CPU model or GPU name", required=False),
+    _p("env_settings", "str", "", "the side's environment settings, NAME=VALUE ...",
+       required=False),
+    _p("host", "str", "", "host name", required=False),
+    _p("git_commit", "str", "", "short commit of the linfit source the worker ran",
+       required=False),
+)
+PAIRS_COLUMN_NAMES = tuple(column.name for column in PAIRS_COLUMNS)
+_BY_NAME = {column.name: column for column in PAIRS_COLUMNS}
+# Columns that hold a burst: empty in a failed row, required in an ok one.
+_BURST_COLUMNS = ("order_position", "sequence", "start_unix_ns", "call_ns")
+# Columns that are one side's, the same in each of its rows.
+_SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit")
+# Columns that are the session's, the same in every row.
+_SESSION_COLUMNS = ("schema_version", "session_id", "host")
+
+
+def burst_seconds_per_step(call_ns: Sequence[int], calls_per_sample: int,
+                           steps_per_call: int) -> float:
+    """A burst's one number: the median over its samples of the time per training step.
+
+    A sample is ``calls_per_sample`` consecutive calls; its time is the sum of theirs.
+    Trailing calls that do not fill a sample are left out. NaN for no complete sample.
+    """
+    times = np.asarray(call_ns, dtype=np.float64)
+    samples = times.size // calls_per_sample
+    if samples == 0:
+        return float("nan")
+    per_sample = times[:samples * calls_per_sample].reshape(samples, calls_per_sample).sum(1)
+    return float(np.median(per_sample)) * 1e-9 / (calls_per_sample * steps_per_call)
+
+
+def _field(column: Column, value: Any) -> str:
+    """One value as the writer writes it."""
+    if column.type == "ints" and not isinstance(value, str):
+        return " ".join(str(int(ns)) for ns in value)
+    text = str(value)
+    return escape_text(text) if column.type == "str" else text
+
+
+class PairsWriter:
+    """Appends burst rows to ``<target>.partial``; :meth:`finish` gives it its final name.
+
+    Every row is flushed to the operating system as it is written (a crash of the
+    coordinator keeps it); :meth:`sync` also forces it to disk.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.partial = target.with_name(target.name + PARTIAL_SUFFIX)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # "x": never over an existing file, also not over another session's partial one.
+        self._handle: TextIO | None = open(self.partial, "x", newline="",  # noqa: SIM115
+                                           encoding="utf-8")
+        self._handle.write(csv_line(PAIRS_COLUMN_NAMES))
+        self.rows = 0
+        self.bursts = 0
+        self.sync()
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Write one row (missing columns empty, but a missing ``replicas`` or ``convention``
+        :data:`linfit.results.cell.KEY_DEFAULTS`) and flush it. ``sequence`` is the writer's:
+        the number of ok rows before this one (empty in a failed row). Text that a
+        spreadsheet would run as a formula gets a leading single quote (the reader drops
+        it)."""
+        if self._handle is None:
+            raise RuntimeError("append() after finish()")
+        unknown = set(row) - set(PAIRS_COLUMN_NAMES)
+        if unknown:
+            raise ValueError(f"unknown pairs columns: {sorted(unknown)}")
+        record = {name: row.get(name, KEY_DEFAULTS.get(name, "")) for name in PAIRS_COLUMN_NAMES}
+        record["schema_version"] = PAIRS_SCHEMA_VERSION
+        ok = record["status"] == "ok"
+        record["sequence"] = self.bursts if ok else ""
+        self._handle.write(csv_line([_field(column, record[column.name])
+                                     for column in PAIRS_COLUMNS]))
+        self._handle.flush()
+        self.rows += 1
+        self.bursts += ok
+
+    def sync(self) -> None:
+        """Force what was written to disk."""
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def finish(self) -> Path | None:
+        """Close the file and link it to its final name (``-2``, ``-3``, ... when taken).
+
+        Returns:
+            The final path, or None when no row was written (the partial file is removed).
+        """
+        if self._handle is None:
+            return self.target
+        self.sync()
+        self._handle.close()
+        self._handle = None
+        if self.rows == 0:
+            self.partial.unlink()
+            return None
+        os.chmod(self.partial, 0o644)
+        self.target = link_unique(self.partial, self.target)
+        return self.target
+
+
+# The most bytes is_pairs_file reads to find the header: a header is ~350 bytes.
+_HEADER_BYTES = 64 * 1024
+
+
+def is_pairs_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a pairs file (its header has ``session_id``), by its first line.
+    False for anything that is not a readable regular file (it never blocks on a FIFO)."""
+    try:
+        text = open_input(path, "a pairs file", max_bytes=_HEADER_BYTES, head=True)
+    except LinfitError:
+        return False
+    try:
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    except csv.Error:
+        return False
+    return _MARKER in header
+
+
+class _Reader:
+    """One pass over a pairs file's text: parses and checks every row, then the session."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, line: int | None, column: str | None, what: str) -> ResultsFileError:
+        where = "" if line is None else f" line {line}"
+        if column is not None:
+            where += f", column {column}" if line is not None else f" column {column}"
+        return ResultsFileError(f"{self.path}{where}: {what}")
+
+    def records(self, text: str) -> list[tuple[int, list[str]]]:
+        """(physical line, fields) of every non-blank record."""
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        records = []
+        previous = 0
+        limit = csv.field_size_limit(max(len(text) + 1, csv.field_size_limit()))
+        try:
+            for fields in reader:
+                if fields:
+                    records.append((previous + 1, fields))
+                previous = reader.line_num
+        except csv.Error as error:
+            raise self.fail(previous + 1, None, f"not a readable CSV ({error})") from None
+        finally:
+            csv.field_size_limit(limit)
+        return records
+
+    def value(self, line: int, column: Column, text: str) -> Any:
+        """The typed value of one field (None for an empty number); type and domain."""
+        if column.type == "str":
+            value = unescape_text(text)
+            problem = domain_problem(column, value) if value != "" else None
+            if problem is not None:
+                raise self.fail(line, column.name, problem)
+            return value
+        if text == "":
+            return () if column.type == "ints" else None
+        words = text.split() if column.type == "ints" else [text]
+        if not all(_INTEGER.fullmatch(word) for word in words):
+            raise self.fail(line, column.name, f"{text!r} is not an integer" if column.type
+                            == "int" else "holds a value that is not an integer")
+        values = tuple(int(word) for word in words)
+        if any(abs(v) > _MAX_INT for v in values):
+            raise self.fail(line, column.name, "holds a value beyond a 64-bit integer")
+        value: Any = values if column.type == "ints" else values[0]
+        problem = domain_problem(column, value)
+        if problem is not None:
+            raise self.fail(line, column.name, problem)
+        return value
+
+    def row(self, line: int, fields: Sequence[str], index: Mapping[str, int],
+            columns: Sequence[Column]) -> dict[str, Any]:
+        row = {column.name: self.value(line, column, fields[index[column.name]])
+               for column in columns}
+        ok = row["status"] == "ok"
+        for column in columns:
+            value = row[column.name]
+            empty = value is None or value == "" or value == ()
+            if column.name in _BURST_COLUMNS:
+                if ok and empty:
+                    raise self.fail(line, column.name, "is empty in an ok row, where the "
+                                    "burst is required")
+                if not ok and not empty:
+                    raise self.fail(line, column.name, "holds a value in a failed row, "
+                                    "which has no burst")
+            elif empty and column.required and (ok or column.name != "calls_per_sample"):
+                raise self.fail(line, column.name, "is empty where a value is required")
+        if ok and row["round"] < 0:
+            raise self.fail(line, "round", f"{row['round']} in an ok row (a burst's round is "
+                            "0, 1, ...; -1 only where the cell failed)")
+        if not ok and row["round"] != -1:
+            raise self.fail(line, "round", f"{row['round']} in a failed row (which has round "
+                            "-1)")
+        if ok and len(row["call_ns"]) < row["calls_per_sample"]:
+            raise self.fail(line, "call_ns", f"{len(row['call_ns'])} calls, fewer than one "
+                            f"sample of calls_per_sample {row['calls_per_sample']}")
+        return row
+
+    def read(self, text: str) -> list[dict[str, Any]]:
+        if not text.strip():
+            raise self.fail(None, None, "the file is empty")
+        physical = self.records(text)
+        (_, header), data = physical[0], physical[1:]
+        if _MARKER not in header or "schema_version" not in header:
+            raise self.fail(None, None, "not a linfit pairs file (it has no session_id "
+                            "column)")
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise self.fail(1, None, f"the header names {', '.join(twice)} twice")
+        if not data:
+            raise self.fail(None, None, "holds a header but no bursts")
+        if not text.endswith(("\n", "\r")):
+            raise self.fail(data[-1][0], None, "the last row has no line end: it is cut "
+                            "short (a torn write?)")
+        index = {name: position for position, name in enumerate(header)}
+        first = self.version(data[0][0], data[0][1][index["schema_version"]])
+        columns = [column for column in PAIRS_COLUMNS if first in column.versions]
+        missing = [c.name for c in columns if c.name not in index]
+        if missing:
+            raise self.fail(None, None, f"missing columns: {', '.join(missing)}")
+        unknown = [name for name in header if name not in _BY_NAME]
+        if unknown:
+            raise self.fail(1, None, f"unknown columns: {', '.join(unknown)}")
+        rows = []
+        for line, fields in data:
+            if len(fields) != len(header):
+                if len(fields) < len(header):
+                    raise self.fail(line, header[len(fields)], f"the row ends after "
+                                    f"{len(fields)} of the header's {len(header)} fields "
+                                    "(cut short?)")
+                raise self.fail(line, None, f"{len(fields)} fields where the header has "
+                                f"{len(header)} (extra after column {header[-1]})")
+            version = self.version(line, fields[index["schema_version"]])
+            if version != first:
+                raise self.fail(line, "schema_version", f"{version} differs from the first "
+                                f"row's {first}")
+            rows.append((line, self.row(line, fields, index, columns)))
+        if first == 1:
+            rows = list(zip([line for line, _ in rows], _upgrade(row for _, row in rows),
+                            strict=True))
+        self.session(rows)
+        return [row for _, row in rows]
+
+    def version(self, line: int, text: str) -> int:
+        readable = tuple(str(version) for version in READABLE_PAIRS_SCHEMA_VERSIONS)
+        if text not in readable:
+            raise self.fail(line, "schema_version", f"schema_version {text!r} is not one this "
+                            f"linfit reads (it reads {' and '.join(readable)})")
+        return int(text)
+
+    def session(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """What holds across rows: one session, sides 0..S-1 each with one label and one
+        interpreter, bursts numbered in order, each cell's rounds 0, 1, ... on every side
+        with one burst per side and position, and no row twice."""
+        first = rows[0][1]
+        # A side is the index most rows give its label (and the label most rows give its
+        # index): the row that disagrees is the one named.
+        pairs = Counter((row["side_index"], row["side_label"]) for _, row in rows)
+        owner: dict[str, int] = {}
+        name: dict[int, str] = {}
+        for (side, label), _ in pairs.most_common():
+            owner.setdefault(label, side)
+            name.setdefault(side, label)
+        sides: dict[int, tuple[int, dict[str, Any]]] = {}
+        for line, row in rows:
+            for column in _SESSION_COLUMNS:
+                if row[column] != first[column]:
+                    raise self.fail(line, column, f"{row[column]!r} differs from the first "
+                                    f"row's {first[column]!r} (a pairs file is one session)")
+            side, label = row["side_index"], row["side_label"]
+            if owner[label] != side:
+                raise self.fail(line, "side_index", f"{side} is labelled {label!r}, the label "
+                                f"of side {owner[label]}")
+            if name[side] != label:
+                raise self.fail(line, "side_label", f"{label!r} where side {side} is "
+                                f"labelled {name[side]!r}")
+            sides.setdefault(side, (line, row))
+            for column in _SIDE_COLUMNS:
+                if row[column] != sides[side][1][column]:
+                    raise self.fail(line, column, f"{row[column]!r} differs from side {side}'s "
+                                    f"{sides[side][1][column]!r} (line {sides[side][0]})")
+        invented = sorted(set(sides) - set(range(len(sides))))
+        if invented:
+            line = sides[invented[0]][0]
+            raise self.fail(line, "side_index", f"{invented[0]} is not one of the file's "
+                            f"{len(sides)} sides (0 to {len(sides) - 1})")
+        self.duplicates(rows)
+        ok = [(line, row) for line, row in rows if row["status"] == "ok"]
+        for number, (line, row) in enumerate(ok):
+            if row["sequence"] != number:
+                raise self.fail(line, "sequence", f"{row['sequence']} where the bursts so far "
+                                f"make it {number} (bursts are numbered 0, 1, ... in order)")
+            if row["order_position"] >= len(sides):
+                raise self.fail(line, "order_position", f"{row['order_position']} with "
+                                f"{len(sides)} sides (0 to {len(sides) - 1})")
+
+    def duplicates(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """No burst, failed row or order position twice; each side's bursts of a cell in
+        rounds 0, 1, ...; one calls_per_sample per cell."""
+        seen: dict[tuple[Any, ...], int] = {}
+        bursts: Counter[tuple[Any, ...]] = Counter()
+        calls: dict[tuple[Any, ...], tuple[int, int]] = {}
+        for line, row in rows:
+            cell = tuple(row[name] for name in KEY_COLUMNS)
+            keys = [("burst", cell, row["side_index"], row["round"])]
+            if row["status"] == "ok":
+                keys.append(("position", cell, row["round"], row["order_position"]))
+                before = calls.setdefault(cell, (line, row["calls_per_sample"]))
+                if before[1] != row["calls_per_sample"]:
+                    raise self.fail(line, "calls_per_sample", f"{row['calls_per_sample']} "
+                                    f"where the cell's bursts have {before[1]} (line "
+                                    f"{before[0]})")
+            for key in keys:
+                if key in seen:
+                    what = ("this side's burst of the cell's round" if key[0] == "burst"
+                            else "this order_position in the cell's round")
+                    raise self.fail(line, "side_index" if key[0] == "burst" else
+                                    "order_position", f"a second row for {what} (first at "
+                                    f"line {seen[key]})")
+                seen[key] = line
+            if row["status"] == "ok":
+                expected = bursts[(cell, row["side_index"])]
+                if row["round"] != expected:
+                    raise self.fail(line, "round", f"{row['round']} where this side's bursts "
+                                    f"of the cell so far make it {expected} (rounds are 0, 1, "
+                                    "... in order)")
+                bursts[(cell, row["side_index"])] += 1
+
+
+def _upgrade(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Schema-1 rows with the key columns of schema 2: one replica, and TensorFlow's
+    compiled variants called with arguments, as linfit then called them."""
+    from linfit.backends import VARIANTS_BY_BACKEND
+
+    def convention(backend: str, variant: str) -> str:
+        known = VARIANTS_BY_BACKEND.get(backend, {}).get(variant)
+        return legacy_convention(backend, known is not None and known.compiled)
+
+    return [{**row, "replicas": 1, "convention": convention(row["backend"], row["variant"])}
+            for row in rows]
+
+
+def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read and validate a pairs file (also a ``.partial`` one). The file is only read.
+
+    Returns:
+        One row per burst (and per failed cell and side), typed; ``call_ns`` holds tuples
+        of ints, and ``seconds_per_step`` the burst's one number
+        (:func:`burst_seconds_per_step`, NaN in failed rows). Integers that a failed row
+        does not have are -1. A schema-1 file's rows get ``replicas`` 1 and the
+        convention linfit then used (:func:`linfit.results.cell.legacy_convention`).
+
+    Raises:
+        ResultsFileError: one line naming the file and, where it applies, the line and the
+            column: a missing or empty file, not a regular file, a foreign file, an unknown
+            schema_version; missing, unknown or repeated columns; a row with another number
+            of fields than the header, or a last row without its line end (cut short); a
+            value of the wrong type or outside its domain (status other than ok/failed, an
+            unknown backend or dtype, a time, size or calls_per_sample that is not
+            strictly positive, a negative side, position or sequence, a round below -1);
+            an ok row without its burst or a failed row with one; a round of -1 in an ok
+            row or other than -1 in a failed one; fewer calls than one sample; a second
+            session, label or interpreter for a side; a side outside 0..S-1; bursts not
+            numbered 0, 1, ... in order; an order_position beyond the sides; a cell whose
+            bursts differ in calls_per_sample; a burst, failed row or order position twice;
+            a side's rounds of a cell that are not 0, 1, ... in order.
+    """
+    import pandas as pd  # only here: the frame is for analysis and figures
+
+    path = Path(path)
+    reader = _Reader(path)
+    rows = reader.read(open_input(path, "a pairs file", error=ResultsFileError))
+    frame = pd.DataFrame.from_records(rows, columns=list(PAIRS_COLUMN_NAMES))
+    for column in PAIRS_COLUMNS:
+        if column.type == "int":
+            frame[column.name] = frame[column.name].fillna(-1).astype(np.int64)
+    frame["seconds_per_step"] = [
+        burst_seconds_per_step(ns, cps, k) if status == "ok" else float("nan")
+        for ns, cps, k, status in zip(frame["call_ns"], frame["calls_per_sample"],
+                                      frame["steps_per_call"], frame["status"], strict=True)]
+    return frame

@@ -1,0 +1,51 @@
+"""Write valid-pairs.csv, the pairs file the reader's property tests mutate
+(tests/test_results_properties.py): two sides (A, B), two cells, three rounds each, and a
+cell that failed its checks on side B. valid-results.csv is a copy of
+tests/data/compare/small-v4.csv (four cells of schema 4, one of them failed).
+
+Run it with the project's Python (``python tests/data/results/make_fixtures.py``); it
+replaces valid-pairs.csv next to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from linfit.results.pairs import PairsWriter
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    target = HERE / "valid-pairs.csv"
+    target.unlink(missing_ok=True)
+    writer = PairsWriter(target)
+    common = {"session_id": "20240601T120000Z-build-7-abc1234", "backend": "tensorflow",
+              "device": "CPU:0", "n_examples": 1000, "dtype": "float32",
+              "calls_per_sample": 2, "python_version": "3.11.7", "host": "build-7",
+              "git_commit": "abc1234", "device_name": "Intel(R) Xeon(R)",
+              "backend_version": "2.21.0"}
+    sides = ({"side_label": "A", "python": "/usr/bin/python3", "env_settings": ""},
+             {"side_label": "B", "python": "/opt/py/bin/python3",
+              "env_settings": "TF_ENABLE_ONEDNN_OPTS=0"})
+    sequence = 0
+    for round_index in range(3):
+        for variant, steps in (("xla-loop", 100), ("eager", 1)):
+            order = (0, 1) if (round_index + steps) % 2 else (1, 0)
+            for position, side in enumerate(order):
+                writer.append({**common, **sides[side], "variant": variant,
+                               "steps_per_call": steps, "side_index": side,
+                               "round": round_index, "order_position": position,
+                               "sequence": sequence,
+                               "start_unix_ns": 1717243200 * 10**9 + sequence * 10**7,
+                               "call_ns": [1000 + 10 * side + c for c in range(4)],
+                               "status": "ok", "convention": "args" * (steps == 100)})
+                sequence += 1
+    writer.append({**common, **sides[1], "variant": "xla", "steps_per_call": 1,
+                   "side_index": 1, "round": -1, "status": "failed", "convention": "args",
+                   "message": "retraced 2 times"})
+    writer.finish()
+
+
+if __name__ == "__main__":
+    main()
