@@ -20,6 +20,13 @@ Why this test rather than, say, Mann-Whitney U:
   within-run samples; the threshold on the point ratio is the guard against it, which is
   why both conditions are required.
 
+Two more tests live here, each with its reasons beside it: the Wilcoxon signed-rank test
+with its Hodges-Lehmann interval for paired A/B bursts (:func:`paired_ratio`), and Welch's t
+interval over several runs per side (:func:`ratio_of_run_medians`). Each statistic is
+checked against scipy, or by brute force where scipy has none, in
+tests/test_stats_reference.py; in every test here the interval excludes 1 exactly when the
+p-value is below alpha.
+
 Everything here is deterministic: the resampling uses a fixed seed. No I/O, no pandas.
 """
 
@@ -36,6 +43,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_POWER",
     "DEFAULT_THRESHOLD",
+    "EXACT_SIGNED_RANK_MAX_PAIRS",
     "MAX_BOOTSTRAP_SAMPLES",
     "MIN_ALPHA",
     "MIN_RUNS",
@@ -52,6 +60,7 @@ __all__ = [
     "ratio_of_medians",
     "ratio_of_run_medians",
     "signed_rank_interval_index",
+    "signed_rank_null_cdf",
     "verdict",
     "walsh_averages",
 ]
