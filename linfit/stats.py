@@ -32,6 +32,7 @@ Everything here is deterministic: the resampling uses a fixed seed. No I/O, no p
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -319,9 +320,14 @@ def paired_log_ratios(base: np.ndarray, new: np.ndarray) -> np.ndarray:
     return np.log(new) - np.log(base)
 
 
+@functools.lru_cache(maxsize=32)
 def _signed_rank_cdf(pairs: int) -> np.ndarray:
     """P(T+ <= t) for t = 0 .. n(n+1)/2 under the null, exactly (no ties): the counts of
-    subsets of {1..n} with each sum, by the usual recursion, over 2**n."""
+    subsets of {1..n} with each sum, by the usual recursion, over 2**n.
+
+    Cached (read-only): the interval and the p-value of a cell both read it, and adaptive
+    sampling asks again for every pair it adds. 32 arrays of at most 80 000 values.
+    """
     counts = np.zeros(pairs * (pairs + 1) // 2 + 1)
     counts[0] = 1.0
     for rank in range(1, pairs + 1):
@@ -330,7 +336,9 @@ def _signed_rank_cdf(pairs: int) -> np.ndarray:
         shifted = np.zeros_like(counts)
         shifted[rank:] = counts[:-rank]
         counts = (counts + shifted) / 2
-    return np.cumsum(counts)
+    cumulative = np.cumsum(counts)
+    cumulative.setflags(write=False)
+    return cumulative
 
 
 def signed_rank_null_cdf(pairs: int, statistics: np.ndarray) -> np.ndarray:
