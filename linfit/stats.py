@@ -20,11 +20,20 @@ Why this test rather than, say, Mann-Whitney U:
   within-run samples; the threshold on the point ratio is the guard against it, which is
   why both conditions are required.
 
+Two more tests live here, each with its reasons beside it: the Wilcoxon signed-rank test
+with its Hodges-Lehmann interval for paired A/B bursts (:func:`paired_ratio`), and Welch's t
+interval over several runs per side (:func:`ratio_of_run_medians`). Each statistic is
+checked against scipy, or by brute force where scipy has none, in
+tests/test_stats_reference.py. In all three the interval excludes 1 when the p-value is
+below alpha: exactly, by construction, for the bootstrap and the signed-rank test; up to
+scipy's rounding of one t quantile for Welch's.
+
 Everything here is deterministic: the resampling uses a fixed seed. No I/O, no pandas.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -36,6 +45,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_POWER",
     "DEFAULT_THRESHOLD",
+    "EXACT_SIGNED_RANK_MAX_PAIRS",
     "MAX_BOOTSTRAP_SAMPLES",
     "MIN_ALPHA",
     "MIN_RUNS",
@@ -52,6 +62,7 @@ __all__ = [
     "ratio_of_medians",
     "ratio_of_run_medians",
     "signed_rank_interval_index",
+    "signed_rank_null_cdf",
     "verdict",
     "walsh_averages",
 ]
@@ -266,7 +277,9 @@ DEFAULT_POWER = 0.8
 
 # Above this many pairs the signed-rank null distribution is taken as normal (with a
 # continuity correction); below, it is computed exactly. The normal approximation is within
-# 0.05% of the Walsh averages of the exact count at 400 pairs (9 of 80 000).
+# 0.05% of the Walsh averages of the exact count at 400 pairs (9 of 80 000). The interval and
+# the p-value both read the one distribution :func:`signed_rank_null_cdf` returns, so they
+# switch together and always agree.
 EXACT_SIGNED_RANK_MAX_PAIRS = 400
 
 
@@ -278,8 +291,9 @@ class PairedEstimate(RatioEstimate):
         ratio: exp(Hodges-Lehmann estimate of the paired log ratios); > 1: B is slower.
         low, high: exp of the (1 - alpha) signed-rank interval; NaN when the pairs are too
             few for any interval at this alpha (fewer than 8 at alpha 0.01).
-        p_value: two-sided Wilcoxon signed-rank p-value of "log ratio = 0"; NaN like the
-            interval.
+        p_value: two-sided Wilcoxon signed-rank p-value of "log ratio = 0", from the same
+            null distribution as the interval, so that the interval excludes 1 exactly when
+            ``p_value < alpha`` (see :func:`paired_ratio`); NaN like the interval.
         pairs: how many pairs.
         mde: the minimum detectable effect, a fraction (0.04 = 4%): see
             :func:`minimum_detectable_effect`. NaN below 3 pairs.
@@ -307,9 +321,14 @@ def paired_log_ratios(base: np.ndarray, new: np.ndarray) -> np.ndarray:
     return np.log(new) - np.log(base)
 
 
+@functools.lru_cache(maxsize=32)
 def _signed_rank_cdf(pairs: int) -> np.ndarray:
     """P(T+ <= t) for t = 0 .. n(n+1)/2 under the null, exactly (no ties): the counts of
-    subsets of {1..n} with each sum, by the usual recursion, over 2**n."""
+    subsets of {1..n} with each sum, by the usual recursion, over 2**n.
+
+    Cached (read-only): the interval and the p-value of a cell both read it, and adaptive
+    sampling asks again for every pair it adds. 32 arrays of at most 80 000 values.
+    """
     counts = np.zeros(pairs * (pairs + 1) // 2 + 1)
     counts[0] = 1.0
     for rank in range(1, pairs + 1):
@@ -318,26 +337,73 @@ def _signed_rank_cdf(pairs: int) -> np.ndarray:
         shifted = np.zeros_like(counts)
         shifted[rank:] = counts[:-rank]
         counts = (counts + shifted) / 2
-    return np.cumsum(counts)
+    cumulative = np.cumsum(counts)
+    cumulative.setflags(write=False)
+    return cumulative
+
+
+def signed_rank_null_cdf(pairs: int, statistics: np.ndarray) -> np.ndarray:
+    """P(T+ <= t) under the null hypothesis, for each t in ``statistics``.
+
+    T+ is the Wilcoxon signed-rank statistic of ``pairs`` values without ties. Up to
+    :data:`EXACT_SIGNED_RANK_MAX_PAIRS` pairs the distribution is exact (the subset-sum
+    recursion of :func:`_signed_rank_cdf`, the one ``scipy.stats.wilcoxon(method="exact")``
+    uses); above, it is the normal approximation with mean n(n+1)/4, variance
+    n(n+1)(2n+1)/24 and a continuity correction of 1/2 (scipy's ``method="asymptotic"``,
+    ``correction=True``). The interval and the p-value of :func:`paired_ratio` both read
+    this function, which is what makes them agree.
+
+    Args:
+        pairs: n, at least 1.
+        statistics: integers t, 0 <= t <= n(n+1)/2.
+
+    Returns:
+        The probabilities, an array of the shape of ``statistics``.
+    """
+    if pairs < 1:
+        raise ValueError(f"need at least one pair, got {pairs}")
+    points = np.asarray(statistics, dtype=np.int64)
+    if pairs <= EXACT_SIGNED_RANK_MAX_PAIRS:
+        return _signed_rank_cdf(pairs)[points]
+    from scipy.stats import norm
+
+    mean = pairs * (pairs + 1) / 4
+    sd = math.sqrt(pairs * (pairs + 1) * (2 * pairs + 1) / 24)
+    return np.asarray(norm.cdf((points + 0.5 - mean) / sd), dtype=float)
 
 
 def signed_rank_interval_index(pairs: int, alpha: float) -> int:
     """How many Walsh averages lie below the interval: the k of [W_(k), W_(M+1-k)].
 
-    k is the largest integer with P(T+ <= k - 1) <= alpha / 2 under the null, so the
-    interval covers the centre with probability >= 1 - alpha (exactly so, up to the
-    discreteness). 0 when no interval is possible (2**-n > alpha / 2).
+    k counts the t = 0, 1, ... with P(T+ <= t) < alpha / 2 under the null
+    (:func:`signed_rank_null_cdf`), so the interval covers the centre with probability
+    >= 1 - alpha (exactly so, up to the discreteness; Hollander & Wolfe 3.2). The strict
+    inequality makes the dual test reject when p < alpha, as the bootstrap's does; it
+    differs from ``<=`` only when alpha / 2 is a multiple of 2**-n. 0 when no interval is
+    possible (2**-n >= alpha / 2).
     """
     if pairs < 1:
         return 0
+    half_alpha = alpha / 2
     if pairs <= EXACT_SIGNED_RANK_MAX_PAIRS:
-        cdf = _signed_rank_cdf(pairs)
-        return int(np.count_nonzero(cdf <= alpha / 2 + 1e-12))
+        return int(np.count_nonzero(_signed_rank_cdf(pairs) < half_alpha))
     from scipy.stats import norm
 
+    # The normal quantile gives k to within one; it is then settled on the very cdf values
+    # the p-value uses, so that rounding in ppf and cdf cannot set the two apart.
+    largest = pairs * (pairs + 1) // 2
     mean = pairs * (pairs + 1) / 4
     sd = math.sqrt(pairs * (pairs + 1) * (2 * pairs + 1) / 24)
-    return max(0, math.floor(mean - norm.ppf(1 - alpha / 2) * sd + 0.5))
+    below = min(largest + 1, max(0, math.floor(mean + 0.5 + norm.ppf(half_alpha) * sd)))
+
+    def cdf(t: int) -> float:
+        return float(signed_rank_null_cdf(pairs, np.array([t]))[0])
+
+    while below <= largest and cdf(below) < half_alpha:
+        below += 1
+    while below > 0 and not cdf(below - 1) < half_alpha:
+        below -= 1
+    return below
 
 
 def walsh_averages(values: np.ndarray) -> np.ndarray:
@@ -352,9 +418,10 @@ def minimum_detectable_effect(log_ratios: np.ndarray, alpha: float = DEFAULT_ALP
     """The smallest change this many pairs at this noise would find, as a fraction.
 
     (z_{1-alpha/2} + z_{power}) * s / sqrt(n) on the log scale, back to a ratio minus 1,
-    where s is a robust spread of the paired log ratios (1.4826 * their median absolute
-    deviation, the standard deviation for normal data, so that one disturbed pair does not
-    inflate it). This is the normal-theory sample-size formula (e.g. Chow, Shao & Wang,
+    where s is a robust spread of the paired log ratios (their median absolute deviation
+    scaled to the standard deviation for normal data, 1 / z_0.75 = 1.4826, as
+    ``scipy.stats.median_abs_deviation(scale="normal")``, so that one disturbed pair does
+    not inflate it). This is the normal-theory sample-size formula (e.g. Chow, Shao & Wang,
     "Sample Size Calculations in Clinical Research", 3.1); the signed-rank test needs about
     5% more pairs for the same power on normal data (its efficiency 3/pi).
 
@@ -366,12 +433,12 @@ def minimum_detectable_effect(log_ratios: np.ndarray, alpha: float = DEFAULT_ALP
     Returns:
         The effect as a fraction (0.04: a 4% change); NaN for fewer than 3 pairs.
     """
-    from scipy.stats import norm
+    from scipy.stats import median_abs_deviation, norm
 
     values = np.asarray(log_ratios, dtype=float)
     if values.size < 3:
         return math.nan
-    spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    spread = float(median_abs_deviation(values, scale="normal"))
     if spread == 0:
         # Quantised or identical values: fall back on the ordinary standard deviation.
         spread = float(values.std(ddof=1))
@@ -382,6 +449,22 @@ def minimum_detectable_effect(log_ratios: np.ndarray, alpha: float = DEFAULT_ALP
 def paired_ratio(log_ratios: np.ndarray, alpha: float = DEFAULT_ALPHA) -> PairedEstimate:
     """B/A of a cell from its paired log ratios: Hodges-Lehmann estimate, signed-rank
     interval and p-value, minimum detectable effect (see the notes above for why).
+
+    The interval is [W_(k), W_(M+1-k)] of the M sorted Walsh averages, k from
+    :func:`signed_rank_interval_index`. The p-value is the two-sided signed-rank p-value
+    2 P(T+ <= min(T+, T-)) read off the same null distribution (:func:`signed_rank_null_cdf`),
+    with T+ and T- counted on the Walsh averages (T+ = #{W > 0}: Tukey's form of the
+    signed-rank statistic). Hence the interval excludes 1 exactly when ``p_value < alpha``,
+    at every n and also with ties, which ``scipy.stats.wilcoxon`` cannot promise: its
+    default switches to an uncorrected normal approximation above 50 pairs, and it treats
+    zeros and ties by rules of its own (dropping zeros, mid-ranks). Without ties and zeros
+    the p-value is scipy's ``method="exact"`` one (tests/test_stats_reference.py).
+
+    Ties: a Walsh average whose ratio is exactly 1 (a zero log ratio, two pairs of opposite
+    sign and equal size, or a sum within rounding of 0) counts on both sides, in T+ and in
+    T-. That is the conservative choice (the p-value is at least the exact one of every way
+    of breaking the ties) and it is the one the interval makes: [W_(k), W_(M+1-k)] excludes
+    0 only when fewer than k Walsh averages are <= 0, or fewer than k are >= 0.
 
     Args:
         log_ratios: log(B / A) of each pair (:func:`paired_log_ratios`).
@@ -407,14 +490,14 @@ def paired_ratio(log_ratios: np.ndarray, alpha: float = DEFAULT_ALPHA) -> Paired
     below = signed_rank_interval_index(values.size, alpha)
     if below < 1:
         return PairedEstimate(math.exp(centre), math.nan, math.nan, math.nan, values.size, mde)
-    low = math.exp(float(walsh[below - 1]))
-    high = math.exp(float(walsh[walsh.size - below]))
-    if np.all(values == 0):
-        p_value = 1.0
-    else:
-        from scipy.stats import wilcoxon
-
-        p_value = float(wilcoxon(values, zero_method="wilcox").pvalue)
+    # The test counts on the very ratios the interval's ends are taken from, so that a Walsh
+    # average too small to move exp() off 1 is a tie for both.
+    ratios = np.sort(np.exp(walsh))
+    low, high = float(ratios[below - 1]), float(ratios[ratios.size - below])
+    at_most_one = int(np.count_nonzero(ratios <= 1))
+    at_least_one = int(np.count_nonzero(ratios >= 1))
+    tail = float(signed_rank_null_cdf(values.size, np.array([min(at_most_one, at_least_one)]))[0])
+    p_value = min(1.0, 2 * tail)
     return PairedEstimate(math.exp(centre), low, high, p_value, values.size, mde)
 
 
@@ -464,14 +547,16 @@ def ratio_of_run_medians(base_run_medians: np.ndarray, new_run_medians: np.ndarr
 
     Returns:
         ratio = exp(mean log new - mean log base), its (1 - alpha) interval and the Welch
-        p-value of "ratio = 1"; interval and p-value NaN when a side has fewer than
-        :data:`MIN_RUNS` runs. When both sides have no spread at all, the interval is the
-        ratio itself (p = 0 unless the ratio is 1).
+        p-value of "ratio = 1", both from ``scipy.stats.ttest_ind(equal_var=False)``
+        (Satterthwaite degrees of freedom), so the interval excludes 1 when p < alpha;
+        interval and p-value NaN when a side has fewer than :data:`MIN_RUNS` runs. When
+        both sides have no spread at all, the interval is the ratio itself (p = 0 unless
+        the ratio is 1).
 
     Raises:
         ValueError: for an empty side, a median that is not > 0, or alpha out of range.
     """
-    from scipy.stats import t as student_t
+    from scipy.stats import ttest_ind
 
     base = np.asarray(base_run_medians, dtype=float)
     new = np.asarray(new_run_medians, dtype=float)
@@ -486,14 +571,11 @@ def ratio_of_run_medians(base_run_medians: np.ndarray, new_run_medians: np.ndarr
     ratio = math.exp(difference)
     if min(base.size, new.size) < MIN_RUNS:
         return RatioEstimate(ratio, math.nan, math.nan, math.nan)
-    base_term = float(log_base.var(ddof=1)) / base.size
-    new_term = float(log_new.var(ddof=1)) / new.size
-    standard_error = math.sqrt(base_term + new_term)
-    if standard_error == 0:
+    if np.ptp(log_base) == 0 and np.ptp(log_new) == 0:
+        # No spread on either side: the t statistic is undefined (scipy gives NaN), and the
+        # runs agree exactly, so the interval is the ratio itself.
         return RatioEstimate(ratio, ratio, ratio, 1.0 if difference == 0 else 0.0)
-    freedom = (base_term + new_term) ** 2 / (
-        base_term ** 2 / (base.size - 1) + new_term ** 2 / (new.size - 1))
-    half_width = float(student_t.ppf(1 - alpha / 2, freedom)) * standard_error
-    p_value = float(2 * student_t.sf(abs(difference) / standard_error, freedom))
-    return RatioEstimate(ratio, math.exp(difference - half_width),
-                         math.exp(difference + half_width), p_value)
+    result = ttest_ind(log_new, log_base, equal_var=False)
+    interval = result.confidence_interval(confidence_level=1 - alpha)
+    return RatioEstimate(ratio, math.exp(float(interval.low)), math.exp(float(interval.high)),
+                         float(result.pvalue))

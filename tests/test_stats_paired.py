@@ -110,11 +110,12 @@ def test_interval_excludes_one_exactly_when_the_test_rejects():
     rng = np.random.default_rng(3)
     for shift in (0.0, 0.005, 0.01, 0.02, 0.04):
         estimate = paired_ratio(rng.normal(shift, 0.03, 25), DEFAULT_ALPHA)
-        # Exact p-value and exact interval: the duality holds up to the discreteness.
+        # Exact p-value and exact interval from one null distribution: the duality is exact.
         if estimate.p_value < DEFAULT_ALPHA / 2:
             assert estimate.significant
         if estimate.p_value > 2 * DEFAULT_ALPHA:
             assert not estimate.significant
+        assert estimate.significant == (estimate.p_value < DEFAULT_ALPHA)
 
 
 def test_bad_input_raises():
