@@ -67,17 +67,18 @@ def test_parses_a_cachegrind_file() -> None:
 
 
 def test_parses_an_instruction_only_callgrind_dump() -> None:
+    # A TensorFlow region's dump (xla at n=1e5, 10 steps), cost lines trimmed.
     record = read_count_file(DATA / "callgrind_ir_region.out")
     assert record.events == ("Ir",)
     assert record.cache_model == ""
-    assert record.instructions > 0
-    assert record.trigger == "--dump-after=qsort_r"
+    assert record.instructions == 10284414  # the summary, not the totals (10301397)
+    assert record.trigger == "Client Request: xla_n100000_steps10"
+    assert record.part == 15 and record.thread is None
 
 
-def test_totals_line_wins_over_summary_and_short_totals_are_padded() -> None:
-    text = "events: Ir Dr\nsummary: 5 6\n0 1\ntotals: 7\n"
-    record = parse_count_text(text, "t")
-    assert record.totals == (7, 0)
+def test_summary_wins_over_totals_and_short_totals_are_padded() -> None:
+    assert parse_count_text("events: Ir Dr\nsummary: 5 6\n0 1\ntotals: 7 8\n").totals == (5, 6)
+    assert parse_count_text("events: Ir Dr\n0 1\ntotals: 7\n").totals == (7, 0)
 
 
 @pytest.mark.parametrize(("text", "message"), [
