@@ -84,7 +84,7 @@ class CountFile:
         command: the counted command line, from ``cmd:``.
         events: event names in file order: ``Ir``, and with cache simulation ``Dr``, ``Dw``,
             ``I1mr``, ``D1mr``, ``D1mw``, ``ILmr``, ``DLmr``, ``DLmw``.
-        totals: one integer per event (``summary:``, else ``totals:``).
+        totals: one integer per event (``totals:``, else ``summary:``).
         cache_model: the ``desc:`` lines naming I1, D1 and LL, joined by '; '; '' where the
             file does not simulate caches.
         part: Callgrind's dump number (``part:``); None for Cachegrind.
@@ -136,7 +136,7 @@ def parse_count_text(text: str, source: str = "<text>") -> CountFile:
     """Read a Callgrind or Cachegrind output file's header and totals.
 
     Only the header lines (``creator:``, ``cmd:``, ``part:``, ``thread:``, ``desc:``,
-    ``events:``) and the ``summary:`` (else ``totals:``) line are read: the cost lines between
+    ``events:``) and the ``totals:`` (else ``summary:``) line are read: the cost lines between
     them are not needed for the totals, and fixtures may omit them.
 
     Args:
@@ -176,10 +176,11 @@ def parse_count_text(text: str, source: str = "<text>") -> CountFile:
             fields[key] = value
     if not events:
         raise CountsError(f"{source}: not a Callgrind or Cachegrind file (no 'events:' line)")
-    # summary: Callgrind's running total since the last zeroing, what Valgrind reports;
-    # totals: the sum of the file's cost lines, a check, which can exceed the summary by the
-    # costs of calls still open at the dump (17 k in 10 M on a TensorFlow region).
-    found = summary if summary is not None else totals
+    # totals: the sum of the file's cost lines, which CALLGRIND_ZERO_STATS zeroes. Callgrind's
+    # summary runs on from the previous dump instead: in a region dumped after a zeroing it
+    # also holds what ran between that dump and the zeroing (a TensorFlow cell's warm-up
+    # calls: 46 M against 12 M, docs/counts.md). Cachegrind writes a summary only.
+    found = totals if totals is not None else summary
     if found is None:
         raise CountsError(f"{source}: no 'totals:' or 'summary:' line (a truncated file?)")
     # Callgrind may leave trailing zero events off a cost line; the totals line is full length,

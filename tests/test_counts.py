@@ -71,13 +71,14 @@ def test_parses_an_instruction_only_callgrind_dump() -> None:
     record = read_count_file(DATA / "callgrind_ir_region.out")
     assert record.events == ("Ir",)
     assert record.cache_model == ""
-    assert record.instructions == 10284414  # the summary, not the totals (10301397)
+    assert record.instructions == 10301397  # the totals, not the summary (10284414)
     assert record.trigger == "Client Request: xla_n100000_steps10"
     assert record.part == 15 and record.thread is None
 
 
-def test_summary_wins_over_totals_and_short_totals_are_padded() -> None:
-    assert parse_count_text("events: Ir Dr\nsummary: 5 6\n0 1\ntotals: 7 8\n").totals == (5, 6)
+def test_totals_win_over_summary_and_short_totals_are_padded() -> None:
+    assert parse_count_text("events: Ir Dr\nsummary: 5 6\n0 1\ntotals: 7 8\n").totals == (7, 8)
+    assert parse_count_text("events: Ir Dr\nsummary: 5 6\n").totals == (5, 6)
     assert parse_count_text("events: Ir Dr\n0 1\ntotals: 7\n").totals == (7, 0)
 
 
