@@ -15,14 +15,17 @@ difference ``(C(2S) - C(S)) / S`` (which cancels a region's fixed cost), their s
 runs (max/min - 1) and whether it is within ``GATE_SPREAD``. The dumps, each run's stderr and
 a ``gate.json`` of every number stay in ``--out``. docs/counts.md has the results.
 
-Counted configuration (not the timed one): intra- and inter-op threads 1, OMP_NUM_THREADS=1,
-XLA's CPU Eigen single-threaded, PYTHONHASHSEED fixed, CPU:0, float32.
+Counted configuration (not the timed one, and recorded in gate.json): intra-op threads 1,
+inter-op -1 (the caller's thread), OMP_NUM_THREADS=1, XLA's CPU Eigen single-threaded,
+PYTHONHASHSEED fixed, glibc malloc with one arena and fixed thresholds, Valgrind's fair
+scheduler, garbage collection off in the regions, CPU:0, float32.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -68,7 +71,18 @@ COUNT_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
     "CUDA_VISIBLE_DEVICES": "",
+    # glibc's malloc: one arena for every thread, and fixed mmap and trim thresholds (setting
+    # them turns off their adjustment to the history of frees). Measured: the eager cells'
+    # spread fell from 0.08-0.11% to 0.07-0.09% (docs/counts.md).
+    "GLIBC_TUNABLES": "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072"
+                      ":glibc.malloc.trim_threshold=131072",
 }
+# Valgrind's fair scheduler hands the big lock to threads in turn (its default lets the
+# kernel pick): less run-to-run variation in how threads interleave (docs/counts.md).
+COUNT_VALGRIND_OPTIONS = ("--fair-sched=yes",)
+# TensorFlow's inter-op threads while counting: -1 runs a graph's ops in the caller's thread
+# (ConfigProto), so the executor hands fewer nodes to a pool thread.
+COUNT_INTER_OP_THREADS = -1
 
 
 def _label(variant: str, n: int, steps: int) -> str:
@@ -101,21 +115,28 @@ def _child(sizes: list[int], variants: list[str], manifest: Path, inter_op: int)
                 for _ in range(WARMUP_CALLS):
                     trainer.call()
                 cells.append((name, n, trainer, 1 if loop else REGION_CALLS))
-        start_instrumentation()
-        for name, n, trainer, calls in cells:
-            for _ in range(WARMUP_CALLS):
-                trainer.call()
-            for factor in (1, 2):
-                steps = calls * factor * trainer.steps_per_call
+        # Python's cyclic collector runs when allocation counts cross its thresholds: off, as
+        # while timing (linfit/ab/worker.py), so no region pays for a collection.
+        gc.collect()
+        gc.disable()
+        try:
+            start_instrumentation()
+            for name, n, trainer, calls in cells:
+                for _ in range(WARMUP_CALLS):
+                    trainer.call()
+                for factor in (1, 2):
+                    steps = calls * factor * trainer.steps_per_call
 
-                def body(trainer: Any = trainer, calls: int = calls * factor) -> None:
-                    for _ in range(calls):
-                        trainer.call()
+                    def body(trainer: Any = trainer, calls: int = calls * factor) -> None:
+                        for _ in range(calls):
+                            trainer.call()
 
-                counted_region(body, _label(name, n, steps))
-                regions.append({"variant": name, "n": n, "calls": calls * factor,
-                                "steps": steps, "label": _label(name, n, steps)})
-            trainer.last_loss()
+                    counted_region(body, _label(name, n, steps))
+                    regions.append({"variant": name, "n": n, "calls": calls * factor,
+                                    "steps": steps, "label": _label(name, n, steps)})
+                trainer.last_loss()
+        finally:
+            gc.enable()
     manifest.write_text(json.dumps({
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
@@ -135,7 +156,7 @@ def _start_run(index: int, out_dir: Path, sizes: list[int], variants: list[str],
     # dump holds only the thread that made it, and TensorFlow's graph executor runs the
     # kernels on its inter-op thread (docs/counts.md).
     command = callgrind_command(argv, out_file, cache_sim=cache_sim)
-    command[1:1] = valgrind_options
+    command[1:1] = [*COUNT_VALGRIND_OPTIONS, *valgrind_options]
     return CountedProcess(command, stderr_path=run_dir / "stderr.txt",
                           env={**os.environ, **COUNT_ENV}, stdout_path=run_dir / "stdout.txt")
 
@@ -233,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     parser.add_argument("--cache-sim", action="store_true")
-    parser.add_argument("--inter-op", type=int, default=1,
+    parser.add_argument("--inter-op", type=int, default=COUNT_INTER_OP_THREADS,
                         help="TensorFlow inter-op threads (-1: run ops in the caller's thread)")
     parser.add_argument("--valgrind-option", action="append", default=[],
                         help="one more Valgrind option, e.g. --fair-sched=yes (repeatable)")
@@ -257,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = run_all(args.out, args.runs, args.parallel, args.sizes, args.variants,
                        args.cache_sim, args.valgrind_option, args.inter_op)
         cells = summarise(runs)
-        (args.out / "gate.json").write_text(json.dumps({"runs": runs, "cells": cells},
-                                                       indent=1))
+        config = {"env": COUNT_ENV, "inter_op": args.inter_op, "intra_op": 1,
+                  "valgrind_options": [*COUNT_VALGRIND_OPTIONS, *args.valgrind_option],
+                  "gc": "off in the regions", "warmup_calls": WARMUP_CALLS}
+        (args.out / "gate.json").write_text(json.dumps(
+            {"config": config, "runs": runs, "cells": cells}, indent=1))
         print(render(cells, runs))
         print(f"total wall {time.perf_counter() - started:.0f} s")
     except LinfitError as error:

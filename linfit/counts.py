@@ -5,18 +5,19 @@ Three parts, each usable alone:
 
 - the parser: a Callgrind or Cachegrind output file -> :class:`CountFile` (its events and
   totals, the Valgrind version and cache model it names). Pure: text in, record out.
-- the region: :func:`counted_region` runs a Python callable inside libc's ``qsort_r``, so
-  that Callgrind started with ``--toggle-collect=qsort_r`` (or ``--dump-before`` and
-  ``--dump-after`` on it) counts exactly that callable. No compiler is needed: libc's
-  ``qsort`` (which calls ``qsort_r``) sorts a 2-element array whose comparator is a ctypes
-  callback that runs the callable once (docs/counts.md says why not ``qsort_r`` directly).
+- the regions: :func:`counted_region` zeroes Callgrind's counters, runs a Python callable and
+  dumps them under a label, through Callgrind's client requests made from Python (the
+  instruction sequence valgrind.h would compile, in an executable page: no compiler needed;
+  x86-64). Every thread's work in the meantime is counted. :func:`toggled_region`, for other
+  CPUs, runs the callable inside libc's ``qsort_r`` for ``--toggle-collect=qsort_r``; it
+  counts the calling thread only. :func:`region_counts` reads the dumps back by label.
 - the runner: the Valgrind command line, and :func:`run_counted`, which runs it with a time
   limit, keeps its stderr in a file, and leaves no process behind on return, error, Ctrl-C or
   SIGTERM (the caller maps SIGTERM to KeyboardInterrupt). Where ``valgrind`` is not on PATH,
   :func:`valgrind_missing_reason` says so and callers skip.
 
-The counts are of one configuration: TensorFlow's thread pools at one thread, under Valgrind's
-serialised threads. They are instructions, never times (docs/counts.md).
+Counts are instructions, never times, and of one configuration (threads, allocator, Valgrind's
+scheduler: bench/count_gate.py records it). docs/counts.md has what was tried and measured.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ __all__ = ["CACHE_MODEL_ARGS", "REGION_FUNCTION", "CountFile", "CountRun", "Coun
            "running_on_valgrind", "start_instrumentation", "sum_counts", "toggled_region",
            "valgrind_missing_reason"]
 
-# The libc function whose calls delimit a counted region (module docstring). Exported by every
-# glibc since 2.8, so it needs no debug symbols; Python and TensorFlow call it rarely (Python's
-# posix module sorts its constant tables with it at start-up, before any region).
+# The libc function whose calls delimit a toggled region (toggled_region). Exported by every
+# glibc since 2.8, so it needs no debug symbols; Python calls it rarely (its posix module sorts
+# its constant tables with it at start-up, ctypes on first use).
 REGION_FUNCTION = "qsort_r"
 
 # A fixed cache model, so that simulated misses do not depend on the machine the count runs on
@@ -480,9 +481,13 @@ class CountedProcess:
         self._started = time.perf_counter()
         # Its own process group: killpg ends Valgrind and anything the program started, and a
         # Ctrl-C in the terminal reaches the parent only, which then kills the group.
-        self._process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout,
-                                         stderr=stderr, env=None if env is None else dict(env),
-                                         start_new_session=True)
+        try:
+            self._process = subprocess.Popen(
+                list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                env=None if env is None else dict(env), start_new_session=True)
+        except BaseException:
+            self._files.close()
+            raise
 
     def __enter__(self) -> CountedProcess:
         return self
