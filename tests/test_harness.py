@@ -23,7 +23,7 @@ import pytest
 
 from linfit import floors
 from linfit._errors import LinfitError
-from linfit.backends.base import Backend, Device
+from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION
 from linfit.cli import main
 from linfit.harness import (
@@ -253,12 +253,12 @@ def _options(tmp_path: Path) -> HarnessOptions:
     return _resolve({"linfit_backends": "tensorflow", "linfit_results": str(tmp_path)})
 
 
-def _perf_counter_timer(rounds: int) -> Callable[[Callable[[], None]], RawTiming]:
-    def time_calls(call: Callable[[], None]) -> RawTiming:
+def _perf_counter_timer(rounds: int) -> Callable[[Trainer], RawTiming]:
+    def time_calls(trainer: Trainer) -> RawTiming:
         times = []
         for _ in range(rounds):
             start = time.perf_counter()
-            call()
+            trainer.call()
             times.append(time.perf_counter() - start)
         return RawTiming(tuple(times), iterations=1)
 
@@ -295,7 +295,7 @@ def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
 def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_backend, tmp_path):
     harness = Harness(_options(tmp_path), started=STARTED)
 
-    def broken_timer(call: Callable[[], None]) -> RawTiming:
+    def broken_timer(trainer: Trainer) -> RawTiming:
         raise RuntimeError("the timer broke\nbadly")
 
     bad_k = Cell("tensorflow", "CPU:0", "eager", 100, "float32", 3)
@@ -304,7 +304,7 @@ def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_back
     with pytest.raises(RuntimeError):
         harness.run_cell(Cell("tensorflow", "CPU:0", "eager", 100, "float32", 1), broken_timer)
     harness.run_cell(Cell("tensorflow", "CPU:0", "function", 100, "float32", 1),
-                     lambda call: call())  # pytest-benchmark disabled: called once, untimed
+                     lambda trainer: trainer.call())  # timing disabled: called once, untimed
     statuses = [(result.cell.variant, result.status, result.message)
                 for result in harness.results]
     assert statuses == [
@@ -419,9 +419,9 @@ def probes(tmp_path, monkeypatch) -> _FloorProbes:
     """Fake floor probes measured on their own clock, and a floors cache under tmp_path."""
     fake = _FloorProbes()
     settings = {"probe_elements": 1000, "repeats": 3, "dispatch_calls": 2, "clock": fake.clock}
-    monkeypatch.setattr("linfit.harness._session.measure_floors",
+    monkeypatch.setattr("linfit.harness._floor_rounds.measure_floors",
                         functools.partial(floors.measure_floors, **settings))
-    monkeypatch.setattr("linfit.harness._session.load_or_measure",
+    monkeypatch.setattr("linfit.harness._floor_rounds.load_or_measure",
                         functools.partial(floors.load_or_measure, **settings))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return fake
@@ -453,13 +453,16 @@ def test_measure_mode_takes_rounds_at_the_start_between_cells_and_at_the_end(
     clock = _Clock()
     harness = _floors_session(tmp_path, "measure", probes, clock, interval=60.0)
     assert harness.floors.rounds == 1
+    returned = []
     for now, n in ((0.0, 100), (59.0, 200), (61.0, 300), (100.0, 400)):
         clock.now = now
-        harness.run_cell(_eager(n), _perf_counter_timer(rounds=2))
+        returned.append(harness.run_cell(_eager(n), _perf_counter_timer(rounds=2)))
     # A round before the cell that started 61 s after the first round, and none before the
-    # one 39 s after that. The journal has each cell's floor as known when it finished.
+    # one 39 s after that. Each record has its floor as known when it finished; the journal
+    # has the measurement only, written before any floor was computed (issue 20).
     assert harness.floors.rounds == 2
-    assert _journal_floor_rounds(harness) == [1, 1, 2, 2]
+    assert [r.floor_rounds for r in returned] == [1, 1, 2, 2]
+    assert _journal_floor_rounds(harness) == [None, None, None, None]
     results = read_results(harness.write())
     # The end round, and every row's floor computed again from all three rounds.
     assert probes.rounds == 3 and harness.floors.rounds == 3
@@ -475,7 +478,7 @@ def test_measure_mode_takes_rounds_at_the_start_between_cells_and_at_the_end(
 
 def test_measure_mode_rounds_stop_at_the_cap_and_keep_one_for_the_end(
         tf_backend, tmp_path, probes, monkeypatch):
-    monkeypatch.setattr("linfit.harness._session.MAX_SESSION_ROUNDS", 3)
+    monkeypatch.setattr("linfit.harness._floor_rounds.MAX_SESSION_ROUNDS", 3)
     clock = _Clock()
     harness = _floors_session(tmp_path, "measure", probes, clock, interval=0.0)
     for n in (100, 200, 300):
