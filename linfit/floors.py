@@ -352,15 +352,27 @@ def spread(values: Iterable[float]) -> float:
         values: one figure per round, finite and > 0; at least one.
 
     Raises:
-        ValueError: for no values, or a value that is not a finite number > 0 (a spread
-            of it would be a division by zero or NaN, not a figure).
+        ValueError: for no values, a value that is not a finite number > 0 (a spread of it
+            would be a division by zero or NaN, not a figure), or a spread too large for a
+            float.
     """
     figures = list(values)
     if not figures:
         raise ValueError("spread() needs at least one value")
     if not all(math.isfinite(figure) and figure > 0 for figure in figures):
         raise ValueError(f"spread() needs finite figures > 0, got {figures}")
-    return max(figures) / min(figures)
+    ratio = max(figures) / min(figures)
+    if not math.isfinite(ratio):
+        raise ValueError(f"spread() of {figures} is too large for a float")
+    return ratio
+
+
+def _known_spread(values: Iterable[float]) -> float | None:
+    """:func:`spread`, or None where it is unknown (a summary line never fails on it)."""
+    try:
+        return spread(values)
+    except ValueError:
+        return None
 
 
 def cell_round_floors(floors: Floors, backend: str, device: str, n_examples: int, dtype: str,
@@ -456,8 +468,12 @@ def rounds_summary(floors: Floors, cached_rounds: int = 0) -> str:
     count = floors.rounds
     text = f"{count} round{'s' if count != 1 else ''}" + (
         f" ({cached_rounds} cached)" if cached_rounds else "")
-    reads = [d.read_spread for d in floors.devices if d.round_bandwidths("read")]
-    dispatches = [s for d in floors.devices for s in d.dispatch_spread.values()]
+    known = [_known_spread(d.round_bandwidths("read").values()) for d in floors.devices]
+    reads = [figure for figure in known if figure is not None]
+    known = [_known_spread(d.round_dispatch_seconds(name).values()) for d in floors.devices
+             for name in dict.fromkeys(m.probe for m in d.usable_measurements
+                                       if m.kind == "dispatch")]
+    dispatches = [figure for figure in known if figure is not None]
     if reads:
         text += f", read floor spread {max(reads):.2f}x"
     if dispatches:

@@ -522,6 +522,80 @@ def test_a_failing_floor_round_costs_no_result(tf_backend, tmp_path, probes):
     assert "; the end floor round failed (RuntimeError: the probe broke)" in harness.floors_note
 
 
+FLOOR_FIELDS = ("bytes_min", "read_bandwidth_bytes_per_second", "dispatch_floor_seconds",
+                "floor_seconds", "floor_rounds", "floor_spread")
+
+
+def _poison_cache(cache: Path) -> None:
+    """Set the cache's figures to values that parse but are no times: NaN, inf, 0, < 0."""
+    document = json.loads(cache.read_text())
+    poison = itertools.cycle([float("nan"), float("inf"), 0.0, -1e-3])
+    for device in document["devices"]:
+        for measurement in device["measurements"]:
+            measurement["samples_seconds"] = [next(poison)] * len(measurement["samples_seconds"])
+    cache.write_text(json.dumps(document))
+
+
+def test_a_cache_of_figures_that_are_not_times_costs_no_cell_and_warns_once(
+        tf_backend, tmp_path, probes):
+    """Issue 20, class 1: such a cache made every timed cell fail in the spread
+    (ZeroDivisionError), and no CSV, journal or folder was written."""
+    _floors_session(tmp_path / "first", "cache", probes, _Clock())  # caches one round
+    cache = next((tmp_path / "cache" / "linfit").iterdir())
+    _poison_cache(cache)
+    harness = _floors_session(tmp_path, "cache", probes, _Clock())
+    warnings = [note for note in harness.notes if "not a finite time" in note]
+    assert warnings == [f"warning: 3 probe figures of the floors cache {cache} are not a "
+                        "finite time > 0; left out of every floor (unknown)"]
+    cells = [_eager(100), _eager(200)]
+    for count, cell in enumerate(cells, start=1):
+        result = harness.run_cell(cell, _perf_counter_timer(rounds=2))
+        assert result.ok and result.timed, result.message
+        assert all(getattr(result, name) is None for name in FLOOR_FIELDS)
+        assert len(harness.journal.path.read_text().splitlines()) == 1 + count
+    assert harness.floors_note.count("warning: floor columns unknown for 2 cells") == 1
+    # Interrupted: no end round, so no usable floor at all; the CSV is written all the same.
+    results = read_results(harness.write(interrupted=True))
+    assert [(r.cell, r.status) for r in results] == [(cell, "ok") for cell in cells]
+    assert all(getattr(r, name) is None for r in results for name in FLOOR_FIELDS)
+    assert all(r.efficiency is None for r in results)
+    assert read_frame(harness.written).efficiency.isna().all()
+
+
+def test_a_failure_in_the_floor_columns_costs_no_cell_and_warns_once(
+        tf_backend, tmp_path, probes, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr("linfit.harness._floor_rounds.floor_columns", broken)
+    harness = _floors_session(tmp_path, "measure", probes, _Clock())
+    for n in (100, 200):
+        assert harness.run_cell(_eager(n), _perf_counter_timer(rounds=2)).ok
+    journal = harness.journal.path
+    assert [json.loads(line)["status"] for line in journal.read_text().splitlines()[1:]] == [
+        "ok", "ok"]
+    results = read_results(harness.write())
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert all(r.floor_seconds is None and r.efficiency is None for r in results)
+    assert harness.floors_note.endswith(
+        "; warning: floor columns unknown for 2 cells (tensorflow CPU:0 eager n=100 float32 "
+        "k=1: ZeroDivisionError: float division by zero)")
+
+
+def test_two_sessions_of_the_same_second_journal_and_write_under_their_own_names(tf_backend,
+                                                                                   tmp_path):
+    first, second = (Harness(_options(tmp_path), started=STARTED) for _ in range(2))
+    for harness in (first, second):
+        harness.start_journal()
+        harness.run_cell(_eager(100), _perf_counter_timer(rounds=2))
+    assert second.run_id == f"{first.run_id}-2"
+    assert second.journal.path.name == f"{first.run_id}-2.journal.jsonl"
+    assert first.journal.path.exists() and second.journal.path.exists()
+    assert [second.write().name, first.write().name] == [f"{first.run_id}-2.csv",
+                                                         f"{first.run_id}.csv"]
+    assert read_frame(second.written).run_id.tolist() == [second.run_id]
+
+
 def test_an_unusable_cache_folder_is_a_warning_and_floors_are_measured_uncached(
         tf_backend, tmp_path, probes, monkeypatch):
     (tmp_path / "file").write_text("")
