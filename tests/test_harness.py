@@ -747,6 +747,61 @@ def test_bench_run_draws_its_figures_beside_the_csv(bench_run):
         assert f"figure: {figure}" in run.stdout
 
 
+def _poisoned_cache(backend: Backend, cache_home: Path) -> Path:
+    """This machine's floors cache for ``backend`` at the default probe settings, holding
+    one round whose figures parse but are no times: NaN, inf, 0 and negative."""
+    poison = itertools.cycle([float("nan"), float("inf"), 0.0, -1e-3])
+    key = floors.floors_key([backend])
+    kinds = [("read", backend.name, 4), ("copy", backend.name, 8), ("dispatch", backend.name, 0),
+             ("read", "numpy", 4), ("copy", "numpy", 8)]
+    devices = tuple(
+        floors.DeviceFloors(device.id, device.kind, device.name, floors.DEFAULT_PROBE_ELEMENTS,
+                            floors.DEFAULT_REPEATS, tuple(
+            floors.ProbeMeasurement(kind, probe, per_element * floors.DEFAULT_PROBE_ELEMENTS,
+                                    1, (next(poison),) * floors.DEFAULT_REPEATS, 0,
+                                    "2026-11-27T00:00:00+00:00")
+            for kind, probe, per_element in kinds
+            if probe != "numpy" or device.kind == "CPU"))
+        for device in backend.devices())
+    path = cache_home / "linfit" / floors.cache_file_name(key)
+    path.parent.mkdir(parents=True)
+    return floors.write_floors(floors.Floors(tuple(key.items()), "2026-11-27T00:00:00+00:00",
+                                             devices), path)
+
+
+@pytest.fixture(scope="module")
+def poisoned_run(tf_backend, tmp_path_factory,
+                 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """A run whose floors cache holds figures that are no times and whose figures fail: the
+    run, the cache, the results folder."""
+    tmp_path = tmp_path_factory.mktemp("poisoned")
+    cache = _poisoned_cache(tf_backend, tmp_path / "cache")
+    run = _run_bench(tmp_path, "-p", "harness_broken_plots", "--linfit-variants", "eager,function",
+                     environ={"LINFIT_NO_PLOTS": "0", "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    return run, cache, tmp_path / "results"
+
+
+def test_a_cache_of_figures_that_are_not_times_costs_no_cell_of_a_bench_run(poisoned_run):
+    """Issue 20, class 1: the run wrote no CSV, no journal, not even the results folder."""
+    run, cache, results = poisoned_run
+    assert run.returncode == 0, run.stdout + run.stderr
+    written = list(results.glob("*.csv"))
+    assert len(written) == 1, run.stdout + run.stderr
+    results = read_results(written[0])
+    assert [(r.cell.variant, r.status) for r in results] == [("eager", "ok"), ("function", "ok")]
+    # The cached round is unknown; the floors are the end round's alone.
+    assert [r.floor_rounds for r in results] == [1, 1]
+    assert all(r.floor_spread == 1.0 and 0 < r.efficiency < float("inf") for r in results)
+    warnings = [line for line in run.stdout.splitlines() if "not a finite time > 0" in line]
+    assert len(warnings) == 1 and f"of the floors cache {cache} are" in warnings[0]
+
+
+def test_figures_that_fail_cost_no_result_and_warn_once(poisoned_run):
+    run, _, results = poisoned_run
+    assert run.stdout.count("warning: figures not drawn (RuntimeError: the figure broke)") == 1
+    assert len(list(results.glob("*.csv"))) == 1 and not list(results.glob("*.png"))
+
+
 def _baseline_from(source: Path, target: Path, time_factor: float) -> Path:
     """The ok cells of ``source`` as a baseline whose times are ``time_factor`` times
     theirs."""
