@@ -317,6 +317,24 @@ def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_back
     assert harness.write() is None and not list(tmp_path.iterdir())
 
 
+def test_a_distributed_cell_is_timed_on_its_chiefs_own_clock(tf_backend, tmp_path):
+    """The Trainer protocol: the harness asks every trainer for its own call times; a
+    distributed one answers with its chief's, one sample per timed call, in place of the
+    timer's (which would count the pipe). No isinstance on the trainer's kind."""
+    harness = Harness(_options(tmp_path), started=STARTED)
+
+    def time_calls(trainer: Trainer) -> RawTiming:
+        for _ in range(3):
+            trainer.call()
+        return RawTiming((99.0,), iterations=7)  # the parent's clock: replaced
+
+    cell = Cell("tensorflow", "CPU:0", "mirrored-function", 1000, "float32", 1, replicas=2)
+    result = harness.run_cell(cell, time_calls)
+    assert result.ok, result.message
+    assert result.iterations == 1 and result.rounds == 3
+    assert all(0 < seconds < 99.0 for seconds in result.per_call_seconds)
+
+
 def test_every_finished_cell_is_in_the_journal_until_the_file_is_written(tf_backend, tmp_path):
     harness = Harness(_options(tmp_path / "results"), started=STARTED)
     harness.check_output()
