@@ -600,6 +600,16 @@ def test_a_failure_in_the_floor_columns_costs_no_cell_and_warns_once(
         "k=1: ZeroDivisionError: float division by zero)")
 
 
+def test_a_start_round_that_fails_leaves_the_floors_unknown_not_the_session(
+        tf_backend, tmp_path, probes):
+    probes.broken = True
+    harness = _floors_session(tmp_path, "measure", probes, _Clock())
+    assert harness.floors is None
+    assert harness.floors_note == "floors not recorded: RuntimeError: the probe broke"
+    assert harness.run_cell(_eager(100), _perf_counter_timer(rounds=2)).ok
+    assert [r.floor_seconds for r in read_results(harness.write())] == [None]
+
+
 def test_two_sessions_of_the_same_second_journal_and_write_under_their_own_names(tf_backend,
                                                                                    tmp_path):
     first, second = (Harness(_options(tmp_path), started=STARTED) for _ in range(2))

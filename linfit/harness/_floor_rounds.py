@@ -143,8 +143,10 @@ class FloorRounds:
             use_cache = False
         try:
             floors, path, cached = load_or_measure(self._backends(), use_cache=use_cache)
-        except LinfitError as error:
-            self._status = f"floors not recorded: {error}"
+        except Exception as error:
+            # Broad on purpose, as for every round: a cache of another machine (a
+            # LinfitError) or a probe that fails leaves the floors unknown, never the session.
+            self._status = f"floors not recorded: {_one_line(error)}"
             return notes
         self._floors, self._cache, self._cached_rounds = floors, path, cached
         self._cache_problem = problem
