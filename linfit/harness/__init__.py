@@ -43,9 +43,8 @@ from linfit.harness._options import (
     parse_sizes,
     resolve_options,
 )
-from linfit.harness._render import format_speedups, gate_lines, results_lines
+from linfit.harness._render import MESSAGE_MAX_CHARS, format_speedups, gate_lines, results_lines
 from linfit.harness._session import (
-    MESSAGE_MAX_CHARS,
     WARMUP_CALLS,
     Harness,
     RawTiming,

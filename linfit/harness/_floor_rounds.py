@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from linfit._errors import LinfitError
 from linfit.backends import Backend
 from linfit.floors import (
     Floors,
@@ -31,6 +30,7 @@ from linfit.floors import (
     rounds_summary,
     update_cache,
 )
+from linfit.harness._render import error_line
 from linfit.record import CellResult
 from linfit.results import Cell
 
@@ -50,11 +50,6 @@ MAX_SESSION_ROUNDS = 8
 # The CellResult fields :func:`linfit.floors.floor_columns` fills (efficiency is derived).
 FLOOR_FIELDS = ("bytes_min", "read_bandwidth_bytes_per_second", "dispatch_floor_seconds",
                 "floor_seconds", "floor_rounds", "floor_spread")
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if isinstance(error, LinfitError) else f"{type(error).__name__}: {text}"
 
 
 class FloorRounds:
@@ -146,7 +141,7 @@ class FloorRounds:
         except Exception as error:
             # Broad on purpose, as for every round: a cache of another machine (a
             # LinfitError) or a probe that fails leaves the floors unknown, never the session.
-            self._status = f"floors not recorded: {_one_line(error)}"
+            self._status = f"floors not recorded: {error_line(error)}"
             return notes
         self._floors, self._cache, self._cached_rounds = floors, path, cached
         self._cache_problem = problem
@@ -171,7 +166,7 @@ class FloorRounds:
         except Exception as error:
             # Broad on purpose: a probe that fails (a framework error, memory) must not cost
             # the session's results. It is not hidden: the note names it.
-            self._round_problems.append(f"the {when} floor round failed ({_one_line(error)})")
+            self._round_problems.append(f"the {when} floor round failed ({error_line(error)})")
             return False
         assert self._floors is not None
         self._floors = merge_rounds(self._floors, round_floors)
@@ -223,7 +218,7 @@ class FloorRounds:
         except Exception as error:
             # Broad on purpose: a floor is derived, and nothing derived may cost the measured
             # cell (issue 20). Not hidden: the note names the first cell and why.
-            self._unknown[cell] = _one_line(error)
+            self._unknown[cell] = error_line(error)
             return unknown
         self._unknown.pop(cell, None)
         return replace(result, **{name: columns[name] for name in FLOOR_FIELDS})

@@ -33,7 +33,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
 from linfit.backends import Backend, Trainer, Variant, get_backend
 from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
@@ -44,6 +43,7 @@ from linfit.fit import fit, train
 from linfit.floors import Floors
 from linfit.harness._floor_rounds import FLOOR_ROUND_INTERVAL_SECONDS, FloorRounds
 from linfit.harness._options import BY_DEST, HarnessOptions
+from linfit.harness._render import error_line
 from linfit.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
 from linfit.record import CellResult, Reference
 from linfit.results import Cell
@@ -52,9 +52,6 @@ from linfit.results import Cell
 # call of a compiled function can still pay one-off costs (allocator growth, XLA's
 # executable cache warming), and pytest-benchmark's own warm-up is off by default on CPython.
 WARMUP_CALLS = 3
-# A failed cell's message is one line of at most this many characters (framework errors can
-# run to pages; the row keeps their start).
-MESSAGE_MAX_CHARS = 1000
 
 
 def make_run_id(started: datetime, host: str, commit: str) -> str:
@@ -110,13 +107,6 @@ def trace_problems(variant: Variant, traces: int) -> list[str]:
     if not variant.compiled and traces:
         return [f"{variant.name} is not compiled but reported {traces} traces"]
     return []
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    if not isinstance(error, LinfitError):
-        text = f"{type(error).__name__}: {text}"
-    return text if len(text) <= MESSAGE_MAX_CHARS else text[:MESSAGE_MAX_CHARS - 3] + "..."
 
 
 @contextlib.contextmanager
@@ -288,7 +278,7 @@ class Harness:
             problems = self._measure(cell, progress, time_calls)
         except Exception as error:
             # Never lose a result: the record is kept, then the error fails the test as usual.
-            self._record(replace(progress.result, status="failed", message=_one_line(error)))
+            self._record(replace(progress.result, status="failed", message=error_line(error)))
             raise
         return self._record(replace(progress.result, status="failed" if problems else "ok",
                                     message="; ".join(problems)))
