@@ -177,6 +177,11 @@ def _draw(frame: pd.DataFrame, written: Path) -> list[str]:
                                 convergence=convergence_runs(frame))
     except LinfitError as error:
         return [f"figures not drawn: {error}"]
+    except Exception as error:
+        # Broad on purpose: figures are derived, and the CSV is written already; a
+        # figure that fails (matplotlib, a full disk) warns once and costs no result.
+        text = " ".join(str(error).split())
+        return [f"warning: figures not drawn ({type(error).__name__}: {text})"]
     return [f"figure: {path}" for path in paths]
 
 
@@ -189,7 +194,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
         return
     write = terminalreporter.write_line
     if harness.written is None:
-        if not (config.stash.get(TIMING, False) or harness.rows
+        if not (config.stash.get(TIMING, False) or harness.results
                 or config.getoption("benchmark_skip", False)):
             return
         terminalreporter.write_sep("-", "linfit")
@@ -201,7 +206,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
         elif config.stash.get(TIMING, False):
             write("no cell was timed (every cell was skipped or did not finish): no results "
                   "CSV written")
-        elif harness.rows or config.getoption("benchmark_skip", False):
+        elif harness.results or config.getoption("benchmark_skip", False):
             write("nothing was timed (--benchmark-disable or --benchmark-skip): no results "
                   "CSV written")
         if config.stash.get(BASELINE, None) is not None and config.stash.get(TIMING, False):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from linfit._errors import LinfitError
+from linfit.backends import Trainer
 from linfit.harness import Harness, RawTiming, cell_group
 from linfit.results import Cell
 
@@ -18,8 +17,8 @@ def test_step_time(benchmark, linfit_harness: Harness, linfit_cell: Cell) -> Non
     benchmark.group = cell_group(linfit_cell)
     benchmark.extra_info["steps_per_call"] = linfit_cell.steps_per_call
 
-    def time_calls(call: Callable[[], None]) -> RawTiming | None:
-        benchmark(call)
+    def time_calls(trainer: Trainer) -> RawTiming | None:
+        benchmark(trainer.call)
         if benchmark.stats is None:
             # --benchmark-disable: pytest-benchmark called it once, untimed.
             return None

@@ -166,8 +166,25 @@ class ProbeMeasurement:
 
     @property
     def bytes_per_second(self) -> float:
-        """``bytes_per_call`` / median time per call (0 for a dispatch probe)."""
+        """``bytes_per_call`` / median time per call (0 for a dispatch probe; NaN where the
+        measurement is not :attr:`usable`)."""
+        if not self.usable:
+            return math.nan
         return self.bytes_per_call / self.median_seconds
+
+    @property
+    def usable(self) -> bool:
+        """Whether every sample is a finite time > 0 and, for a read or copy probe, the
+        bandwidth is a finite number > 0. A figure that is not (a cache edited by hand, a
+        clock that stood still) is unknown: every floor derived from the measurements
+        leaves it out, rather than dividing by it."""
+        if not self.samples_seconds or not all(
+                math.isfinite(s) and s > 0 for s in self.samples_seconds):
+            return False
+        if self.kind == "dispatch":
+            return True
+        bandwidth = self.bytes_per_call / self.median_seconds
+        return math.isfinite(bandwidth) and bandwidth > 0
 
 
 @dataclass(frozen=True)
@@ -196,8 +213,19 @@ class DeviceFloors:
         """The round indices the device was measured in, in order."""
         return tuple(sorted({m.round_index for m in self.measurements}))
 
+    @property
+    def usable_measurements(self) -> tuple[ProbeMeasurement, ...]:
+        """The measurements every figure below derives from: the :attr:`usable
+        <ProbeMeasurement.usable>` ones."""
+        return tuple(m for m in self.measurements if m.usable)
+
+    @property
+    def unusable_measurements(self) -> tuple[ProbeMeasurement, ...]:
+        """The measurements left out as unknown (not finite times > 0)."""
+        return tuple(m for m in self.measurements if not m.usable)
+
     def _best(self, kind: str, round_index: int | None = None) -> ProbeMeasurement:
-        candidates = [m for m in self.measurements if m.kind == kind
+        candidates = [m for m in self.usable_measurements if m.kind == kind
                       and (round_index is None or m.round_index == round_index)]
         if not candidates:
             in_round = "" if round_index is None else f" in round {round_index}"
@@ -230,7 +258,7 @@ class DeviceFloors:
         """Backend name -> median cost of its cheapest compiled call on the device, in its
         best round."""
         best: dict[str, float] = {}
-        for m in self.measurements:
+        for m in self.usable_measurements:
             if m.kind == "dispatch":
                 best[m.probe] = min(best.get(m.probe, math.inf), m.median_seconds)
         return best
@@ -239,7 +267,7 @@ class DeviceFloors:
         """Round index -> the best bandwidth any probe of ``kind`` (read or copy) reached in
         that round; rounds without such a probe are left out."""
         by_round: dict[int, float] = {}
-        for m in self.measurements:
+        for m in self.usable_measurements:
             if m.kind == kind:
                 by_round[m.round_index] = max(by_round.get(m.round_index, 0.0),
                                               m.bytes_per_second)
@@ -247,7 +275,7 @@ class DeviceFloors:
 
     def round_dispatch_seconds(self, backend: str) -> dict[int, float]:
         """Round index -> ``backend``'s dispatch floor in that round."""
-        return {m.round_index: m.median_seconds for m in self.measurements
+        return {m.round_index: m.median_seconds for m in self.usable_measurements
                 if m.kind == "dispatch" and m.probe == backend}
 
     @property
@@ -258,7 +286,8 @@ class DeviceFloors:
     @property
     def dispatch_spread(self) -> dict[str, float]:
         """Backend name -> its worst round's dispatch floor / its best round's."""
-        backends = dict.fromkeys(m.probe for m in self.measurements if m.kind == "dispatch")
+        backends = dict.fromkeys(m.probe for m in self.usable_measurements
+                                 if m.kind == "dispatch")
         return {name: spread(self.round_dispatch_seconds(name).values())
                 for name in backends}
 
@@ -319,15 +348,30 @@ def spread(values: Iterable[float]) -> float:
     best / worst for bandwidths (>= 1.0; 1.0 for one figure).
 
     Args:
-        values: one figure per round, > 0; at least one.
+        values: one figure per round, finite and > 0; at least one.
 
     Raises:
-        ValueError: for no values.
+        ValueError: for no values, a value that is not a finite number > 0 (a spread of it
+            would be a division by zero or NaN, not a figure), or a spread too large for a
+            float.
     """
     figures = list(values)
     if not figures:
         raise ValueError("spread() needs at least one value")
-    return max(figures) / min(figures)
+    if not all(math.isfinite(figure) and figure > 0 for figure in figures):
+        raise ValueError(f"spread() needs finite figures > 0, got {figures}")
+    ratio = max(figures) / min(figures)
+    if not math.isfinite(ratio):
+        raise ValueError(f"spread() of {figures} is too large for a float")
+    return ratio
+
+
+def _known_spread(values: Iterable[float]) -> float | None:
+    """:func:`spread`, or None where it is unknown (a summary line never fails on it)."""
+    try:
+        return spread(values)
+    except ValueError:
+        return None
 
 
 def cell_round_floors(floors: Floors, backend: str, device: str, n_examples: int, dtype: str,
@@ -423,8 +467,12 @@ def rounds_summary(floors: Floors, cached_rounds: int = 0) -> str:
     count = floors.rounds
     text = f"{count} round{'s' if count != 1 else ''}" + (
         f" ({cached_rounds} cached)" if cached_rounds else "")
-    reads = [d.read_spread for d in floors.devices if d.round_bandwidths("read")]
-    dispatches = [s for d in floors.devices for s in d.dispatch_spread.values()]
+    known = [_known_spread(d.round_bandwidths("read").values()) for d in floors.devices]
+    reads = [figure for figure in known if figure is not None]
+    known = [_known_spread(d.round_dispatch_seconds(name).values()) for d in floors.devices
+             for name in dict.fromkeys(m.probe for m in d.usable_measurements
+                                       if m.kind == "dispatch")]
+    dispatches = [figure for figure in known if figure is not None]
     if reads:
         text += f", read floor spread {max(reads):.2f}x"
     if dispatches:

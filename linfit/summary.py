@@ -81,7 +81,7 @@ def efficiency_ranges(frame: pd.DataFrame) -> pd.DataFrame:
     """Each row's efficiency against its best and its worst floor round.
 
     The floor is the best of several probe rounds; had it been the worst round's, the
-    efficiency would be ``efficiency * floor_spread`` (:attr:`linfit.record.CellResult.
+    efficiency would be ``efficiency * floor_spread`` (:attr:`linfit.results.record.CellResult.
     efficiency_high`, for frames).
 
     Returns:

@@ -27,6 +27,7 @@ from linfit.floors import (
     merge_rounds,
     read_floors,
     rounds_summary,
+    spread,
     update_cache,
     write_floors,
 )
@@ -163,6 +164,55 @@ def test_bytes_min_counts_x_and_y_in_the_dtype(dtype, bytes_per_example):
 def test_floor_columns_refuses_what_it_cannot_compute(backend, device, median, message):
     with pytest.raises(LinfitError, match=message):
         floor_columns(_floors(), backend, device, 1000, "float32", 1, median)
+
+
+def _poisoned(samples: tuple[float, ...], bytes_per_call: int = 10**9) -> Floors:
+    """_rounds() with a round 3 whose read and dispatch figures are ``samples``."""
+    rounds = _rounds()
+    device = rounds.devices[0]
+    bad = (ProbeMeasurement("read", "tensorflow", bytes_per_call, 1, samples, 3),
+           ProbeMeasurement("dispatch", "tensorflow", 0, 100, samples, 3))
+    return Floors(KEY, rounds.measured_utc,
+                  (DeviceFloors("CPU:0", "CPU", "Test CPU", 1000, 3,
+                                device.measurements + bad),))
+
+
+@pytest.mark.parametrize("samples", [
+    (float("nan"),) * 3, (float("inf"),) * 3, (0.0,) * 3, (-0.1,) * 3, (0.1, float("nan"), 0.1),
+    (), (5e-324,) * 3])
+def test_figures_that_are_not_finite_times_are_unknown_not_a_crash(samples):
+    """Issue 20: a cache whose figures parse but are not finite times > 0 made every cell's
+    spread divide by zero. Such a figure is left out of every floor, as if not measured."""
+    floors = _poisoned(samples)
+    device = floors.devices[0]
+    subnormal = samples == (5e-324,) * 3
+    # A read in a subnormal time is an infinite bandwidth: unknown. A dispatch in one is a
+    # time > 0, but its spread against the others overflows: the summary leaves it out.
+    assert len(device.unusable_measurements) == (1 if subnormal else 2)
+    assert floor_columns(floors, "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4) == (
+        floor_columns(_rounds(), "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4))
+    assert rounds_summary(floors) == "4 rounds, read floor spread 2.00x" + (
+        "" if subnormal else ", dispatch spread 4.00x")
+
+
+def test_a_read_probe_of_no_bytes_is_unknown_and_only_unknown_figures_leave_no_floor():
+    no_bytes = _poisoned((0.1,) * 3, bytes_per_call=0).devices[0]
+    assert [(m.kind, m.round_index) for m in no_bytes.unusable_measurements] == [("read", 3)]
+    only_bad = Floors(KEY, "", (DeviceFloors("CPU:0", "CPU", "Test CPU", 1000, 3, (
+        ProbeMeasurement("read", "tensorflow", 10**9, 1, (0.0,) * 3),
+        ProbeMeasurement("dispatch", "tensorflow", 0, 100, (float("nan"),) * 3))),))
+    with pytest.raises(LinfitError, match="no tensorflow dispatch floor was measured"):
+        floor_columns(only_bad, "tensorflow", "CPU:0", 1000, "float32", 1, 1e-4)
+    assert rounds_summary(only_bad) == "1 round"
+
+
+@pytest.mark.parametrize("values", [[1.0, 0.0], [1.0, float("nan")], [float("inf"), 1.0],
+                                    [-1.0, 2.0]])
+def test_spread_refuses_figures_that_are_not_finite_and_positive(values):
+    with pytest.raises(ValueError, match="finite figures > 0"):
+        spread(values)
+    with pytest.raises(ValueError, match="too large for a float"):
+        spread([1e300, 1e-300])
 
 
 class _FakeBackend(Backend):

@@ -23,7 +23,7 @@ import pytest
 
 from linfit import floors
 from linfit._errors import LinfitError
-from linfit.backends.base import Backend, Device
+from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION
 from linfit.cli import main
 from linfit.harness import (
@@ -253,12 +253,12 @@ def _options(tmp_path: Path) -> HarnessOptions:
     return _resolve({"linfit_backends": "tensorflow", "linfit_results": str(tmp_path)})
 
 
-def _perf_counter_timer(rounds: int) -> Callable[[Callable[[], None]], RawTiming]:
-    def time_calls(call: Callable[[], None]) -> RawTiming:
+def _perf_counter_timer(rounds: int) -> Callable[[Trainer], RawTiming]:
+    def time_calls(trainer: Trainer) -> RawTiming:
         times = []
         for _ in range(rounds):
             start = time.perf_counter()
-            call()
+            trainer.call()
             times.append(time.perf_counter() - start)
         return RawTiming(tuple(times), iterations=1)
 
@@ -295,7 +295,7 @@ def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
 def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_backend, tmp_path):
     harness = Harness(_options(tmp_path), started=STARTED)
 
-    def broken_timer(call: Callable[[], None]) -> RawTiming:
+    def broken_timer(trainer: Trainer) -> RawTiming:
         raise RuntimeError("the timer broke\nbadly")
 
     bad_k = Cell("tensorflow", "CPU:0", "eager", 100, "float32", 3)
@@ -304,7 +304,7 @@ def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_back
     with pytest.raises(RuntimeError):
         harness.run_cell(Cell("tensorflow", "CPU:0", "eager", 100, "float32", 1), broken_timer)
     harness.run_cell(Cell("tensorflow", "CPU:0", "function", 100, "float32", 1),
-                     lambda call: call())  # pytest-benchmark disabled: called once, untimed
+                     lambda trainer: trainer.call())  # timing disabled: called once, untimed
     statuses = [(result.cell.variant, result.status, result.message)
                 for result in harness.results]
     assert statuses == [
@@ -315,6 +315,24 @@ def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_back
     ]
     assert not harness.timed
     assert harness.write() is None and not list(tmp_path.iterdir())
+
+
+def test_a_distributed_cell_is_timed_on_its_chiefs_own_clock(tf_backend, tmp_path):
+    """The Trainer protocol: the harness asks every trainer for its own call times; a
+    distributed one answers with its chief's, one sample per timed call, in place of the
+    timer's (which would count the pipe). No isinstance on the trainer's kind."""
+    harness = Harness(_options(tmp_path), started=STARTED)
+
+    def time_calls(trainer: Trainer) -> RawTiming:
+        for _ in range(3):
+            trainer.call()
+        return RawTiming((99.0,), iterations=7)  # the parent's clock: replaced
+
+    cell = Cell("tensorflow", "CPU:0", "mirrored-function", 1000, "float32", 1, replicas=2)
+    result = harness.run_cell(cell, time_calls)
+    assert result.ok, result.message
+    assert result.iterations == 1 and result.rounds == 3
+    assert all(0 < seconds < 99.0 for seconds in result.per_call_seconds)
 
 
 def test_every_finished_cell_is_in_the_journal_until_the_file_is_written(tf_backend, tmp_path):
@@ -419,9 +437,9 @@ def probes(tmp_path, monkeypatch) -> _FloorProbes:
     """Fake floor probes measured on their own clock, and a floors cache under tmp_path."""
     fake = _FloorProbes()
     settings = {"probe_elements": 1000, "repeats": 3, "dispatch_calls": 2, "clock": fake.clock}
-    monkeypatch.setattr("linfit.harness._session.measure_floors",
+    monkeypatch.setattr("linfit.harness._floor_rounds.measure_floors",
                         functools.partial(floors.measure_floors, **settings))
-    monkeypatch.setattr("linfit.harness._session.load_or_measure",
+    monkeypatch.setattr("linfit.harness._floor_rounds.load_or_measure",
                         functools.partial(floors.load_or_measure, **settings))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return fake
@@ -453,13 +471,16 @@ def test_measure_mode_takes_rounds_at_the_start_between_cells_and_at_the_end(
     clock = _Clock()
     harness = _floors_session(tmp_path, "measure", probes, clock, interval=60.0)
     assert harness.floors.rounds == 1
+    returned = []
     for now, n in ((0.0, 100), (59.0, 200), (61.0, 300), (100.0, 400)):
         clock.now = now
-        harness.run_cell(_eager(n), _perf_counter_timer(rounds=2))
+        returned.append(harness.run_cell(_eager(n), _perf_counter_timer(rounds=2)))
     # A round before the cell that started 61 s after the first round, and none before the
-    # one 39 s after that. The journal has each cell's floor as known when it finished.
+    # one 39 s after that. Each record has its floor as known when it finished; the journal
+    # has the measurement only, written before any floor was computed (issue 20).
     assert harness.floors.rounds == 2
-    assert _journal_floor_rounds(harness) == [1, 1, 2, 2]
+    assert [r.floor_rounds for r in returned] == [1, 1, 2, 2]
+    assert _journal_floor_rounds(harness) == [None, None, None, None]
     results = read_results(harness.write())
     # The end round, and every row's floor computed again from all three rounds.
     assert probes.rounds == 3 and harness.floors.rounds == 3
@@ -475,7 +496,7 @@ def test_measure_mode_takes_rounds_at_the_start_between_cells_and_at_the_end(
 
 def test_measure_mode_rounds_stop_at_the_cap_and_keep_one_for_the_end(
         tf_backend, tmp_path, probes, monkeypatch):
-    monkeypatch.setattr("linfit.harness._session.MAX_SESSION_ROUNDS", 3)
+    monkeypatch.setattr("linfit.harness._floor_rounds.MAX_SESSION_ROUNDS", 3)
     clock = _Clock()
     harness = _floors_session(tmp_path, "measure", probes, clock, interval=0.0)
     for n in (100, 200, 300):
@@ -517,6 +538,90 @@ def test_a_failing_floor_round_costs_no_result(tf_backend, tmp_path, probes):
     results = read_results(harness.write())
     assert [r.floor_rounds for r in results] == [1]
     assert "; the end floor round failed (RuntimeError: the probe broke)" in harness.floors_note
+
+
+FLOOR_FIELDS = ("bytes_min", "read_bandwidth_bytes_per_second", "dispatch_floor_seconds",
+                "floor_seconds", "floor_rounds", "floor_spread")
+
+
+def _poison_cache(cache: Path) -> None:
+    """Set the cache's figures to values that parse but are no times: NaN, inf, 0, < 0."""
+    document = json.loads(cache.read_text())
+    poison = itertools.cycle([float("nan"), float("inf"), 0.0, -1e-3])
+    for device in document["devices"]:
+        for measurement in device["measurements"]:
+            measurement["samples_seconds"] = [next(poison)] * len(measurement["samples_seconds"])
+    cache.write_text(json.dumps(document))
+
+
+def test_a_cache_of_figures_that_are_not_times_costs_no_cell_and_warns_once(
+        tf_backend, tmp_path, probes):
+    """Issue 20, class 1: such a cache made every timed cell fail in the spread
+    (ZeroDivisionError), and no CSV, journal or folder was written."""
+    _floors_session(tmp_path / "first", "cache", probes, _Clock())  # caches one round
+    cache = next((tmp_path / "cache" / "linfit").iterdir())
+    _poison_cache(cache)
+    harness = _floors_session(tmp_path, "cache", probes, _Clock())
+    warnings = [note for note in harness.notes if "not a finite time" in note]
+    assert warnings == [f"warning: 3 probe figures of the floors cache {cache} are not a "
+                        "finite time > 0; left out of every floor (unknown)"]
+    cells = [_eager(100), _eager(200)]
+    for count, cell in enumerate(cells, start=1):
+        result = harness.run_cell(cell, _perf_counter_timer(rounds=2))
+        assert result.ok and result.timed, result.message
+        assert all(getattr(result, name) is None for name in FLOOR_FIELDS)
+        assert len(harness.journal.path.read_text().splitlines()) == 1 + count
+    assert harness.floors_note.count("warning: floor columns unknown for 2 cells") == 1
+    # Interrupted: no end round, so no usable floor at all; the CSV is written all the same.
+    results = read_results(harness.write(interrupted=True))
+    assert [(r.cell, r.status) for r in results] == [(cell, "ok") for cell in cells]
+    assert all(getattr(r, name) is None for r in results for name in FLOOR_FIELDS)
+    assert all(r.efficiency is None for r in results)
+    assert read_frame(harness.written).efficiency.isna().all()
+
+
+def test_a_failure_in_the_floor_columns_costs_no_cell_and_warns_once(
+        tf_backend, tmp_path, probes, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr("linfit.harness._floor_rounds.floor_columns", broken)
+    harness = _floors_session(tmp_path, "measure", probes, _Clock())
+    for n in (100, 200):
+        assert harness.run_cell(_eager(n), _perf_counter_timer(rounds=2)).ok
+    journal = harness.journal.path
+    assert [json.loads(line)["status"] for line in journal.read_text().splitlines()[1:]] == [
+        "ok", "ok"]
+    results = read_results(harness.write())
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert all(r.floor_seconds is None and r.efficiency is None for r in results)
+    assert harness.floors_note.endswith(
+        "; warning: floor columns unknown for 2 cells (tensorflow CPU:0 eager n=100 float32 "
+        "k=1: ZeroDivisionError: float division by zero)")
+
+
+def test_a_start_round_that_fails_leaves_the_floors_unknown_not_the_session(
+        tf_backend, tmp_path, probes):
+    probes.broken = True
+    harness = _floors_session(tmp_path, "measure", probes, _Clock())
+    assert harness.floors is None
+    assert harness.floors_note == "floors not recorded: RuntimeError: the probe broke"
+    assert harness.run_cell(_eager(100), _perf_counter_timer(rounds=2)).ok
+    assert [r.floor_seconds for r in read_results(harness.write())] == [None]
+
+
+def test_two_sessions_of_the_same_second_journal_and_write_under_their_own_names(tf_backend,
+                                                                                   tmp_path):
+    first, second = (Harness(_options(tmp_path), started=STARTED) for _ in range(2))
+    for harness in (first, second):
+        harness.start_journal()
+        harness.run_cell(_eager(100), _perf_counter_timer(rounds=2))
+    assert second.run_id == f"{first.run_id}-2"
+    assert second.journal.path.name == f"{first.run_id}-2.journal.jsonl"
+    assert first.journal.path.exists() and second.journal.path.exists()
+    assert [second.write().name, first.write().name] == [f"{first.run_id}-2.csv",
+                                                         f"{first.run_id}.csv"]
+    assert read_frame(second.written).run_id.tolist() == [second.run_id]
 
 
 def test_an_unusable_cache_folder_is_a_warning_and_floors_are_measured_uncached(
@@ -668,6 +773,61 @@ def test_bench_run_draws_its_figures_beside_the_csv(bench_run):
         figure = written.with_name(f"{written.stem}-{name}.png")
         assert figure.stat().st_size > 0, name
         assert f"figure: {figure}" in run.stdout
+
+
+def _poisoned_cache(backend: Backend, cache_home: Path) -> Path:
+    """This machine's floors cache for ``backend`` at the default probe settings, holding
+    one round whose figures parse but are no times: NaN, inf, 0 and negative."""
+    poison = itertools.cycle([float("nan"), float("inf"), 0.0, -1e-3])
+    key = floors.floors_key([backend])
+    kinds = [("read", backend.name, 4), ("copy", backend.name, 8), ("dispatch", backend.name, 0),
+             ("read", "numpy", 4), ("copy", "numpy", 8)]
+    devices = tuple(
+        floors.DeviceFloors(device.id, device.kind, device.name, floors.DEFAULT_PROBE_ELEMENTS,
+                            floors.DEFAULT_REPEATS, tuple(
+            floors.ProbeMeasurement(kind, probe, per_element * floors.DEFAULT_PROBE_ELEMENTS,
+                                    1, (next(poison),) * floors.DEFAULT_REPEATS, 0,
+                                    "2026-11-27T00:00:00+00:00")
+            for kind, probe, per_element in kinds
+            if probe != "numpy" or device.kind == "CPU"))
+        for device in backend.devices())
+    path = cache_home / "linfit" / floors.cache_file_name(key)
+    path.parent.mkdir(parents=True)
+    return floors.write_floors(floors.Floors(tuple(key.items()), "2026-11-27T00:00:00+00:00",
+                                             devices), path)
+
+
+@pytest.fixture(scope="module")
+def poisoned_run(tf_backend, tmp_path_factory,
+                 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """A run whose floors cache holds figures that are no times and whose figures fail: the
+    run, the cache, the results folder."""
+    tmp_path = tmp_path_factory.mktemp("poisoned")
+    cache = _poisoned_cache(tf_backend, tmp_path / "cache")
+    run = _run_bench(tmp_path, "-p", "harness_broken_plots", "--linfit-variants", "eager,function",
+                     environ={"LINFIT_NO_PLOTS": "0", "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    return run, cache, tmp_path / "results"
+
+
+def test_a_cache_of_figures_that_are_not_times_costs_no_cell_of_a_bench_run(poisoned_run):
+    """Issue 20, class 1: the run wrote no CSV, no journal, not even the results folder."""
+    run, cache, results = poisoned_run
+    assert run.returncode == 0, run.stdout + run.stderr
+    written = list(results.glob("*.csv"))
+    assert len(written) == 1, run.stdout + run.stderr
+    results = read_results(written[0])
+    assert [(r.cell.variant, r.status) for r in results] == [("eager", "ok"), ("function", "ok")]
+    # The cached round is unknown; the floors are the end round's alone.
+    assert [r.floor_rounds for r in results] == [1, 1]
+    assert all(r.floor_spread == 1.0 and 0 < r.efficiency < float("inf") for r in results)
+    warnings = [line for line in run.stdout.splitlines() if "not a finite time > 0" in line]
+    assert len(warnings) == 1 and f"of the floors cache {cache} are" in warnings[0]
+
+
+def test_figures_that_fail_cost_no_result_and_warn_once(poisoned_run):
+    run, _, results = poisoned_run
+    assert run.stdout.count("warning: figures not drawn (RuntimeError: the figure broke)") == 1
+    assert len(list(results.glob("*.csv"))) == 1 and not list(results.glob("*.png"))
 
 
 def _baseline_from(source: Path, target: Path, time_factor: float) -> Path:

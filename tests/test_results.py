@@ -87,6 +87,15 @@ def test_efficiency_carries_the_spread_of_the_floor_rounds():
     assert "efficiency_high" not in row  # derived, not a second column
 
 
+@pytest.mark.parametrize(("samples", "floor"), [((0.0, 0.0), 1e-4), ((1e-4,), float("nan")),
+                                              ((1e-4,), 0.0), ((float("inf"),), 1e-4)])
+def test_an_efficiency_of_figures_that_are_not_finite_and_positive_is_unknown(samples, floor):
+    """Issue 20: a derived figure is unknown, never a ZeroDivisionError that costs the row."""
+    record = CellResult(EAGER, "ok", per_call_seconds=samples, floor_seconds=floor)
+    assert record.efficiency is None and record.efficiency_high is None
+    assert record.to_row()["efficiency"] is None
+
+
 def test_a_record_is_immutable_and_checks_its_vocabulary():
     record = CellResult(EAGER, "ok", per_call_seconds=(1.0,))
     with pytest.raises(dataclasses.FrozenInstanceError):

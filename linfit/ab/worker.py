@@ -95,7 +95,7 @@ class Worker:
                            "skip_reason": m.skip_reason} for m in matrix]}
 
     def build(self, request: dict[str, Any]) -> dict[str, Any]:
-        from linfit.backends import get_backend
+        from linfit.backends import Trainer, get_backend
         from linfit.harness import RawTiming
 
         calls_per_sample: dict[str, int] = request["calls_per_sample"]
@@ -105,16 +105,17 @@ class Worker:
             cell = self.cells[key]
             calls = int(calls_per_sample[key])
             backend = get_backend(cell.backend)
-            captured: list[Any] = []
+            captured: list[Trainer] = []
             calibration: list[float] = []
 
-            def time_calls(call: Callable[[], None], calls: int = calls,
-                           captured: list[Any] = captured,
+            def time_calls(trainer: Trainer, calls: int = calls,
+                           captured: list[Trainer] = captured,
                            calibration: list[float] = calibration) -> RawTiming:
-                # The harness hands over the trainer's bound call(): keep the trainer, so
+                # The harness hands over the trainer (the Trainer protocol): keep it, so
                 # the bursts time the very object whose placement, traces and convergence
                 # the harness checked (and compiled once).
-                captured.append(getattr(call, "__self__", None))
+                captured.append(trainer)
+                call = trainer.call
                 # One call first: a cell of a second a call is calibrated with fewer calls
                 # a sample (as its bursts will be), seconds of build rather than a minute.
                 first_ns = _time_calls(call, 1)[0]
@@ -137,7 +138,7 @@ class Worker:
                          device_name=record.facts.get("device_name"),
                          call_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
             if entry["status"] == "ok":
-                if captured and captured[0] is not None:
+                if captured:
                     self.trainers[key] = captured[0]
                     # Bursts run under the same global settings as the checks (hard
                     # device placement), kept for the worker's lifetime.
@@ -146,7 +147,7 @@ class Worker:
                         self._session_backends.add(backend.name)
                 else:
                     entry.update(status="failed", message="the harness did not hand over "
-                                 "the trainer's call(); cannot time bursts")
+                                 "the trainer; cannot time bursts")
             built.append(entry)
         return {"cells": built}
 

@@ -87,6 +87,11 @@ class Trainer(abc.ABC):
     ``call()`` is the timed callable: it runs ``steps_per_call`` steps and returns once the
     device has finished them (it synchronises where the device is asynchronous). It copies
     nothing large to the host.
+
+    This is the protocol every timer is handed (the harness's pytest-benchmark timer, the
+    ab worker's bursts): the timer calls :meth:`call`, and a trainer whose calls are
+    better timed on its own clock says so through :meth:`start_timing` and
+    :meth:`own_call_seconds`. Nothing outside this class asks which kind of trainer it is.
     """
 
     def __init__(self, backend: str, variant: Variant, device: Device, data: Dataset,
@@ -125,6 +130,21 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def result_device(self) -> str:
         """The device id (``CPU:0``) that holds the last call's result."""
+
+    def start_timing(self) -> None:
+        """Called once just before the timed calls. A trainer that times its own calls
+        forgets the calls so far (the warm-up); the default does nothing."""
+        return None
+
+    def own_call_seconds(self) -> tuple[float, ...] | None:
+        """Each call's time since :meth:`start_timing` on the trainer's own clock, in order,
+        or None where the timer's clock is the right one (the default).
+
+        A trainer whose step runs elsewhere (linfit.distributed's worker processes) returns
+        the times taken there: the caller's clock would count the pipe and the other
+        workers' replies.
+        """
+        return None
 
     def check_placement(self) -> str:
         """Check that the last result is on the device asked for; return its id.

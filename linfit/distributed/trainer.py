@@ -4,8 +4,8 @@
 ``jax-sharding``, one per replica for ``multi-worker``, each with its own TF_CONFIG on free
 local ports), and yields a :class:`RemoteTrainer`, which the harness measures and checks as
 any trainer. Every call goes to every worker; the chief (worker 0) times its own calls,
-and :meth:`RemoteTrainer.chief_timing` hands those times to the harness in place of the
-parent's, which would count the pipe.
+and :meth:`RemoteTrainer.own_call_seconds` (the Trainer protocol) hands those times to the
+harness in place of the parent's, which would count the pipe.
 
 Hygiene: each worker is its own process group, its stderr goes to a file that is kept for
 the error message, every request has a time limit, and on return, error, Ctrl-C or SIGTERM
@@ -182,8 +182,9 @@ class RemoteTrainer(Trainer):
         self.workers[0].send({"op": "take_samples"})
         self.workers[0].receive(CALL_TIMEOUT_SECONDS)
 
-    def chief_times(self) -> tuple[float, ...]:
-        """The chief's own time of each call since :meth:`start_timing`, in order."""
+    def own_call_seconds(self) -> tuple[float, ...]:
+        """The chief's own time of each call since :meth:`start_timing`, in order: one
+        sample per call, on the clock of the process that ran it."""
         self.workers[0].send({"op": "take_samples"})
         return tuple(self.workers[0].receive(CALL_TIMEOUT_SECONDS)["samples"])
 

@@ -1,6 +1,6 @@
 """The benchmark harness behind ``pytest bench/``: everything of it that is not pytest glue.
 
-Four modules, one role each, behind this public face:
+Five modules, one role each, behind this public face:
 
 - ``_options``: :data:`OPTIONS` (each a flag and an environment variable),
   :func:`resolve_options` and :class:`HarnessOptions`;
@@ -8,14 +8,21 @@ Four modules, one role each, behind this public face:
   here (:class:`MatrixCell`);
 - ``_session``: :class:`Harness`, one session: a cell measured and checked
   (:meth:`Harness.run_cell`), the journal of finished cells, the results file;
+- ``_floor_rounds``: :class:`FloorRounds`, the session's floor probe rounds (at the start,
+  between cells, at the end) and each record's floor columns;
 - ``_render``: the speed-up table and the summary lines on the terminal.
 
 ``bench/conftest.py`` registers :data:`OPTIONS`, parametrises the benchmark with
 :func:`build_matrix`, and hands each cell to :meth:`Harness.run_cell` together with a
-function that times a callable with pytest-benchmark.
+function that times a trainer's ``call`` with pytest-benchmark (:data:`TimeCalls`).
 """
 
 from linfit.convergence import REFERENCE_DEVICE, REFERENCE_VARIANT
+from linfit.harness._floor_rounds import (
+    FLOOR_ROUND_INTERVAL_SECONDS,
+    MAX_SESSION_ROUNDS,
+    FloorRounds,
+)
 from linfit.harness._matrix import (
     MatrixCell,
     build_matrix,
@@ -36,12 +43,12 @@ from linfit.harness._options import (
     parse_sizes,
     resolve_options,
 )
-from linfit.harness._render import format_speedups, gate_lines, results_lines
+from linfit.harness._render import MESSAGE_MAX_CHARS, format_speedups, gate_lines, results_lines
 from linfit.harness._session import (
-    MESSAGE_MAX_CHARS,
     WARMUP_CALLS,
     Harness,
     RawTiming,
+    TimeCalls,
     make_run_id,
     per_step_samples,
     sigterm_as_interrupt,
@@ -54,18 +61,22 @@ __all__ = [
     "DEFAULT_RESULTS_DIR",
     "DEFAULT_SIZES",
     "FLOORS_MODES",
+    "FLOOR_ROUND_INTERVAL_SECONDS",
     "FULL_PROFILE_EXTRA_SIZES",
+    "MAX_SESSION_ROUNDS",
     "MESSAGE_MAX_CHARS",
     "OPTIONS",
     "PROFILES",
     "REFERENCE_DEVICE",
     "REFERENCE_VARIANT",
     "WARMUP_CALLS",
+    "FloorRounds",
     "Harness",
     "HarnessOptions",
     "MatrixCell",
     "Option",
     "RawTiming",
+    "TimeCalls",
     "available_backends",
     "build_matrix",
     "cell_group",

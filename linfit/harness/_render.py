@@ -12,10 +12,24 @@ from pathlib import Path
 import pandas as pd
 
 from linfit import summary
+from linfit._errors import LinfitError
 from linfit._format import format_seconds, text_table
 from linfit.check import Finding, exit_status
 from linfit.compare import DRIFT_NOTE
 from linfit.results import Cell
+
+# A failed cell's message is one line of at most this many characters (framework errors can
+# run to pages; the row keeps their start).
+MESSAGE_MAX_CHARS = 1000
+
+
+def error_line(error: BaseException) -> str:
+    """An error as one line of at most :data:`MESSAGE_MAX_CHARS` characters: a LinfitError's
+    message as it is, any other prefixed with its type (a cell's ``message``, a note)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, LinfitError):
+        text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= MESSAGE_MAX_CHARS else text[:MESSAGE_MAX_CHARS - 3] + "..."
 
 
 def _columns(cells: list[Cell]) -> dict[Cell, str]:

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from linfit._errors import LinfitError
 from linfit._paths import open_input
@@ -43,6 +43,7 @@ __all__ = [
 JOURNAL_FORMAT_VERSION = 1
 JOURNAL_SUFFIX = ".journal.jsonl"
 _MAGIC = "linfit_journal"
+_T = TypeVar("_T")
 
 
 class JournalError(LinfitError):
@@ -60,30 +61,73 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _with_free_name(run_id: str, create: Callable[[str], _T],
+                    target: Callable[[str], Path]) -> _T:
+    """``create(name)`` for the first of ``run_id``, ``run_id-2``, ``run_id-3``, ... whose
+    file is not taken: the one collision retry of a run's journal and results file (two
+    runs started in the same second). Only a name collision is retried: a FileExistsError
+    where ``target(name)`` does not exist (mkdir of a folder whose name is a file) is raised.
+    """
+    suffix = 1
+    while True:
+        name = run_id if suffix == 1 else f"{run_id}-{suffix}"
+        try:
+            return create(name)
+        except FileExistsError:
+            if not os.path.lexists(target(name)):
+                raise
+            suffix += 1
+
+
 class Journal:
     """An append-only journal of one run's finished cells.
 
     The file is created on the first :meth:`append`, never over an existing file.
     """
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(self, path: Path, run_id: str, *, free_name: bool = False) -> None:
+        """A journal, not on disk yet.
+
+        Args:
+            path: the file.
+            run_id: the run it journals (its header).
+            free_name: when ``path`` is ``<run_id>.journal.jsonl`` and is taken at the first
+                append (another run of the same second), take ``<run_id>-2`` and so on,
+                as the results file does; :attr:`run_id` and :attr:`path` follow.
+        """
         self.path = path
         self.run_id = run_id
+        self._free_name = free_name
         self._handle: IO[str] | None = None
 
-    def append(self, row: Mapping[str, Any]) -> None:
-        """Write one finished cell's row and flush it to disk before returning.
+    def append(self, row: Mapping[str, Any] | CellResult) -> None:
+        """Write one finished cell's row (or record) and flush it to disk before returning.
 
         Raises:
-            FileExistsError: on the first append, when the journal's name is taken.
+            FileExistsError: on the first append, when the journal's name is taken (and
+                ``free_name`` was not asked for).
             OSError: when the disk refuses the write.
         """
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # "x": a journal of another run is never appended to.
-            self._handle = open(self.path, "x", encoding="utf-8")  # noqa: SIM115
+            if self._free_name and self.path.name == f"{self.run_id}{JOURNAL_SUFFIX}":
+                self._handle = _with_free_name(self.run_id, self._open, self._path_of)
+            else:
+                self._handle = self._open(self.run_id, self.path)
             self._write({_MAGIC: JOURNAL_FORMAT_VERSION, "run_id": self.run_id})
+        if isinstance(row, CellResult):
+            row = row.to_row()
         self._write({name: value for name, value in row.items()})
+
+    def _path_of(self, run_id: str) -> Path:
+        return self.path.with_name(f"{run_id}{JOURNAL_SUFFIX}")
+
+    def _open(self, run_id: str, path: Path | None = None) -> IO[str]:
+        path = self._path_of(run_id) if path is None else path
+        # "x": a journal of another run is never appended to.
+        handle = open(path, "x", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.path, self.run_id = path, run_id
+        return handle
 
     def _write(self, record: Mapping[str, Any]) -> None:
         assert self._handle is not None
@@ -203,17 +247,12 @@ def write_run(results: Sequence[CellResult], directory: Path, run_id: str) -> Pa
     Raises:
         OSError: when the file cannot be written.
     """
-    suffix = 1
-    while True:
-        name = run_id if suffix == 1 else f"{run_id}-{suffix}"
-        target = directory / f"{name}.csv"
-        try:
-            return write_results([replace(result, facts={**result.facts, "run_id": name})
-                                  for result in results], target)
-        except FileExistsError:
-            if not os.path.lexists(target):
-                raise  # mkdir of a folder whose name is a file: not a collision
-            suffix += 1
+    def target(name: str) -> Path:
+        return directory / f"{name}.csv"
+
+    return _with_free_name(run_id, lambda name: write_results(
+        [replace(result, facts={**result.facts, "run_id": name}) for result in results],
+        target(name)), target)
 
 
 def recover(journal: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None,

@@ -6,8 +6,9 @@ round and steps per call, the checks' outcomes and the reference the numerics we
 against. Every statistic (per-step samples, min, median, mean, stddev, IQR, max, rounds)
 is a derived property computed in one place, :func:`step_statistics`.
 
-The harness builds row dicts and converts them with :meth:`CellResult.from_row`; the
-results file is written from :meth:`CellResult.to_row` (see :mod:`linfit.results.csv`).
+The harness builds a record directly; the readers convert rows with
+:meth:`CellResult.from_row`, and the results file and the journal are written from
+:meth:`CellResult.to_row` (see :mod:`linfit.results.csv`).
 This module imports NumPy but not pandas: a measurement can be recorded without it.
 """
 
@@ -255,10 +256,14 @@ class CellResult:
 
     @property
     def efficiency(self) -> float | None:
-        """floor_seconds / median_seconds (1.0 = at the floor); None without both."""
+        """floor_seconds / median_seconds (1.0 = at the floor); None without both, or where
+        either is not a finite number > 0 (a derived figure is unknown, never an error)."""
         if self.floor_seconds is None or not self.timed:
             return None
-        return self.floor_seconds / self.median_seconds
+        floor, median = self.floor_seconds, self.median_seconds
+        if not (math.isfinite(floor) and floor > 0 and math.isfinite(median) and median > 0):
+            return None
+        return floor / median
 
     @property
     def efficiency_low(self) -> float | None:
