@@ -159,9 +159,12 @@ class WorkerProcess:
         """The last ``lines`` lines the worker wrote to stderr (at most
         :data:`STDERR_TAIL_CHARACTERS` characters)."""
         with contextlib.suppress(OSError, ValueError):
-            size = self._stderr.seek(0, os.SEEK_END)
-            self._stderr.seek(max(0, size - _STDERR_READ_BYTES))
-            text = self._stderr.read().decode(errors="replace")
+            # pread: the worker writes through the same open file, so its offset is left
+            # alone (a seek here would make the worker overwrite what it wrote).
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            start = max(0, size - _STDERR_READ_BYTES)
+            text = os.pread(fd, size - start, start).decode(errors="replace")
             return "\n".join(text.rstrip().splitlines()[-lines:])[-STDERR_TAIL_CHARACTERS:]
         return ""
 
@@ -214,13 +217,11 @@ class WorkerProcess:
             raise self._died(f"during {op}")
         self._buffer += chunk
 
-    def _drain(self, op: str) -> None:
-        """Read everything a worker that has ended left in the pipe."""
-        while select.select([self], [], [], 0)[0]:
-            chunk = os.read(self.fileno(), _READ_BYTES)
-            if not chunk:
-                return
-            self._buffer += chunk
+    def _drain(self) -> None:
+        """Read what a worker that has ended left in the pipe: one read takes a whole pipe's
+        capacity (64 KiB on Linux), and a worker cannot end with more written to it."""
+        if select.select([self], [], [], 0)[0]:
+            self._buffer += os.read(self.fileno(), _READ_BYTES)
 
     def receive(self, op: str, timeout: float) -> dict[str, Any]:
         """Read one reply to ``op`` within ``timeout`` seconds.
@@ -315,7 +316,7 @@ def receive_all(workers: Sequence[WorkerProcess], op: str, timeout: float, *,
                 return [replies[index] for index in range(len(workers))]
             for worker in waiting:
                 if worker.process.poll() is not None:
-                    worker._drain(op)
+                    worker._drain()
                     if b"\n" not in worker._buffer:
                         raise worker._died(f"during {op}")
             left = deadline - time.monotonic()

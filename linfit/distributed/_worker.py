@@ -82,8 +82,8 @@ class _Cell:
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         # Timed here, on the chief, and not by the parent: the parent's clock would count
-        # the pipe and the other workers' replies. These times stand in for
-        # pytest-benchmark's, which leaves garbage collection on: so does this one.
+        # the pipe and the other workers' replies. Garbage collection stays on, as it always
+        # has in the chief (the parent's pytest-benchmark rounds switch it off there).
         [seconds] = time_calls(self.step.call, 1, disable_gc=False, clock=time.perf_counter)
         self.samples.append(seconds)
         return {}
