@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linfit._errors import LinfitError
+from linfit._process import WorkerFailed
 from linfit.backends import Trainer
 from linfit.harness import Harness, RawTiming, cell_group
 from linfit.results import Cell
@@ -27,7 +28,7 @@ def test_step_time(benchmark, linfit_harness: Harness, linfit_cell: Cell) -> Non
 
     try:
         result = linfit_harness.run_cell(linfit_cell, time_calls)
-    except LinfitError as error:
+    except (LinfitError, WorkerFailed) as error:
         pytest.fail(f"{linfit_cell}: {error}", pytrace=False)
     benchmark.extra_info.update(first_call_seconds=result.first_call_seconds,
                                 traces=result.traces, status=result.status)

@@ -27,16 +27,14 @@ samples; medians and bandwidths are derived from them.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import gc
 import hashlib
 import json
 import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from linfit._paths import atomic_write_text, open_input, output_dir_problem
 from linfit.backends.base import Backend, Device
 from linfit.data import numpy_dtype
 from linfit.environment import machine_facts
+from linfit.timing import time_calls
 
 __all__ = [
     "COPY_BYTES_PER_ELEMENT",
@@ -538,31 +537,12 @@ def latest_rounds(floors: Floors, count: int) -> Floors:
 # --- measuring ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _gc_disabled() -> Iterator[None]:
-    """The garbage collector off while timing (a collection inside a sample is noise)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _time_calls(call: Callable[[], object], repeats: int, calls_per_sample: int,
                 clock: Callable[[], float]) -> tuple[float, ...]:
-    """``repeats`` samples of the mean time of ``calls_per_sample`` calls, after warm-up."""
-    for _ in range(WARMUP_CALLS):
-        call()
-    samples = []
-    with _gc_disabled():
-        for _ in range(repeats):
-            start = clock()
-            for _ in range(calls_per_sample):
-                call()
-            samples.append((clock() - start) / calls_per_sample)
-    return tuple(samples)
+    """``repeats`` samples of the mean time of ``calls_per_sample`` calls, after warm-up
+    (garbage collection off while timing; each probe synchronises itself)."""
+    return tuple(seconds / calls_per_sample for seconds in time_calls(
+        call, repeats, calls_per_sample, warmup=WARMUP_CALLS, clock=clock))
 
 
 def _numpy_read_probe(n_elements: int) -> Callable[[], object]:

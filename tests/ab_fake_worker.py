@@ -8,8 +8,10 @@ since the worker started. Each burst sleeps for its length and appends its real
 ``FAKE_AB_CRASH_AFTER`` (exit 3), ``FAKE_AB_HANG_AFTER`` (sleep forever),
 ``FAKE_AB_INTERRUPT_AFTER`` (SIGINT to the coordinator, as Ctrl-C), ``FAKE_AB_FAIL_CELL``
 (that cell key fails its checks), ``FAKE_AB_CELLS`` (cells, default 3), ``FAKE_AB_HELLO``
-(``exit``: die before answering hello), ``FAKE_AB_KERAS`` (``1``: one more cell,
-TensorFlow's ``keras-xla``, which a session measures only when variants are named).
+(``exit``: die before answering hello; ``kill``: SIGKILL itself there), ``FAKE_AB_PLAN``
+(``kill``: SIGKILL itself when asked to plan; ``input`` or ``internal``: answer plan with an
+error of that kind), ``FAKE_AB_KERAS`` (``1``: one more cell, TensorFlow's ``keras-xla``,
+which a session measures only when variants are named).
 """
 
 from __future__ import annotations
@@ -42,10 +44,15 @@ def main() -> int:
         if op == "quit":
             replies.write(json.dumps(reply) + "\n")
             return 0
+        if ENV.get(f"FAKE_AB_{op.upper()}") == "kill":
+            print(f"fake worker: killed during {op}", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
         if op == "hello":
             reply.update(python=sys.executable, python_version="3.11.0",
                          installed_backends=["fake"], git_commit="fake", git_dirty=False,
                          machine={"host": "fakehost"})
+        elif op == "plan" and ENV.get("FAKE_AB_PLAN") in ("input", "internal"):
+            reply = {"ok": False, "kind": ENV["FAKE_AB_PLAN"], "error": "fake plan error"}
         elif op == "plan":
             reply["cells"] = [{"key": key, "backend": "fake", "device": "CPU:0",
                                "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",

@@ -68,6 +68,17 @@ def test_an_interpreter_without_the_framework_is_bad_input(tf_backend):
     _one_line_exit_2(done, "side B", "cannot import the tensorflow backend")
 
 
+def test_a_worker_killed_while_planning_is_a_failure_not_bad_input(tmp_path):
+    """Issue 20: a crash is exit 1, as documented, with the worker's failure on stderr."""
+    done = _linfit("ab", "--results", str(tmp_path), "--side",
+                   f"A: LINFIT_WORKER_PLUGINS=ab_killed_at_plan PYTHONPATH={TESTS}",
+                   "--side", "B:", timeout=120)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "linfit ab: side A: killed by signal 9 (SIGKILL) during plan" in done.stderr
+    assert "ab_killed_at_plan: SIGKILL now" in done.stderr
+    assert "error:" not in done.stderr and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("spec", ["B: 1X=2", "B: 'unclosed", "B: python3 python3",
                                   "bad label: python3"])
 def test_a_malformed_side_is_bad_input(spec):

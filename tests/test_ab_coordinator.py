@@ -157,6 +157,25 @@ def test_a_worker_that_cannot_start_is_bad_input_with_its_stderr(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("op", ["hello", "plan"])
+def test_a_worker_killed_before_measuring_is_a_failed_session_not_bad_input(tmp_path, op):
+    """Issue 20: a worker killed during start-up or planning is a crash (exit 1), not bad
+    input (exit 2): the session ends with the failure, and nothing is written."""
+    result = run_session(_config(tmp_path, _sides(b={f"FAKE_AB_{op.upper()}": "kill"})),
+                         _quiet)
+    [failure] = result.failures
+    assert failure.startswith(f"side B: killed by signal 9 (SIGKILL) during {op}")
+    assert f"fake worker: killed during {op}" in failure
+    assert result.path is None and not list(tmp_path.iterdir())
+
+
+def test_a_plan_error_is_bad_input_only_when_the_worker_says_so(tmp_path):
+    with pytest.raises(LinfitError, match="side B: cell options: fake plan error"):
+        run_session(_config(tmp_path, _sides(b={"FAKE_AB_PLAN": "input"})), _quiet)
+    result = run_session(_config(tmp_path, _sides(b={"FAKE_AB_PLAN": "internal"})), _quiet)
+    assert result.failures == ["side B: failed cell options: fake plan error"]
+
+
 def test_sigterm_ends_the_session_keeping_the_pairs_and_killing_the_workers(tmp_path):
     log = tmp_path / "bursts.log"
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"

@@ -23,7 +23,7 @@ from linfit.convergence import CONVERGENCE_STEPS, convergence_problems
 from linfit.data import make_dataset
 from linfit.distributed import (
     DISTRIBUTED_VARIANTS,
-    WorkerError,
+    WorkerFailed,
     check_port_free,
     check_tf_config,
     free_ports,
@@ -85,7 +85,7 @@ def test_xla_under_mirrored_on_two_cpus_fails_with_tensorflows_reason():
     data = make_dataset(N_EXAMPLES, "float32")
     spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
     with open_trainer("tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE,
-                      2) as trainer, pytest.raises(WorkerError) as failed:
+                      2) as trainer, pytest.raises(WorkerFailed) as failed:
         trainer.call()
     assert "worker 0 (chief)" in str(failed.value)
     assert "xla" in str(failed.value).lower()
@@ -100,7 +100,7 @@ def test_a_killed_worker_fails_its_cell_and_leaves_no_process_and_no_port():
         trainer.call()
         pids = [worker.process.pid for worker in trainer.workers]
         os.kill(pids[1], signal.SIGKILL)
-        with pytest.raises(WorkerError, match=r"worker 1 \(worker\) killed by signal 9"):
+        with pytest.raises(WorkerFailed, match=r"worker 1 \(worker\): killed by signal 9"):
             trainer.call()
     assert all(_gone(pid) for pid in pids)
     for port in ports:
@@ -112,11 +112,11 @@ def test_a_worker_that_dies_fails_with_its_stderr():
     spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-eager"]
     # A lifetime shorter than the import of TensorFlow: the watchdog ends the worker.
     env = {**os.environ, LIFETIME_ENV: "0.5"}
-    with pytest.raises(WorkerError) as died, open_trainer(
+    with pytest.raises(WorkerFailed) as died, open_trainer(
             "tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 1, environments=[env]):
         pass
     message = str(died.value)
-    assert "worker 0 (chief) exited with status 3" in message
+    assert "worker 0 (chief): exited with status 3" in message
     assert "its stderr: " in message and "its lifetime of 0.5 s is over" in message
     assert "\n" not in message
 
@@ -126,7 +126,7 @@ def test_a_bad_tf_config_is_one_clear_error_from_the_worker():
     spec = DISTRIBUTED_VARIANTS["tensorflow"]["multi-worker-function"]
     bad = {**os.environ, "TF_CONFIG": '{"cluster": {"worker": ["localhost:1"]}}',
            LIFETIME_ENV: "120"}
-    with pytest.raises(WorkerError, match="TF_CONFIG names 1 workers, but the cell has 2"), \
+    with pytest.raises(WorkerFailed, match="TF_CONFIG names 1 workers, but the cell has 2"), \
             open_trainer("tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 2,
                          environments=[bad, bad]):
         pass

@@ -25,27 +25,22 @@ the workers are killed (their process group) and the pairs measured so far are k
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import select
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 import linfit
 from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
+from linfit._process import KIND_INPUT, WorkerFailed, WorkerProcess
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
 from linfit.ab.spec import Side
 from linfit.backends.variants import KERAS_VARIANTS
@@ -64,7 +59,6 @@ __all__ = [
     "SessionConfig",
     "SessionResult",
     "WorkerFailed",
-    "WorkerProcess",
     "balanced_orders",
     "run_session",
 ]
@@ -101,8 +95,6 @@ HELLO_TIMEOUT_SECONDS = 120.0
 BUILD_TIMEOUT_SECONDS = 900.0
 BURST_TIMEOUT_SECONDS = 30.0
 BURST_TIMEOUT_FACTOR = 50
-# Lines of a failed worker's stderr shown.
-STDERR_TAIL_LINES = 15
 DEFAULT_SEED = 0
 # Variants a session leaves out unless --variants (or LINFIT_VARIANTS) names variants: Keras'
 # model.fit cells take 0.5 to 1.2 s each to build, check and calibrate on the 2-core VM, and
@@ -110,20 +102,6 @@ DEFAULT_SEED = 0
 # round, no cell decided: results/cpu-2core-ab/aa-all-variants). `pytest bench/` still runs
 # them by default.
 OPT_IN_VARIANTS = {"tensorflow": frozenset(KERAS_VARIANTS)}
-
-
-class WorkerFailed(Exception):
-    """Raised when a worker crashes, hangs past its time-out or breaks the protocol.
-
-    ``str()`` says which side, what happened and the tail of its stderr.
-    """
-
-    def __init__(self, label: str, what: str, stderr_tail: str) -> None:
-        self.label = label
-        self.what = what
-        self.stderr_tail = stderr_tail
-        tail = f"; its stderr ends:\n{stderr_tail}" if stderr_tail.strip() else ""
-        super().__init__(f"side {label}: worker {what}{tail}")
 
 
 def default_worker_argv(side: Side) -> list[str]:
@@ -141,98 +119,12 @@ def worker_environ(side: Side, base: Mapping[str, str]) -> dict[str, str]:
     return environ
 
 
-class WorkerProcess:
-    """One running worker: JSON requests with time-outs, its stderr kept in a file."""
+class _SideWorker(WorkerProcess):
+    """A side's worker process, which knows its side."""
 
     def __init__(self, side: Side, argv: Sequence[str], environ: Mapping[str, str]) -> None:
+        super().__init__(f"side {side.label}", argv, environ)
         self.side = side
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self._buffer = b""
-        try:
-            # Its own session: Ctrl-C at the terminal reaches the coordinator only, which
-            # ends the workers itself, after keeping what they measured.
-            self.process = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=self._stderr,
-                                            env=dict(environ), start_new_session=True)
-        except OSError as error:
-            self._stderr.close()
-            raise WorkerFailed(side.label, f"could not start ({side.python}: "
-                               f"{error.strerror or error})", "") from None
-
-    def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
-        """The last lines the worker wrote to stderr."""
-        with contextlib.suppress(OSError, ValueError):
-            self._stderr.seek(0)
-            text = self._stderr.read().decode(errors="replace")
-            return "\n".join(text.rstrip().splitlines()[-lines:])
-        return ""
-
-    def _failed(self, what: str) -> WorkerFailed:
-        return WorkerFailed(self.side.label, what, self.stderr_tail())
-
-    def send(self, request: Mapping[str, Any]) -> None:
-        """Write one request."""
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.process.wait(timeout=5)
-            raise self._failed(f"exited with status {self.process.returncode} before "
-                               f"{request.get('op')}") from None
-
-    def receive(self, op: str, timeout: float) -> dict[str, Any]:
-        """Read one reply within ``timeout`` seconds.
-
-        Raises:
-            WorkerFailed: when the worker exits, stays silent past the time-out, or sends
-                something that is not a reply.
-        """
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._failed(f"did not answer {op} within {timeout:g} s (hung?)")
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(timeout=5)
-                raise self._failed(f"exited with status {self.process.returncode} during {op}")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            raise self._failed(f"sent a line that is not JSON during {op}: {line[:200]!r}"
-                               ) from None
-        if not isinstance(reply, dict) or "ok" not in reply:
-            raise self._failed(f"sent something that is not a reply during {op}")
-        return reply
-
-    def request(self, request: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one request and return its reply."""
-        self.send(request)
-        return self.receive(str(request.get("op")), timeout)
-
-    def close(self) -> None:
-        """Ask the worker to quit, then kill its process group, whatever state it is in."""
-        if self.process.poll() is None:
-            with contextlib.suppress(WorkerFailed, OSError, ValueError):
-                self.request({"op": "quit"}, timeout=2)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        for stream in (self.process.stdin, self.process.stdout):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-        self._stderr.close()
 
 
 @dataclass(frozen=True)
@@ -311,9 +203,11 @@ def balanced_orders(sides: int, rounds: int, rng: np.random.Generator) -> list[l
 def _checked(side: Side, reply: Mapping[str, Any], what: str) -> Mapping[str, Any]:
     if reply.get("ok"):
         return reply
-    # Bad options ("input") and a worker's own failure both stop the session before any
-    # timing: the message names the side.
-    raise LinfitError(f"side {side.label}: {what}: {reply.get('error', 'failed')}")
+    # Bad options are bad input (exit 2); a worker's own failure is a failed session (exit 1).
+    # Either stops the session before any timing; the message names the side.
+    if reply.get("kind") == KIND_INPUT:
+        raise LinfitError(f"side {side.label}: {what}: {reply.get('error', 'failed')}")
+    raise WorkerFailed(f"side {side.label}", f"failed {what}: {reply.get('error', 'failed')}")
 
 
 class _Session:
@@ -322,7 +216,7 @@ class _Session:
     def __init__(self, config: SessionConfig, progress: Callable[[str], None]) -> None:
         self.config = config
         self.progress = progress
-        self.workers: list[WorkerProcess] = []
+        self.workers: list[_SideWorker] = []
         self.hellos: list[Mapping[str, Any]] = []
         self.result = SessionResult()
         self.writer: PairsWriter | None = None
@@ -336,8 +230,8 @@ class _Session:
         base = dict(os.environ)
         for side in self.config.sides:
             try:
-                worker = WorkerProcess(side, self.config.worker_argv(side),
-                                       worker_environ(side, base))
+                worker = _SideWorker(side, self.config.worker_argv(side),
+                                     worker_environ(side, base))
             except WorkerFailed as error:
                 raise LinfitError(str(error)) from None
             self.workers.append(worker)
@@ -345,6 +239,8 @@ class _Session:
             try:
                 reply = worker.request({"op": "hello"}, self.config.hello_timeout)
             except WorkerFailed as error:
+                if error.returncode is not None and error.returncode < 0:
+                    raise  # killed by a signal: a crash, not the interpreter's fault
                 last = error.stderr_tail.strip().splitlines()[-1:] or [error.what]
                 raise LinfitError(f"side {worker.side.label}: {worker.side.python} cannot "
                                   f"run linfit's worker: {last[0]}") from None
@@ -376,12 +272,9 @@ class _Session:
                                if k.startswith("LINFIT_")}}
         plans = []
         for worker in self.workers:
-            try:
-                reply = worker.request(request, self.config.build_timeout)
-            except WorkerFailed as error:
-                raise LinfitError(f"side {worker.side.label}: cannot plan the cells: "
-                                  f"{error.what}: {error.stderr_tail.splitlines()[-1:]}"
-                                  ) from None
+            # A worker that fails here (killed, hung) is a crash, not bad input: WorkerFailed
+            # ends the session with exit 1 (issue 20).
+            reply = worker.request(request, self.config.build_timeout)
             plans.append(_checked(worker.side, reply, "cell options")["cells"])
         keys_everywhere = set.intersection(*({c["key"] for c in cells} for cells in plans))
         cells = []
@@ -500,8 +393,7 @@ class _Session:
                         max(config.burst_timeout,
                             BURST_TIMEOUT_FACTOR * cell["expected_seconds"]))
                     if not reply.get("ok"):
-                        raise WorkerFailed(worker.side.label, f"failed a burst of {key}: "
-                                           f"{reply.get('error')}", worker.stderr_tail())
+                        raise worker.failed(f"failed a burst of {key}: {reply.get('error')}")
                     row = self._row(side_index, cell, round=pair, order_position=position,
                                     sequence=self.sequence,
                                     start_unix_ns=reply["start_unix_ns"],

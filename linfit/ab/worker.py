@@ -1,10 +1,10 @@
 """One side's long-lived worker: ``PYTHON -m linfit.ab.worker``, driven by the coordinator.
 
-The protocol is one JSON object per line: requests on stdin, replies on the worker's
-original stdout. At start the worker moves that stdout to a private descriptor and points
-file descriptor 1 at stderr, so nothing a framework prints can corrupt the protocol.
-Every reply has ``"ok"``; a failed request has ``"ok": false``, ``"error"`` (one line) and
-``"kind"``: ``input`` (bad options: the user's fault) or ``internal``.
+It speaks linfit's one worker protocol (:mod:`linfit._process`): JSON lines, requests on
+stdin, replies on the original stdout, which is moved to a private descriptor at start so
+that nothing a framework prints can corrupt a reply. A failed request is answered with
+``"ok": false``, ``"error"`` (one line) and ``"kind"``: ``input`` (bad options: the user's
+fault) or ``internal``.
 
 Requests (``"op"``):
 
@@ -21,16 +21,17 @@ Requests (``"op"``):
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
-import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from linfit import timing
+from linfit._errors import LinfitError
+from linfit._process import KIND_INPUT, KIND_INTERNAL, reply_stream, serve
 
 __all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "main"]
 
@@ -40,18 +41,6 @@ PROTOCOL_VERSION = 1
 PLUGINS_ENV = "LINFIT_WORKER_PLUGINS"
 # Samples timed at build to calibrate the burst length (median of these).
 CALIBRATION_SAMPLES = 3
-
-
-@contextlib.contextmanager
-def _gc_off() -> Iterator[None]:
-    """Garbage collection off while timing (as pytest-benchmark does), restored after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Worker:
@@ -118,10 +107,10 @@ class Worker:
                 call = trainer.call
                 # One call first: a cell of a second a call is calibrated with fewer calls
                 # a sample (as its bursts will be), seconds of build rather than a minute.
-                first_ns = _time_calls(call, 1)[0]
+                first_ns = timing.time_calls(call, 1)[0]
                 calls = int(min(calls, max(1, max_sample_ns // max(first_ns, 1))))
                 for _ in range(CALIBRATION_SAMPLES):
-                    calibration.append(sum(_time_calls(call, calls)) / calls)
+                    calibration.append(sum(timing.time_calls(call, calls)) / calls)
                 return RawTiming(tuple(ns * 1e-9 for ns in calibration), calls)
 
             entry: dict[str, Any] = {"key": key}
@@ -155,24 +144,13 @@ class Worker:
         trainer = self.trainers[request["key"]]
         calls = int(request["samples"]) * int(request["calls_per_sample"])
         start_unix_ns = time.time_ns()
-        call_ns = _time_calls(trainer.call, calls)
+        # Each call on its own clock: the call synchronises the device itself (the Trainer
+        # contract), so each reading follows finished work.
+        call_ns = timing.time_calls(trainer.call, calls)
         return {"start_unix_ns": start_unix_ns, "call_ns": call_ns}
 
     def close(self) -> None:
         self._sessions.close()
-
-
-def _time_calls(call: Callable[[], None], calls: int) -> list[int]:
-    """Each call's time in ns, back to back, garbage collection off. The call synchronises
-    the device itself (the Trainer contract), so each clock reading follows finished work."""
-    times = []
-    clock = time.perf_counter_ns
-    with _gc_off():
-        for _ in range(calls):
-            start = clock()
-            call()
-            times.append(clock() - start)
-    return times
 
 
 def _load_plugins() -> None:
@@ -181,45 +159,21 @@ def _load_plugins() -> None:
         importlib.import_module(name)
 
 
-def _serve(requests: TextIO, replies: TextIO) -> int:
-    from linfit._errors import LinfitError
-
+def main() -> int:
+    """Run the worker on stdin and the original stdout; see the module docstring."""
+    replies = reply_stream()
+    _load_plugins()
     worker = Worker()
-    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-        "hello": worker.hello, "plan": worker.plan, "build": worker.build,
-        "burst": worker.burst,
-    }
     try:
-        for line in requests:
-            request = json.loads(line)
-            op = request.get("op")
-            if op == "quit":
-                replies.write(json.dumps({"ok": True}) + "\n")
-                replies.flush()
-                return 0
-            try:
-                reply = {"ok": True, **handlers[op](request)}
-            except LinfitError as error:
-                reply = {"ok": False, "kind": "input", "error": " ".join(str(error).split())}
-            except KeyError as error:
-                reply = {"ok": False, "kind": "internal",
-                         "error": f"unknown request or cell: {error}"}
-            replies.write(json.dumps(reply) + "\n")
-            replies.flush()
+        serve(sys.stdin, replies,
+              {"hello": worker.hello, "plan": worker.plan, "build": worker.build,
+               "burst": worker.burst},
+              # Bad options are the user's; an unknown cell key is the coordinator's bug. Any
+              # other error ends the worker, its traceback on stderr for the coordinator.
+              {LinfitError: KIND_INPUT, KeyError: KIND_INTERNAL})
     finally:
         worker.close()
     return 0
-
-
-def main() -> int:
-    """Run the worker on stdin and the original stdout; see the module docstring."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    # From here on, anything written to fd 1 (TensorFlow's C++ logging, a print in a
-    # plugin) lands on stderr, which the coordinator keeps, not in the protocol.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    _load_plugins()
-    return _serve(sys.stdin, replies)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ cell's workers and yields a trainer the harness measures like any other.
 """
 
 from linfit.distributed._protocol import check_port_free, check_tf_config, free_ports, tf_config
-from linfit.distributed.trainer import RemoteTrainer, WorkerError, open_trainer
+from linfit.distributed.trainer import RemoteTrainer, WorkerFailed, open_trainer
 from linfit.distributed.variants import (
     DISTRIBUTED_VARIANTS,
     STRATEGIES,
@@ -21,7 +21,7 @@ __all__ = [
     "STRATEGIES",
     "DistributedVariant",
     "RemoteTrainer",
-    "WorkerError",
+    "WorkerFailed",
     "check_port_free",
     "check_tf_config",
     "convention_of",

@@ -1,9 +1,9 @@
 """A worker process of a distributed cell: ``python -m linfit.distributed._worker``.
 
-It serves one cell. Requests come as JSON lines on stdin, one reply per request as a JSON line
-on the protocol stream (the original stdout; file descriptor 1 is pointed at stderr, so that
-nothing a framework prints can corrupt a reply). A reply is ``{"ok": true, ...}`` or
-``{"ok": false, "error": "<one line>"}``.
+It serves one cell, in linfit's one worker protocol (:mod:`linfit._process`): JSON lines,
+requests on stdin, replies on the original stdout (file descriptor 1 is pointed at stderr, so
+that nothing a framework prints can corrupt a reply). A reply is ``{"ok": true, ...}`` or
+``{"ok": false, "kind": "internal", "error": "<one line>"}``.
 
 The process ends on ``quit``, at the end of stdin (its parent is gone), when its parent
 process changes (the parent was killed), or after ``LINFIT_WORKER_LIFETIME`` seconds.
@@ -11,14 +11,16 @@ process changes (the parent was killed), or after ``LINFIT_WORKER_LIFETIME`` sec
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import Any
 
+from linfit._process import KIND_INTERNAL, reply_stream, serve
 from linfit.distributed._protocol import LIFETIME_ENV, WATCHDOG_PERIOD_SECONDS, check_tf_config
+from linfit.timing import time_calls
 
 # The status of a worker that its watchdog ended (parent gone, lifetime over).
 WATCHDOG_EXIT_STATUS = 3
@@ -59,57 +61,53 @@ def _build(request: dict[str, Any]) -> Any:
                            request["learning_rate"])
 
 
-def serve(requests: TextIO, replies: TextIO) -> None:
-    """Answer requests until ``quit`` or the end of ``requests``."""
-    step: Any = None
-    samples: list[float] = []
-    for line in requests:
-        request = json.loads(line)
-        op = request["op"]
-        reply: dict[str, Any] = {"ok": True}
-        try:
-            if op == "build":
-                step = _build(request)
-            elif op == "call":
-                start = time.perf_counter()
-                step.call()
-                # Measured here, on the chief, and not by the parent: the parent's clock
-                # would count the pipe and the other workers' replies.
-                samples.append(time.perf_counter() - start)
-            elif op == "take_samples":
-                reply["samples"], samples = samples, []
-            elif op == "reset":
-                step.reset()
-            elif op == "set_learning_rate":
-                step.set_learning_rate(request["value"])
-            elif op == "weights":
-                reply["replicas"] = step.replica_weights()
-            elif op == "last_loss":
-                reply["value"] = step.last_loss()
-            elif op == "traces":
-                reply["value"] = step.traces
-            elif op == "result_device":
-                reply["value"] = step.result_device()
-            elif op == "quit":
-                replies.write(json.dumps(reply) + "\n")
-                replies.flush()
-                return
-            else:
-                reply = {"ok": False, "error": f"unknown request {op!r}"}
-        except Exception as error:
-            reply = {"ok": False, "error": " ".join(f"{type(error).__name__}: {error}".split())}
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
+class _Cell:
+    """The requests a worker answers, on the one step it builds."""
+
+    def __init__(self) -> None:
+        self.step: Any = None
+        self.samples: list[float] = []
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {"build": self.build, "call": self.call, "take_samples": self.take_samples,
+                "reset": self.reset, "set_learning_rate": self.set_learning_rate,
+                "weights": lambda request: {"replicas": self.step.replica_weights()},
+                "last_loss": lambda request: {"value": self.step.last_loss()},
+                "traces": lambda request: {"value": self.step.traces},
+                "result_device": lambda request: {"value": self.step.result_device()}}
+
+    def build(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.step = _build(request)
+        return {}
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Timed here, on the chief, and not by the parent: the parent's clock would count
+        # the pipe and the other workers' replies. Garbage collection stays on, as it always
+        # has in the chief (the parent's pytest-benchmark rounds switch it off there).
+        [seconds] = time_calls(self.step.call, 1, disable_gc=False, clock=time.perf_counter)
+        self.samples.append(seconds)
+        return {}
+
+    def reset(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.step.reset()
+        return {}
+
+    def set_learning_rate(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.step.set_learning_rate(request["value"])
+        return {}
+
+    def take_samples(self, request: dict[str, Any]) -> dict[str, Any]:
+        samples, self.samples = self.samples, []
+        return {"samples": samples}
 
 
 def main() -> None:
     """Entry point: protocol on the original stdout, everything else to stderr."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    replies = reply_stream()
     lifetime = float(os.environ[LIFETIME_ENV])
     threading.Thread(target=_watchdog, args=(os.getppid(), lifetime), daemon=True).start()
-    serve(sys.stdin, replies)
+    # Any error in a request is an error reply, and the worker goes on.
+    serve(sys.stdin, replies, _Cell().handlers(), {Exception: KIND_INTERNAL})
 
 
 if __name__ == "__main__":

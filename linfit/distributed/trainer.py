@@ -7,28 +7,21 @@ any trainer. Every call goes to every worker; the chief (worker 0) times its own
 and :meth:`RemoteTrainer.own_call_seconds` (the Trainer protocol) hands those times to the
 harness in place of the parent's, which would count the pipe.
 
-Hygiene: each worker is its own process group, its stderr goes to a file that is kept for
-the error message, every request has a time limit, and on return, error, Ctrl-C or SIGTERM
-(which the harness turns into KeyboardInterrupt) the whole group is killed and waited for.
-A worker also exits by itself when its parent dies (linfit.distributed._worker).
+Each worker is a :class:`linfit._process.WorkerProcess`: its own process group, its stderr
+kept for the error message, every request with a time limit, and on return, error, Ctrl-C or
+SIGTERM (which the harness turns into KeyboardInterrupt) the whole group killed and waited
+for. A worker also exits by itself when its parent dies (linfit.distributed._worker).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import select
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from linfit._errors import LinfitError
+from linfit._process import WorkerFailed, WorkerProcess, receive_all
 from linfit.backends.base import Device, Trainer
 from linfit.data import Dataset
 from linfit.distributed._protocol import (
@@ -40,7 +33,7 @@ from linfit.distributed._protocol import (
 )
 from linfit.distributed.variants import DistributedVariant
 
-__all__ = ["BUILD_TIMEOUT_SECONDS", "CALL_TIMEOUT_SECONDS", "RemoteTrainer", "WorkerError",
+__all__ = ["BUILD_TIMEOUT_SECONDS", "CALL_TIMEOUT_SECONDS", "RemoteTrainer", "WorkerFailed",
            "open_trainer"]
 
 # Import of the framework, the strategy (a multi-worker one waits for its peers) and the data
@@ -49,80 +42,13 @@ BUILD_TIMEOUT_SECONDS = 180.0
 # One request after the build: the first call traces and compiles (seconds); a call at 1e8
 # on a CPU takes about a second. A worker silent for longer is hung.
 CALL_TIMEOUT_SECONDS = 120.0
-# How often the parent looks for a dead worker while it waits for replies.
-DEATH_CHECK_SECONDS = 0.2
 # A worker's whole life: a cell's timing, checks and convergence re-run take a minute or two.
 WORKER_LIFETIME_SECONDS = 900.0
-# The tail of a dead worker's stderr in the cell's message.
-STDERR_TAIL_CHARACTERS = 2000
 # Environment variables a worker must not inherit from the parent: a user's TF_CONFIG would
 # turn a mirrored worker into a cluster member, and XLA_FLAGS is set per worker for JAX.
 _STRIPPED_ENV = ("TF_CONFIG",)
-
-
-class WorkerError(LinfitError):
-    """Raised when a worker dies, hangs past its time limit, or answers with an error; the
-    message names the worker and carries the tail of its stderr."""
-
-
-class _Worker:
-    """One worker process: its pipes, its stderr file, its process group."""
-
-    def __init__(self, label: str, env: dict[str, str], stderr_dir: Path) -> None:
-        self.label = label
-        self.stderr_path = stderr_dir / f"{label}.stderr"
-        self._stderr: IO[bytes] = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in kill()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "linfit.distributed._worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self._stderr, env=env,
-            # Its own process group: killpg ends it and anything it started, and a Ctrl-C
-            # in the terminal reaches the parent only, which then kills the group.
-            start_new_session=True)
-
-    def send(self, request: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            raise self.died("before it could be sent a request") from None
-
-    def receive(self, timeout_seconds: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout_seconds)
-        if not ready:
-            raise WorkerError(f"worker {self.label} did not answer within {timeout_seconds:g} s "
-                              f"(hung; killed){self.stderr_tail()}")
-        line = self.process.stdout.readline()
-        if not line:
-            raise self.died("while answering")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise WorkerError(f"worker {self.label}: {reply.get('error')}")
-        return reply
-
-    def died(self, when: str) -> WorkerError:
-        code = self.process.wait()
-        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        return WorkerError(f"worker {self.label} {how} {when}{self.stderr_tail()}")
-
-    def stderr_tail(self) -> str:
-        self._stderr.flush()
-        text = self.stderr_path.read_text(errors="replace").strip()
-        if not text:
-            return ""
-        tail = " | ".join(text[-STDERR_TAIL_CHARACTERS:].splitlines())
-        return f"; its stderr: {tail}"
-
-    def kill(self) -> None:
-        """Kill the worker's process group and reap it; idempotent."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self._stderr):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
+# The command of a worker.
+_WORKER_ARGV = (sys.executable, "-m", "linfit.distributed._worker")
 
 
 class RemoteTrainer(Trainer):
@@ -132,44 +58,22 @@ class RemoteTrainer(Trainer):
     """
 
     def __init__(self, backend: str, variant: DistributedVariant, device: Device,
-                 data: Dataset, workers: Sequence[_Worker]) -> None:
+                 data: Dataset, workers: Sequence[WorkerProcess]) -> None:
         super().__init__(backend, variant, device, data, steps_per_call=1)
         self.workers = tuple(workers)
 
     def _all(self, request: dict[str, Any],
              timeout_seconds: float = CALL_TIMEOUT_SECONDS) -> list[dict[str, Any]]:
         """Send ``request`` to every worker at once (a collective step needs them all), then
-        collect the replies within one deadline."""
-        try:
-            for worker in self.workers:
-                worker.send(request)
-            deadline = time.monotonic() + timeout_seconds
-            replies: dict[int, dict[str, Any]] = {}
-            while len(replies) < len(self.workers):
-                # A dead peer is seen at once, not after the survivors' collective times out.
-                for worker in self.workers:
-                    if worker.process.poll() is not None:
-                        raise worker.died("during the request")
-                waiting = {worker.process.stdout: index
-                           for index, worker in enumerate(self.workers) if index not in replies}
-                remaining = deadline - time.monotonic()
-                ready, _, _ = select.select(list(waiting), [], [],
-                                            max(0.0, min(DEATH_CHECK_SECONDS, remaining)))
-                for stream in ready:
-                    replies[waiting[stream]] = self.workers[waiting[stream]].receive(0.0)
-                if not ready and remaining <= 0:
-                    late = self.workers[min(waiting.values())]
-                    raise WorkerError(f"worker {late.label} did not answer within "
-                                      f"{timeout_seconds:g} s (hung; killed)"
-                                      f"{late.stderr_tail()}")
-            return [replies[index] for index in range(len(self.workers))]
-        except WorkerError as error:
-            # A worker that died is the cause; the others' errors (a collective aborted, a
-            # peer that stopped sending heartbeats) are its consequence.
-            dead = [worker for worker in self.workers if worker.process.poll() is not None]
-            if dead and not str(error).startswith(f"worker {dead[0].label} "):
-                raise dead[0].died("during the step") from error
-            raise
+        collect the replies within one deadline.
+
+        Raises:
+            WorkerFailed: for a worker that dies (the first cause named), hangs or answers
+                with an error.
+        """
+        for worker in self.workers:
+            worker.send(request)
+        return receive_all(self.workers, request["op"], timeout_seconds, fail_on_error=True)
 
     def build(self, request: dict[str, Any]) -> None:
         self._all({"op": "build", **request}, BUILD_TIMEOUT_SECONDS)
@@ -177,16 +81,21 @@ class RemoteTrainer(Trainer):
     def call(self) -> None:
         self._all({"op": "call"})
 
+    def _chief_samples(self) -> list[float]:
+        """The chief's call times since it was last asked, which it then forgets."""
+        chief = self.workers[0]
+        chief.send({"op": "take_samples"})
+        return receive_all([chief], "take_samples", CALL_TIMEOUT_SECONDS,
+                           fail_on_error=True)[0]["samples"]
+
     def start_timing(self) -> None:
         """Forget the chief's call times so far (warm-up calls)."""
-        self.workers[0].send({"op": "take_samples"})
-        self.workers[0].receive(CALL_TIMEOUT_SECONDS)
+        self._chief_samples()
 
     def own_call_seconds(self) -> tuple[float, ...]:
         """The chief's own time of each call since :meth:`start_timing`, in order: one
         sample per call, on the clock of the process that ran it."""
-        self.workers[0].send({"op": "take_samples"})
-        return tuple(self.workers[0].receive(CALL_TIMEOUT_SECONDS)["samples"])
+        return tuple(self._chief_samples())
 
     def reset(self) -> None:
         self._all({"op": "reset"})
@@ -198,7 +107,7 @@ class RemoteTrainer(Trainer):
         """(W, b), after checking that every replica of every worker holds the same.
 
         Raises:
-            WorkerError: naming the replicas that differ.
+            WorkerFailed: naming the replicas that differ.
         """
         held = [(worker.label, index, tuple(pair)) for worker, reply
                 in zip(self.workers, self._all({"op": "weights"}), strict=True)
@@ -206,8 +115,8 @@ class RemoteTrainer(Trainer):
         first = held[0][2]
         for label, index, pair in held[1:]:
             if pair != first:
-                raise WorkerError(f"replicas disagree: worker {self.workers[0].label} replica 0 "
-                                  f"has W, b = {first}, worker {label} replica {index} {pair}")
+                raise WorkerFailed(label, f"replica {index} has W, b = {pair}, but "
+                                   f"{held[0][0]} replica 0 has {first} (replicas disagree)")
         return first
 
     def last_loss(self) -> float:
@@ -260,23 +169,18 @@ def open_trainer(backend: str, variant: DistributedVariant, device: Device, data
 
     Raises:
         LinfitError: for a port in use or a bad TF_CONFIG (before any worker starts).
-        WorkerError: when a worker fails to build the step, dies or hangs.
+        WorkerFailed: when a worker fails to build the step, dies or hangs.
     """
     envs = list(environments) if environments is not None else _environments(
         variant, replicas, ports)
-    with tempfile.TemporaryDirectory(prefix="linfit-workers-") as stderr_dir:
-        workers: list[_Worker] = []
-        try:
-            for index, env in enumerate(envs):
-                role = "chief" if index == 0 else "worker"
-                workers.append(_Worker(f"{index} ({role})", env, Path(stderr_dir)))
-            trainer = RemoteTrainer(backend, variant, device, data, workers)
-            trainer.build({"backend": backend, "strategy": variant.strategy,
-                           "compiled": variant.compiled, "xla": variant.xla,
-                           "device_kind": device.kind, "replicas": replicas,
-                           "n_examples": len(data.x), "dtype": data.dtype,
-                           "seed": data.seed, "learning_rate": learning_rate})
-            yield trainer
-        finally:
-            for worker in workers:
-                worker.kill()
+    with contextlib.ExitStack() as workers:
+        trainer = RemoteTrainer(backend, variant, device, data, [
+            workers.enter_context(WorkerProcess(
+                f"worker {index} ({'chief' if index == 0 else 'worker'})", _WORKER_ARGV, env))
+            for index, env in enumerate(envs)])
+        trainer.build({"backend": backend, "strategy": variant.strategy,
+                       "compiled": variant.compiled, "xla": variant.xla,
+                       "device_kind": device.kind, "replicas": replicas,
+                       "n_examples": len(data.x), "dtype": data.dtype,
+                       "seed": data.seed, "learning_rate": learning_rate})
+        yield trainer
