@@ -358,9 +358,16 @@ def _check_cell_options(config: SessionConfig) -> None:
     # Every other option, by the harness's own resolver; the backends were checked above
     # against every backend linfit knows, since a side may have others installed than this
     # interpreter.
-    resolve_options({**config.values, _BACKENDS_OPTION.dest: None},
-                    {name: value for name, value in config.environ.items()
-                     if name != _BACKENDS_OPTION.env}, Path.cwd(), Path.cwd())
+    try:
+        resolve_options({**config.values, _BACKENDS_OPTION.dest: None},
+                        {name: value for name, value in config.environ.items()
+                         if name != _BACKENDS_OPTION.env}, Path.cwd(), Path.cwd())
+    except LinfitError as error:
+        # The harness names its options as pytest spells them: say them as ab does.
+        message = str(error)
+        for option in OPTIONS:
+            message = message.replace(f"{option.flag}/", f"{ab_flag(option)}/")
+        raise LinfitError(message) from None
 
 
 def _positive(value: float, flag: str) -> None:
