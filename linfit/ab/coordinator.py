@@ -79,6 +79,8 @@ __all__ = [
     "WorkerProcess",
     "balanced_orders",
     "check_config",
+    "cli_flag",
+    "option_text",
     "run_session",
 ]
 
@@ -312,15 +314,15 @@ class SessionResult:
 SESSION_ID_SUFFIX = "-ab"
 # How `linfit ab` spells a harness option: --sizes for pytest's --linfit-sizes.
 _HARNESS_FLAG_PREFIX = "--linfit-"
-AB_FLAG_PREFIX = "--"
+_AB_FLAG_PREFIX = "--"
 # The options a session resolves itself, before the workers resolve the rest.
 _BACKENDS_OPTION = BY_DEST["linfit_backends"]
 _VARIANTS_OPTION = BY_DEST["linfit_variants"]
 
 
-def ab_flag(option: Option) -> str:
+def cli_flag(option: Option) -> str:
     """The flag ``linfit ab`` gives a harness option: ``--sizes`` for ``--linfit-sizes``."""
-    return AB_FLAG_PREFIX + option.flag.removeprefix(_HARNESS_FLAG_PREFIX)
+    return _AB_FLAG_PREFIX + option.flag.removeprefix(_HARNESS_FLAG_PREFIX)
 
 
 def option_text(option: Option, values: Mapping[str, str | None],
@@ -334,7 +336,7 @@ def option_text(option: Option, values: Mapping[str, str | None],
 def _names(option: Option, text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise LinfitError(f"{ab_flag(option)}/{option.env} {text!r} names nothing; give a "
+        raise LinfitError(f"{cli_flag(option)}/{option.env} {text!r} names nothing; give a "
                           "comma-separated list, or leave it out for the default")
     return names
 
@@ -346,12 +348,12 @@ def _check_cell_options(config: SessionConfig) -> None:
         text = config.values.get(option.dest)
         if text is not None and not text.strip():
             # resolve_options reads an empty flag as "not given": the default, silently.
-            raise LinfitError(f"{ab_flag(option)} {text!r} names nothing; give "
+            raise LinfitError(f"{cli_flag(option)} {text!r} names nothing; give "
                               f"{option.metavar}, or leave the option out for its default")
     backends = option_text(_BACKENDS_OPTION, config.values, config.environ)
     for name in _names(_BACKENDS_OPTION, backends) if backends else ():
         if name not in BACKENDS:
-            raise LinfitError(f"{ab_flag(_BACKENDS_OPTION)}/{_BACKENDS_OPTION.env}: unknown "
+            raise LinfitError(f"{cli_flag(_BACKENDS_OPTION)}/{_BACKENDS_OPTION.env}: unknown "
                               f"backend {name!r}; valid: {', '.join(BACKENDS)}")
     if not available_backends():
         return  # nothing to resolve with here (the sides may be other interpreters)
@@ -366,7 +368,7 @@ def _check_cell_options(config: SessionConfig) -> None:
         # The harness names its options as pytest spells them: say them as ab does.
         message = str(error)
         for option in OPTIONS:
-            message = message.replace(f"{option.flag}/", f"{ab_flag(option)}/")
+            message = message.replace(f"{option.flag}/", f"{cli_flag(option)}/")
         raise LinfitError(message) from None
 
 

@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
         DEFAULT_SEED,
-        ab_flag,
+        cli_flag,
     )
     from linfit.ab.spec import LABEL_RULE
 
@@ -117,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sides.add_argument("--from", dest="from_file", type=Path, metavar="PAIRS.csv",
                        help="measure nothing: the verdicts of an existing pairs file")
     for option in CELL_OPTIONS:
-        parser.add_argument(ab_flag(option), dest=option.dest, default=None,
+        parser.add_argument(cli_flag(option), dest=option.dest, default=None,
                             metavar=option.metavar, help=f"{option.help} [env {option.env}]")
     parser.add_argument("--threshold", type=fraction, default=DEFAULT_AB_THRESHOLD,
                         help="smallest change that counts, as 0.05 or 5%% "
@@ -243,13 +243,13 @@ def _session_options(args: argparse.Namespace) -> None:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
         DEFAULT_SEED,
-        ab_flag,
+        cli_flag,
     )
 
     if args.from_file is not None:
         given = [f"--{dest.replace('_', '-')}" for dest in _SESSION_DESTS
                  if getattr(args, dest) is not None]
-        given += [ab_flag(option) for option in CELL_OPTIONS
+        given += [cli_flag(option) for option in CELL_OPTIONS
                   if getattr(args, option.dest) is not None]
         if given:
             raise LinfitError(f"--from reads a finished pairs file and measures nothing; "
