@@ -1,8 +1,9 @@
 """Text formatting shared by every command: times, ratios and tables.
 
-One home for each: the terminal tables of ``linfit compare``, ``linfit floors`` and the
-bench session's speed-up summary, and the markdown tables of the report, all go through
-:func:`text_table` and :func:`markdown_table`; every time shown anywhere goes through
+One home for each: the terminal tables of ``linfit compare``, ``linfit ab``, ``linfit
+floors`` and the bench session's speed-up summary, and the markdown tables of the report,
+``compare`` and ``ab``, all go through :func:`text_table` and :func:`markdown_table` (and
+markdown text through :func:`markdown_text`); every time shown anywhere goes through
 :func:`format_seconds`. Nothing here computes a number; it only lays numbers out.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["format_ratio", "format_seconds", "markdown_table", "text_table"]
+__all__ = ["format_ratio", "format_seconds", "markdown_table", "markdown_text", "text_table"]
 
 # Time units for display, largest first: the first whose scale fits is used.
 _TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
@@ -75,13 +76,23 @@ def text_table(rows: Sequence[Sequence[str] | None],
     return lines
 
 
-def _markdown_cell(value: object) -> str:
+def markdown_text(value: object) -> str:
+    """Text for one markdown table cell or line: ``|`` escaped, newlines as spaces."""
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub markdown table; ``|`` in a cell is escaped and newlines become spaces."""
-    lines = ["| " + " | ".join(_markdown_cell(h) for h in headers) + " |",
-             "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_markdown_cell(v) for v in row) + " |" for row in rows]
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+                   right_aligned: Sequence[bool] | None = None) -> str:
+    """A GitHub markdown table; ``|`` in a cell is escaped and newlines become spaces.
+
+    Args:
+        headers: the header row.
+        rows: the cells, row by row.
+        right_aligned: per column, whether it is right-aligned (``--:``) or left-aligned
+            (``:--``); default: GitHub's own alignment (``---``).
+    """
+    rule = ("|" + "---|" * len(headers) if right_aligned is None else
+            "|" + "|".join("--:" if right else ":--" for right in right_aligned) + "|")
+    lines = ["| " + " | ".join(markdown_text(h) for h in headers) + " |", rule]
+    lines += ["| " + " | ".join(markdown_text(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

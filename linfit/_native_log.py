@@ -24,9 +24,12 @@ through :func:`quiet_native_stderr`, which applies ``TF_CPP_MIN_LOG_LEVEL`` to A
 lines too: a line of a severity below the level is dropped (I=0, W=1, E=2, F=3), and
 Abseil's "before InitializeLog" warning with them. linfit sets the level to 2 when the
 user has not (:func:`linfit.environment.quiet_framework_env`); a user who sets it keeps
-their setting, and ``TF_CPP_MIN_LOG_LEVEL=0`` shows every line. Any other output passes
-through unchanged. oneDNN itself is untouched (``TF_ENABLE_ONEDNN_OPTS``): switching it off
-would change the kernels being measured.
+their setting, and ``TF_CPP_MIN_LOG_LEVEL=0`` shows every line. A setting that is not one
+of TensorFlow's levels (``abc``, ``9``, ``-1``) gets a one-line warning, once a process, and
+the filter applies linfit's level 2 instead: TensorFlow would read ``abc`` as 0 and show
+everything, ``9`` as "nothing, not even a fatal error", and neither is likely what was meant.
+Any other output passes through unchanged. oneDNN itself is untouched
+(``TF_ENABLE_ONEDNN_OPTS``): switching it off would change the kernels being measured.
 
 The filter is a separate small process (this file run as a script), not a thread: it reads
 while TensorFlow's loader holds the GIL, and it still passes on what was written before
@@ -42,9 +45,21 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 
-__all__ = ["TF_LOG_LEVEL_ENV", "keep_line", "min_log_level", "quiet_native_stderr"]
+__all__ = [
+    "FALLBACK_LOG_LEVEL",
+    "TF_LOG_LEVEL_ENV",
+    "filter_level",
+    "keep_line",
+    "min_log_level",
+    "quiet_native_stderr",
+]
 
 TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+# TensorFlow's levels: 0 shows INFO and up, 1 WARNING and up, 2 ERROR and up, 3 FATAL only.
+LOG_LEVELS = range(4)
+# The level the filter applies for a setting that is not one of LOG_LEVELS: linfit's own
+# quiet default (linfit.environment.QUIET_TF_LOG_LEVEL, which imports this module).
+FALLBACK_LOG_LEVEL = 2
 # Abseil's line: severity letter, MMDD, time, thread, file:line]. Before InitializeLog()
 # the time reads 00:00:<seconds since the epoch>.
 _ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
@@ -64,6 +79,35 @@ def min_log_level(environ: Mapping[str, str] = os.environ) -> int:
         return int(environ.get(TF_LOG_LEVEL_ENV, "0").strip())
     except ValueError:
         return 0
+
+
+def filter_level(environ: Mapping[str, str] = os.environ) -> tuple[int, str | None]:
+    """The level :func:`quiet_native_stderr` filters at, and a warning when the setting is
+    not one of TensorFlow's levels.
+
+    Returns:
+        (level, None) for an unset variable (0) or one of 0 to 3 (spaces around allowed);
+        (:data:`FALLBACK_LOG_LEVEL`, one line saying why) for anything else.
+    """
+    text = environ.get(TF_LOG_LEVEL_ENV)
+    if text is None:
+        return 0, None
+    try:
+        level = int(text.strip())
+    except ValueError:
+        level = -1
+    if level in LOG_LEVELS:
+        return level, None
+    shown = text if len(text) <= 20 else text[:20] + "..."
+    return FALLBACK_LOG_LEVEL, (
+        f"linfit: warning: {TF_LOG_LEVEL_ENV}={shown!r} is not one of TensorFlow's levels "
+        f"(0: every line, 1: no INFO, 2: no WARNING, 3: FATAL only); TensorFlow's start-up "
+        f"lines are filtered at {FALLBACK_LOG_LEVEL}")
+
+
+# Whether this process has warned about the setting (quiet_native_stderr runs more than
+# once a process: at TensorFlow's import, and when it first looks for devices).
+_warned = False
 
 
 def keep_line(line: bytes, level: int, nvidia_driver: bool) -> bool:
@@ -107,10 +151,16 @@ def _flush_python_stderr() -> None:
 def quiet_native_stderr(environ: Mapping[str, str] = os.environ) -> Iterator[None]:
     """Inside, what native code writes to file descriptor 2 goes through :func:`keep_line`.
 
-    Nothing is filtered at level 0 or below, or where the filter cannot be set up (no
-    descriptor 2, no interpreter to run it): then stderr is left as it is.
+    The level is :func:`filter_level`'s: a setting that is not a level is warned about
+    once a process, on one line. Nothing is filtered at level 0, or where the filter
+    cannot be set up (no descriptor 2, no interpreter to run it): then stderr is left as
+    it is.
     """
-    level = min_log_level(environ)
+    global _warned
+    level, warning = filter_level(environ)
+    if warning and not _warned and sys.stderr is not None:
+        _warned = True
+        print(warning, file=sys.stderr, flush=True)
     if level <= 0 or os.name != "posix" or not sys.executable:
         yield
         return

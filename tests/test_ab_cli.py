@@ -115,3 +115,57 @@ def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "**slower**" in done.stdout and "| B/A [99% CI] |" in done.stdout
     assert "1.30 [" in done.stdout
+
+
+LONG_LABEL = "a" * 100_000
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    # Issue 20, class 4, as reported.
+    (["--side", "", "--side", ""], ["side '' is empty"]),
+    (["--aa", "--min-pairs", "50", "--max-pairs", "20"],
+     ["--min-pairs 50 is above --max-pairs 20"]),
+    (["--side", f"{LONG_LABEL}: OMP_NUM_THREADS=1", "--side", "B:"],
+     ["(100000 characters) is not a label", "1 to 40 ASCII"]),
+    (["--side", "Ω: OMP_NUM_THREADS=1", "--side", "B:"], ["side label 'Ω' is not a label"]),
+    # The same class, found around them.
+    (["--side", "A:", "--side", "  "], ["is empty"]),
+    (["--side", "A:", "--side", "A: OMP_NUM_THREADS=1"], ["'A' is used twice"]),
+    (["--aa", "--side", "A:", "--side", "B:"], ["not allowed with argument --aa"]),
+    (["--aa", "--pairs", "10", "--min-pairs", "5"], ["--pairs N", "without --min-pairs"]),
+    (["--aa", "--pairs", "10", "--max-pairs", "50"], ["without --max-pairs"]),
+    (["--aa", "--max-pairs", "5", "--min-pairs", "6"], ["--min-pairs 6 is above --max-pairs 5"]),
+    (["--aa", "--max-seconds", "0"], ["--max-seconds", "> 0"]),
+    (["--aa", "--max-seconds", "-5"], ["--max-seconds", "> 0"]),
+    (["--aa", "--max-seconds", "nan"], ["--max-seconds", "> 0"]),
+    (["--aa", "--threshold", "0"], ["--threshold", "is not a threshold"]),
+    (["--aa", "--threshold", "1.5"], ["--threshold", "is not a threshold"]),
+    (["--aa", "--alpha", "0.9"], ["--alpha"]),
+    (["--aa", "--seed", "-1"], ["--seed", ">= 0"]),
+    (["--aa", "--sizes", ""], ["--sizes '' names nothing"]),
+    (["--aa", "--backends", "tensorflow,nosuch"], ["unknown backend 'nosuch'"]),
+    (["--from", "x.csv", "--sizes", "1e3"], ["--from", "leave out --sizes"]),
+    (["--from", "x.csv", "--max-seconds", "5", "--seed", "3"],
+     ["leave out --max-seconds, --seed"]),
+])
+def test_options_that_cannot_make_sense_are_one_line_before_any_worker_starts(tmp_path, args,
+                                                                             needles):
+    results = tmp_path / "results"
+    extra = [] if "--from" in args else ["--results", str(results)]
+    done = _linfit("ab", *args, *extra, timeout=60)
+    _one_line_exit_2(done, *needles)
+    assert not results.exists()
+
+
+def test_one_pairs_bound_given_alone_moves_the_other(tmp_path):
+    """--max-pairs 5 alone lowers the default minimum (10) to 5 rather than being refused;
+    the session is then refused for another reason before any worker: here a bad size."""
+    done = _linfit("ab", "--aa", "--max-pairs", "5", "--sizes", "lots", "--results",
+                   str(tmp_path), timeout=60)
+    _one_line_exit_2(done, "'lots' is not a data set size")
+
+
+def test_the_label_rule_is_in_the_help():
+    done = _linfit("ab", "--help", timeout=60)
+    assert done.returncode == 0
+    assert "1 to 40 ASCII letters, digits and . _ + -" in " ".join(done.stdout.split())

@@ -3,12 +3,15 @@ framework (tests/ab_fake_worker.py): balanced order, one burst at a time, failur
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +19,16 @@ import pytest
 
 from linfit._errors import LinfitError
 from linfit.ab.analysis import analyse
-from linfit.ab.coordinator import SessionConfig, balanced_orders, run_session
+from linfit.ab.coordinator import (
+    SessionCell,
+    SessionConfig,
+    SideBuild,
+    balanced_orders,
+    check_config,
+    run_session,
+)
 from linfit.ab.spec import Side
+from linfit.results import Cell
 from linfit.results.pairs import PARTIAL_SUFFIX, read_pairs
 
 FAKE_WORKER = str(Path(__file__).with_name("ab_fake_worker.py"))
@@ -238,3 +249,129 @@ def test_keras_cells_are_measured_only_when_variants_are_named(tmp_path):
     named = run_session(_config(tmp_path / "named", _sides(keras, keras),
                                 values={"linfit_variants": "v0,keras-xla"}), progress=_quiet)
     assert "keras-xla" in set(read_pairs(named.path).variant)
+
+
+_SAME_SECOND_SCRIPT = """\
+import sys; sys.path.insert(0, {tests!r})
+from datetime import UTC, datetime
+from pathlib import Path
+import linfit.ab.coordinator as coordinator
+from test_ab_coordinator import _config, _quiet, _sides
+
+class _FrozenClock(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2026, 12, 4, 2, 0, 0, tzinfo=UTC)
+
+coordinator.datetime = _FrozenClock
+result = coordinator.run_session(_config(Path({folder!r}), _sides()), _quiet)
+print("RESULT", result.path, result.failures, flush=True)
+"""
+
+
+def test_two_sessions_started_in_the_same_second_finish_with_distinct_files(tmp_path):
+    """Issue 20, class 5: the second session took the first's id and died on its .partial
+    file. Both run at once here, with the clock frozen to the same second."""
+    script = _SAME_SECOND_SCRIPT.format(tests=str(Path(__file__).parent), folder=str(tmp_path))
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+        assert "RESULT" in out and "[]" in out, out + err[-3000:]
+    files = sorted(tmp_path.glob("*.csv"))
+    assert [path.name for path in files] == ["20261204T020000Z-fakehost-fake-ab-2.csv",
+                                             "20261204T020000Z-fakehost-fake-ab.csv"]
+    assert not list(tmp_path.glob(f"*{PARTIAL_SUFFIX}"))
+    for path in files:
+        frame = read_pairs(path)
+        # The id in the rows is the file's name: the suffix is the session's own.
+        assert set(frame["session_id"]) == {path.stem}
+        assert len(frame) == 3 * 6 * 2
+
+
+def test_a_session_takes_the_next_id_when_its_name_is_taken(tmp_path, monkeypatch):
+    import linfit.ab.coordinator as coordinator
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 4, 2, 0, 0, tzinfo=UTC)
+
+    monkeypatch.setattr(coordinator, "datetime", FrozenClock)
+    stem = "20261204T020000Z-fakehost-fake-ab"
+    # A finished session of that second, and a running one holding -2's partial file.
+    (tmp_path / f"{stem}.csv").write_text("taken\n")
+    (tmp_path / f"{stem}-2.csv{PARTIAL_SUFFIX}").write_text("running\n")
+    result = run_session(_config(tmp_path, _sides(), min_pairs=2, max_pairs=2), _quiet)
+    assert result.path == tmp_path / f"{stem}-3.csv"
+    assert set(read_pairs(result.path)["session_id"]) == {f"{stem}-3"}
+    assert (tmp_path / f"{stem}.csv").read_text() == "taken\n"
+    assert (tmp_path / f"{stem}-2.csv{PARTIAL_SUFFIX}").read_text() == "running\n"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"min_pairs": 20, "max_pairs": 10}, "--min-pairs 20 is above --max-pairs 10"),
+    ({"min_pairs": 0}, "--min-pairs 0 must be an integer >= 1"),
+    ({"max_seconds": 0.0}, "--max-seconds 0 must be a finite number > 0"),
+    ({"max_seconds": -5.0}, "--max-seconds -5 must be"),
+    ({"max_seconds": float("inf")}, "--max-seconds inf must be"),
+    ({"threshold": 0.0}, "--threshold 0 must be"),
+    ({"threshold": float("nan")}, "--threshold nan must be"),
+    ({"alpha": 1.0}, "--alpha 1 must be between 0 and 1"),
+    ({"seed": -1}, "--seed -1 must be an integer >= 0"),
+    ({"burst_timeout": 0.0}, "burst_timeout 0 must be"),
+    ({"values": {"linfit_sizes": ""}}, "--sizes '' names nothing"),
+    ({"values": {"linfit_backends": "tensorflow,nosuch"}}, "unknown backend 'nosuch'"),
+    ({"values": {"linfit_backends": " , "}}, "names nothing"),
+    ({"environ": {"LINFIT_BACKENDS": "nosuch"}}, "unknown backend 'nosuch'"),
+])
+def test_options_that_cannot_make_sense_stop_before_any_worker_starts(tmp_path, overrides,
+                                                                     message):
+    log = tmp_path / "bursts.log"
+    config = _config(tmp_path / "out", _sides(log=log), **overrides)
+    with pytest.raises(LinfitError, match=re.escape(message)):
+        check_config(config)
+    with pytest.raises(LinfitError, match=re.escape(message)):
+        run_session(config, _quiet)
+    assert not (tmp_path / "out").exists() and not log.exists()
+
+
+def test_sides_are_checked_by_the_config_too(tmp_path):
+    a, _ = _sides()
+    for sides, message in (((a,), "two sides or more"), ((a, a), "'A' is used twice"),
+                           ((a, Side("Ω", sys.executable)), "is not a label")):
+        with pytest.raises(LinfitError, match=message):
+            check_config(_config(tmp_path, sides))
+
+
+def test_cell_options_are_checked_with_the_harness_resolver(tmp_path, monkeypatch):
+    import linfit.ab.coordinator as coordinator
+
+    # Where this interpreter has a backend, a bad value is caught here, before the workers.
+    monkeypatch.setattr(coordinator, "available_backends", lambda: ["tensorflow"])
+    with pytest.raises(LinfitError, match="'lots' is not a data set size"):
+        check_config(_config(tmp_path, _sides(), values={"linfit_sizes": "lots"}))
+    with pytest.raises(LinfitError, match="LINFIT_DTYPES: unknown 'float7'"):
+        check_config(_config(tmp_path, _sides(), environ={"LINFIT_DTYPES": "float7"}))
+    # Where it has none (the sides may be other interpreters), the workers check them.
+    monkeypatch.setattr(coordinator, "available_backends", lambda: [])
+    check_config(_config(tmp_path, _sides(), values={"linfit_sizes": "lots"}))
+
+
+def test_a_cell_is_a_typed_record_sized_from_its_builds():
+    planned = SessionCell.from_plan({"key": "k", "backend": "fake", "device": "CPU:0",
+                                     "variant": "v0", "n_examples": 1000, "dtype": "float32",
+                                     "steps_per_call": 1, "skip_reason": ""})
+    assert planned.cell == Cell("fake", "CPU:0", "v0", 1000, "float32", 1)
+    assert planned.worker_key == "k" and planned.builds == ()
+    ok = SideBuild.from_reply({"status": "ok", "call_seconds": 0.5, "device_name": "cpu"})
+    # 0.5 s a call: 4 calls fill the longest sample (2 s), one sample a burst.
+    cell = planned.calibrated([ok, ok], target_burst_seconds=0.06)
+    assert (cell.calls_per_sample, cell.samples_per_burst) == (4, 1)
+    assert cell.expected_burst_seconds == pytest.approx(2.0)
+    assert cell.failed_sides == [] and cell.builds == (ok, ok)
+    failed = SideBuild.from_reply({"status": "failed", "message": "placement"})
+    assert planned.calibrated([ok, failed], 0.06).failed_sides == [1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cell.samples_per_burst = 2  # type: ignore[misc]

@@ -9,7 +9,14 @@ import pytest
 
 from linfit._errors import LinfitError
 from linfit.ab.coordinator import worker_environ
-from linfit.ab.spec import Side, aa_sides, parse_side, parse_sides
+from linfit.ab.spec import (
+    MAX_LABEL_CHARS,
+    Side,
+    aa_sides,
+    check_label,
+    parse_side,
+    parse_sides,
+)
 
 
 def test_label_interpreter_and_settings(tmp_path):
@@ -25,7 +32,11 @@ def test_label_interpreter_and_settings(tmp_path):
 
 
 def test_defaults_are_this_interpreter_and_no_settings():
-    assert parse_side("", "B") == Side("B", sys.executable)
+    # An empty spec is refused (issue 20, class 4: an unset shell variable ran a session);
+    # a label alone is this interpreter as it is.
+    with pytest.raises(LinfitError, match="is empty"):
+        parse_side("", "B")
+    assert parse_side("B:", "B") == Side("B", sys.executable)
     assert parse_side("base:", "A") == Side("base", sys.executable)
     assert parse_side("TF_ENABLE_ONEDNN_OPTS=0", "B") == Side(
         "B", sys.executable, (("TF_ENABLE_ONEDNN_OPTS", "0"),))
@@ -58,7 +69,33 @@ def test_sides_need_two_and_distinct_labels():
         parse_sides(["A:"])
     with pytest.raises(LinfitError, match="used twice"):
         parse_sides(["x:", "x: OMP_NUM_THREADS=1"])
-    assert [s.label for s in parse_sides(["", "", ""])] == ["A", "B", "C"]
+    assert [s.label for s in parse_sides(["X=1", "X=2", "X=3"])] == ["A", "B", "C"]
+    with pytest.raises(LinfitError, match="is empty"):
+        parse_sides(["A:", "  "])
+
+
+@pytest.mark.parametrize("label", ["Ω", "bad label", "x" * (MAX_LABEL_CHARS + 1),
+                                   "a" * 100_000, "-lead", ".lead", "a*"])
+def test_a_label_outside_the_rule_is_refused_not_taken_for_an_interpreter(label):
+    with pytest.raises(LinfitError, match="is not a label: give 1 to 40 ASCII") as caught:
+        parse_side(f"{label}: OMP_NUM_THREADS=1", "B")
+    # One short line, also for a label of 100,000 characters.
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
+    with pytest.raises(LinfitError, match="is not a label"):
+        check_label(label)
+
+
+@pytest.mark.parametrize("label", ["A", "tf-2.21", "x" * MAX_LABEL_CHARS, "gcc+O3", "v_1"])
+def test_labels_inside_the_rule(label):
+    assert parse_side(f"{label}: OMP_NUM_THREADS=1", "B").label == check_label(label) == label
+
+
+def test_what_is_not_a_label_before_a_colon_stays_a_setting_or_interpreter(tmp_path):
+    assert parse_side("X=1:2", "B").env == (("X", "1:2"),)
+    python = tmp_path / "py:thon"
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    assert parse_side(f"{python}", "B", cwd=tmp_path).python == str(python)
 
 
 def test_aa_is_this_environment_twice():

@@ -191,3 +191,29 @@ def test_tensorflow_noise_is_back_when_the_user_asks_for_it(tf_backend):
     # prints it (the Abseil preamble at least: it comes with any line Abseil logs).
     stderr = _devices_stderr(TF_CPP_MIN_LOG_LEVEL="0")
     assert TF_NOISE[0] in stderr
+
+
+def test_commands_import_no_other_command():
+    """Issue 19: what two commands share lives in commands/_args.py (argument types),
+    linfit._format (tables) or the library, never in another command."""
+    import ast
+
+    import linfit.cli
+    from linfit.cli import COMMANDS
+
+    folder = Path(linfit.cli.__file__).with_name("commands")
+    shared = {"_args"}
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = ([node.module] if node.module != "linfit.commands"
+                         else [f"linfit.commands.{alias.name}" for alias in node.names])
+                imported.update(names)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+        commands = {name.removeprefix("linfit.commands.") for name in imported
+                    if name.startswith("linfit.commands.")}
+        assert commands <= shared, f"{path.name} imports the command(s) {commands - shared}"
+    assert set(COMMANDS) <= {path.stem for path in folder.glob("*.py")}

@@ -8,7 +8,14 @@ import sys
 
 import pytest
 
-from linfit._native_log import keep_line, min_log_level, quiet_native_stderr
+from linfit._native_log import (
+    FALLBACK_LOG_LEVEL,
+    filter_level,
+    keep_line,
+    min_log_level,
+    quiet_native_stderr,
+)
+from linfit.environment import QUIET_TF_LOG_LEVEL
 
 PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 ONEDNN = (b"I0000 00:00:1795804124.694710    5116 port.cc:153] oneDNN custom operations are on. "
@@ -68,3 +75,33 @@ def test_nothing_changes_at_level_0():
     before = os.fstat(2)
     with quiet_native_stderr({"TF_CPP_MIN_LOG_LEVEL": "0"}):
         assert os.fstat(2) == before
+
+
+@pytest.mark.parametrize(("value", "level"), [(None, 0), ("0", 0), ("2", 2), (" 3 ", 3)])
+def test_a_valid_level_is_filtered_at_without_a_warning(value, level):
+    assert filter_level({} if value is None else {"TF_CPP_MIN_LOG_LEVEL": value}) == (level,
+                                                                                      None)
+
+
+@pytest.mark.parametrize("value", ["abc", "9", "-1", "", "2.5", "x" * 1000])
+def test_an_invalid_level_is_filtered_at_linfits_default_with_one_warning(value):
+    level, warning = filter_level({"TF_CPP_MIN_LOG_LEVEL": value})
+    assert level == FALLBACK_LOG_LEVEL == int(QUIET_TF_LOG_LEVEL)
+    assert warning is not None and "\n" not in warning and len(warning) < 300
+    assert "TF_CPP_MIN_LOG_LEVEL=" in warning and "is not one of TensorFlow's levels" in warning
+
+
+def test_an_invalid_level_warns_once_a_process_and_holds_the_noise_back():
+    """Issue 20, class 8: "abc" passed every line silently; now one warning, once, and the
+    start-up lines are held back at linfit's level."""
+    written = (PREAMBLE + b"\n" + ONEDNN + b"\nkeep me\n").decode()
+    script = NATIVE_WRITER.replace('print("after"', 'with quiet_native_stderr('
+                                   '{"TF_CPP_MIN_LOG_LEVEL": sys.argv[2]}):\n    pass\n'
+                                   'print("after"')
+    done = subprocess.run([sys.executable, "-c", script,
+                           written.encode("unicode_escape").decode(), "abc"],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.decode().splitlines()
+    assert len([line for line in lines if "linfit: warning: TF_CPP_MIN_LOG_LEVEL" in line]) == 1
+    assert lines[1:] == ["keep me", "after"]

@@ -11,7 +11,14 @@ Importing this package imports no framework.
 """
 
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, ABComparison, analyse
-from linfit.ab.coordinator import SessionConfig, SessionResult, WorkerFailed, run_session
+from linfit.ab.coordinator import (
+    SessionCell,
+    SessionConfig,
+    SessionResult,
+    WorkerFailed,
+    check_config,
+    run_session,
+)
 from linfit.ab.spec import Side, aa_sides, parse_side, parse_sides
 from linfit.results.pairs import PAIRS_COLUMNS, PAIRS_SCHEMA_VERSION, read_pairs
 
@@ -20,12 +27,14 @@ __all__ = [
     "PAIRS_COLUMNS",
     "PAIRS_SCHEMA_VERSION",
     "ABComparison",
+    "SessionCell",
     "SessionConfig",
     "SessionResult",
     "Side",
     "WorkerFailed",
     "aa_sides",
     "analyse",
+    "check_config",
     "parse_side",
     "parse_sides",
     "read_pairs",

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,21 @@ from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
 from linfit._process import KIND_INPUT, WorkerFailed, WorkerProcess
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
-from linfit.ab.spec import Side
+from linfit.ab.spec import Side, check_sides
+from linfit.backends import BACKENDS
 from linfit.backends.variants import KERAS_VARIANTS
 from linfit.environment import quiet_framework_env
-from linfit.results import KEY_COLUMNS, KEY_DEFAULTS
-from linfit.results.pairs import PairsWriter
+from linfit.harness import (
+    BY_DEST,
+    OPTIONS,
+    Option,
+    available_backends,
+    make_run_id,
+    resolve_options,
+    sigterm_as_interrupt,
+)
+from linfit.results import KEY_COLUMNS, Cell
+from linfit.results.pairs import PARTIAL_SUFFIX, PairsWriter
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = [
@@ -56,10 +66,15 @@ __all__ = [
     "DEFAULT_MIN_PAIRS",
     "DEFAULT_TARGET_BURST_SECONDS",
     "MAX_SAMPLE_SECONDS",
+    "SessionCell",
     "SessionConfig",
     "SessionResult",
+    "SideBuild",
     "WorkerFailed",
     "balanced_orders",
+    "check_config",
+    "cli_flag",
+    "option_text",
     "run_session",
 ]
 
@@ -187,6 +202,202 @@ class SessionResult:
     decided: int = 0
 
 
+# A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
+SESSION_ID_SUFFIX = "-ab"
+# How `linfit ab` spells a harness option: --sizes for pytest's --linfit-sizes.
+_HARNESS_FLAG_PREFIX = "--linfit-"
+_AB_FLAG_PREFIX = "--"
+# The options a session resolves itself, before the workers resolve the rest.
+_BACKENDS_OPTION = BY_DEST["linfit_backends"]
+_VARIANTS_OPTION = BY_DEST["linfit_variants"]
+
+
+def cli_flag(option: Option) -> str:
+    """The flag ``linfit ab`` gives a harness option: ``--sizes`` for ``--linfit-sizes``."""
+    return _AB_FLAG_PREFIX + option.flag.removeprefix(_HARNESS_FLAG_PREFIX)
+
+
+def option_text(option: Option, values: Mapping[str, str | None],
+                environ: Mapping[str, str]) -> str | None:
+    """An option's text as :func:`linfit.harness.resolve_options` reads it: the flag's value,
+    else its environment variable (an empty one counts as unset), else None."""
+    text = values.get(option.dest)
+    return text if text is not None else (environ.get(option.env) or None)
+
+
+def _names(option: Option, text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise LinfitError(f"{cli_flag(option)}/{option.env} {text!r} names nothing; give a "
+                          "comma-separated list, or leave it out for the default")
+    return names
+
+
+def _check_cell_options(config: SessionConfig) -> None:
+    """The cell options, checked here as far as they do not depend on a side: the workers
+    resolve them again (the same code) with their own backends installed."""
+    for option in OPTIONS:
+        text = config.values.get(option.dest)
+        if text is not None and not text.strip():
+            # resolve_options reads an empty flag as "not given": the default, silently.
+            raise LinfitError(f"{cli_flag(option)} {text!r} names nothing; give "
+                              f"{option.metavar}, or leave the option out for its default")
+    backends = option_text(_BACKENDS_OPTION, config.values, config.environ)
+    for name in _names(_BACKENDS_OPTION, backends) if backends else ():
+        if name not in BACKENDS:
+            raise LinfitError(f"{cli_flag(_BACKENDS_OPTION)}/{_BACKENDS_OPTION.env}: unknown "
+                              f"backend {name!r}; valid: {', '.join(BACKENDS)}")
+    if not available_backends():
+        return  # nothing to resolve with here (the sides may be other interpreters)
+    # Every other option, by the harness's own resolver; the backends were checked above
+    # against every backend linfit knows, since a side may have others installed than this
+    # interpreter.
+    try:
+        resolve_options({**config.values, _BACKENDS_OPTION.dest: None},
+                        {name: value for name, value in config.environ.items()
+                         if name != _BACKENDS_OPTION.env}, Path.cwd(), Path.cwd())
+    except LinfitError as error:
+        # The harness names its options as pytest spells them: say them as ab does.
+        message = str(error)
+        for option in OPTIONS:
+            message = message.replace(f"{option.flag}/", f"{cli_flag(option)}/")
+        raise LinfitError(message) from None
+
+
+def _positive(value: float, flag: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise LinfitError(f"{flag} {value:g} must be a finite number > 0")
+
+
+def check_config(config: SessionConfig) -> None:
+    """Refuse a session that cannot make sense, before any worker starts.
+
+    Run first thing by :func:`run_session`. The messages name ``linfit ab``'s flags.
+
+    Raises:
+        LinfitError: one line naming the option and what would be valid: fewer than two
+            sides, a malformed or repeated label, ``--min-pairs`` above ``--max-pairs``, a
+            budget, time-out, threshold, alpha or seed out of range, a cell option that
+            names nothing or holds a bad value, or a results folder that cannot take the
+            pairs file.
+    """
+    check_sides(config.sides)
+    if config.min_pairs < 1:
+        raise LinfitError(f"--min-pairs {config.min_pairs} must be an integer >= 1")
+    if config.max_pairs < config.min_pairs:
+        raise LinfitError(f"--min-pairs {config.min_pairs} is above --max-pairs "
+                          f"{config.max_pairs}; give --max-pairs >= --min-pairs (or --pairs N "
+                          "for exactly N)")
+    for value, flag in ((config.max_seconds, "--max-seconds"),
+                        (config.target_burst_seconds, "target_burst_seconds"),
+                        (config.hello_timeout, "hello_timeout"),
+                        (config.build_timeout, "build_timeout"),
+                        (config.burst_timeout, "burst_timeout")):
+        _positive(value, flag)
+    if not (math.isfinite(config.threshold) and config.threshold > 0):
+        raise LinfitError(f"--threshold {config.threshold:g} must be a finite fraction > 0")
+    if not 0 < config.alpha < 1:
+        raise LinfitError(f"--alpha {config.alpha:g} must be between 0 and 1")
+    if config.seed < 0:
+        # numpy's generators take seeds >= 0 only.
+        raise LinfitError(f"--seed {config.seed} must be an integer >= 0")
+    _check_cell_options(config)
+    check_output_dir(config.results_dir, "pairs file folder (--results)")
+
+
+@dataclass(frozen=True)
+class SideBuild:
+    """One side's build of a cell (the worker's ``build`` reply for it).
+
+    Attributes:
+        status: ``ok``, or why the cell cannot be measured there (``failed``, ...).
+        message: why it failed ('' when ok).
+        backend_version, device_name: what the side ran the cell with.
+        call_seconds: a call's calibrated time (median of a few samples); NaN when the
+            build failed before it was timed.
+    """
+
+    status: str
+    message: str = ""
+    backend_version: str = ""
+    device_name: str = ""
+    call_seconds: float = math.nan
+
+    @property
+    def ok(self) -> bool:
+        """Whether the cell passed its checks on this side."""
+        return self.status == "ok"
+
+    @classmethod
+    def from_reply(cls, reply: Mapping[str, Any]) -> SideBuild:
+        """A side's entry of a ``build`` reply."""
+        return cls(status=str(reply["status"]), message=str(reply.get("message") or ""),
+                   backend_version=str(reply.get("backend_version") or ""),
+                   device_name=str(reply.get("device_name") or ""),
+                   call_seconds=float(reply.get("call_seconds", math.nan)))
+
+
+@dataclass(frozen=True)
+class SessionCell:
+    """One cell of a session: its key and what the session learnt about it at build.
+
+    Attributes:
+        cell: the key every pairs row of the cell carries.
+        worker_key: the id the workers know the cell by (:func:`linfit.harness.cell_id`).
+        builds: one per side, in side order; empty until built.
+        calls_per_sample: consecutive calls per sample, the same on every side.
+        samples_per_burst: samples in one burst.
+        expected_burst_seconds: a burst's length on the slowest side, by the calibration.
+    """
+
+    cell: Cell
+    worker_key: str
+    builds: tuple[SideBuild, ...] = ()
+    calls_per_sample: int = CALLS_PER_SAMPLE
+    samples_per_burst: int = 1
+    expected_burst_seconds: float = 0.0
+
+    @classmethod
+    def from_plan(cls, entry: Mapping[str, Any]) -> SessionCell:
+        """A cell of a worker's ``plan`` reply (without ``replicas`` or ``convention``:
+        :data:`linfit.results.KEY_DEFAULTS`)."""
+        return cls(Cell.from_row(entry), str(entry["key"]))
+
+    @property
+    def failed_sides(self) -> list[int]:
+        """The sides on which the cell failed its checks."""
+        return [index for index, build in enumerate(self.builds) if not build.ok]
+
+    def calibrated(self, builds: Sequence[SideBuild], target_burst_seconds: float
+                   ) -> SessionCell:
+        """This cell with its builds, and, where it passed on every side, its samples sized
+        from the calibrated call times (their geometric mean, so that no side decides
+        alone): up to :data:`CALLS_PER_SAMPLE` calls a sample, a sample at most
+        :data:`MAX_SAMPLE_SECONDS`, a burst near ``target_burst_seconds``."""
+        if not all(build.ok for build in builds):
+            return replace(self, builds=tuple(builds))
+        call_seconds = [max(build.call_seconds, 1e-9) for build in builds]
+        typical_call = math.exp(sum(map(math.log, call_seconds)) / len(call_seconds))
+        calls = int(min(CALLS_PER_SAMPLE, max(1, MAX_SAMPLE_SECONDS // typical_call)))
+        samples = int(min(MAX_SAMPLES_PER_BURST, max(1, round(
+            target_burst_seconds / (typical_call * calls)))))
+        return replace(self, builds=tuple(builds), calls_per_sample=calls,
+                       samples_per_burst=samples,
+                       expected_burst_seconds=samples * calls * max(call_seconds))
+
+
+@dataclass
+class _CellProgress:
+    """A measured cell's state in a session: pairs so far, the side order of the current
+    pair of rounds, its burst rows, and whether it is decided."""
+
+    cell: SessionCell
+    pairs: int = 0
+    order: list[int] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    decided: bool = False
+
+
 def balanced_orders(sides: int, rounds: int, rng: np.random.Generator) -> list[list[int]]:
     """Side orders for ``rounds`` rounds of one cell: a random permutation, then its
     reverse, and so on, so that every two sides swap places every two rounds (as many
@@ -222,11 +433,10 @@ class _Session:
         self.writer: PairsWriter | None = None
         self.started = time.monotonic()
         self.sequence = 0
+        self._session_id = ""
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
-        # Before any worker starts: a folder that cannot take the pairs file is bad input.
-        check_output_dir(self.config.results_dir, "pairs file folder (--results)")
         base = dict(os.environ)
         for side in self.config.sides:
             try:
@@ -248,7 +458,8 @@ class _Session:
 
     def _values(self) -> dict[str, str | None]:
         values = dict(self.config.values)
-        if not values.get("linfit_backends") and not self.config.environ.get("LINFIT_BACKENDS"):
+        asked = option_text(_BACKENDS_OPTION, values, self.config.environ)
+        if not asked:
             installed = [set(hello["installed_backends"]) for hello in self.hellos]
             common = [name for name in self.hellos[0]["installed_backends"]
                       if all(name in names for names in installed)]
@@ -256,8 +467,7 @@ class _Session:
                 listed = "; ".join(f"{w.side.label}: {', '.join(h['installed_backends']) or 'none'}"
                                    for w, h in zip(self.workers, self.hellos, strict=True))
                 raise LinfitError(f"no backend is installed on every side ({listed})")
-            values["linfit_backends"] = ",".join(common)
-        asked = values.get("linfit_backends") or self.config.environ.get("LINFIT_BACKENDS", "")
+            asked = values[_BACKENDS_OPTION.dest] = ",".join(common)
         for worker, hello in zip(self.workers, self.hellos, strict=True):
             for name in filter(None, (part.strip() for part in asked.split(","))):
                 if name not in hello["installed_backends"]:
@@ -266,34 +476,35 @@ class _Session:
                                       f"import the {name} backend (installed there: {there})")
         return values
 
-    def plan(self) -> list[dict[str, Any]]:
+    def plan(self) -> list[SessionCell]:
         request = {"op": "plan", "values": self._values(),
-                   "environ": {k: v for k, v in self.config.environ.items()
-                               if k.startswith("LINFIT_")}}
-        plans = []
+                   "environ": {option.env: self.config.environ[option.env]
+                               for option in OPTIONS if option.env in self.config.environ}}
+        plans: list[dict[str, tuple[SessionCell, str]]] = []
         for worker in self.workers:
             # A worker that fails here (killed, hung) is a crash, not bad input: WorkerFailed
             # ends the session with exit 1 (issue 20).
             reply = worker.request(request, self.config.build_timeout)
-            plans.append(_checked(worker.side, reply, "cell options")["cells"])
-        keys_everywhere = set.intersection(*({c["key"] for c in cells} for cells in plans))
+            plans.append({str(entry["key"]): (SessionCell.from_plan(entry),
+                                              str(entry["skip_reason"] or ""))
+                          for entry in _checked(worker.side, reply, "cell options")["cells"]})
+        keys_everywhere = set.intersection(*(set(plan) for plan in plans))
         cells = []
-        for cell in plans[0]:
-            reasons = [c["skip_reason"] for cells_ in plans for c in cells_
-                       if c["key"] == cell["key"] and c["skip_reason"]]
-            if cell["key"] not in keys_everywhere:
-                self.result.skipped.append(f"{cell['key']}: not on every side")
+        for key, (cell, _) in plans[0].items():
+            reasons = [plan[key][1] for plan in plans if key in plan and plan[key][1]]
+            if key not in keys_everywhere:
+                self.result.skipped.append(f"{key}: not on every side")
             elif reasons:
-                self.result.skipped.append(f"{cell['key']}: {reasons[0]}")
+                self.result.skipped.append(f"{key}: {reasons[0]}")
             else:
                 cells.append(cell)
         for plan in plans[1:]:
-            self.result.skipped += [f"{c['key']}: not on side {self.config.sides[0].label}"
-                                    for c in plan if c["key"] not in keys_everywhere]
-        named = (self.config.values.get("linfit_variants")
-                 or self.config.environ.get("LINFIT_VARIANTS"))
-        opt_in = [] if named else [cell for cell in cells if cell["variant"] in
-                                   OPT_IN_VARIANTS.get(cell["backend"], ())]
+            self.result.skipped += [f"{key}: not on side {self.config.sides[0].label}"
+                                    for key in plan if key not in keys_everywhere]
+        named = option_text(_VARIANTS_OPTION, self.config.values, self.config.environ)
+        opt_in = [] if named else [
+            cell for cell in cells
+            if cell.cell.variant in OPT_IN_VARIANTS.get(cell.cell.backend, ())]
         if opt_in:
             cells = [cell for cell in cells if cell not in opt_in]
             self.progress(f"left out {len(opt_in)} Keras cells, which take most of a default "
@@ -303,24 +514,24 @@ class _Session:
         return cells
 
     # -- measurement: failures here end the session, keeping the pairs --------------------
-    def _row(self, side_index: int, cell: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    def _row(self, side_index: int, cell: SessionCell, **burst: Any) -> dict[str, Any]:
+        """The one place a pairs row is made: the session, the cell's key, the side's
+        facts and what its build found, then ``burst`` (the burst's own columns)."""
         hello = self.hellos[side_index]
         side = self.config.sides[side_index]
-        built = cell["built"][side_index]
-        return {"session_id": self.session_id, **{k: cell.get(k, KEY_DEFAULTS.get(k))
-                                                  for k in KEY_COLUMNS},
-            "side_index": side_index, "side_label": side.label,
-            "calls_per_sample": cell["calls_per_sample"], "python": hello["python"],
-            "python_version": hello["python_version"],
-            "backend_version": built.get("backend_version", ""),
-            "device_name": built.get("device_name", ""), "env_settings": side.env_text,
-            "host": hello["machine"]["host"], "git_commit": hello["git_commit"], **extra}
+        built = cell.builds[side_index]
+        return {"session_id": self.session_id,
+                **{name: getattr(cell.cell, name) for name in KEY_COLUMNS},
+                "side_index": side_index, "side_label": side.label,
+                "calls_per_sample": cell.calls_per_sample, "python": hello["python"],
+                "python_version": hello["python_version"],
+                "backend_version": built.backend_version, "device_name": built.device_name,
+                "env_settings": side.env_text, "host": hello["machine"]["host"],
+                "git_commit": hello["git_commit"], **burst}
 
-    def build(self, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for cell in cells:
-            cell["calls_per_sample"] = CALLS_PER_SAMPLE
-        request = {"op": "build", "keys": [c["key"] for c in cells],
-                   "calls_per_sample": {c["key"]: c["calls_per_sample"] for c in cells},
+    def build(self, cells: list[SessionCell]) -> list[SessionCell]:
+        request = {"op": "build", "keys": [c.worker_key for c in cells],
+                   "calls_per_sample": {c.worker_key: c.calls_per_sample for c in cells},
                    "max_sample_seconds": MAX_SAMPLE_SECONDS}
         self.progress(f"building and checking {len(cells)} cells on {len(self.workers)} sides")
         # Every side builds at once: start-up only, nothing is timed until all are done.
@@ -329,47 +540,52 @@ class _Session:
         replies = []
         for worker in self.workers:
             reply = worker.receive("build", self.config.build_timeout)
-            replies.append({c["key"]: c for c in _checked(worker.side, reply, "build")["cells"]})
+            replies.append({entry["key"]: SideBuild.from_reply(entry)
+                            for entry in _checked(worker.side, reply, "build")["cells"]})
+        assert self.writer is not None
         ready = []
-        for cell in cells:
-            cell["built"] = [reply[cell["key"]] for reply in replies]
-            failed = [index for index, b in enumerate(cell["built"]) if b["status"] != "ok"]
-            for index in failed:
-                assert self.writer is not None
+        for planned in cells:
+            cell = planned.calibrated([reply[planned.worker_key] for reply in replies],
+                                      self.config.target_burst_seconds)
+            for index in cell.failed_sides:
+                message = cell.builds[index].message
                 self.writer.append(self._row(index, cell, round=-1, status="failed",
-                                             message=cell["built"][index]["message"]))
-                self.progress(f"{cell['key']} failed its checks on side "
-                              f"{self.config.sides[index].label}: "
-                              f"{cell['built'][index]['message']}")
-            if failed:
-                continue
-            call_seconds = [max(b["call_seconds"], 1e-9) for b in cell["built"]]
-            typical_call = math.exp(sum(map(math.log, call_seconds)) / len(call_seconds))
-            cell["calls_per_sample"] = int(min(CALLS_PER_SAMPLE, max(
-                1, MAX_SAMPLE_SECONDS // typical_call)))
-            typical = typical_call * cell["calls_per_sample"]
-            cell["samples"] = int(min(MAX_SAMPLES_PER_BURST, max(1, round(
-                self.config.target_burst_seconds / typical))))
-            cell["expected_seconds"] = (cell["samples"] * cell["calls_per_sample"]
-                                        * max(call_seconds))
-            ready.append(cell)
-        if self.writer is not None:
-            self.writer.sync()
+                                             message=message))
+                self.progress(f"{cell.worker_key} failed its checks on side "
+                              f"{self.config.sides[index].label}: {message}")
+            if not cell.failed_sides:
+                ready.append(cell)
+        self.writer.sync()
         return ready
 
-    def measure(self, cells: list[dict[str, Any]]) -> None:
+    def _burst(self, progress: _CellProgress, position: int, side_index: int) -> None:
+        """One burst of a cell on one side, written to the pairs file as it comes back."""
+        cell = progress.cell
+        worker = self.workers[side_index]
+        reply = worker.request(
+            {"op": "burst", "key": cell.worker_key, "samples": cell.samples_per_burst,
+             "calls_per_sample": cell.calls_per_sample},
+            max(self.config.burst_timeout,
+                BURST_TIMEOUT_FACTOR * cell.expected_burst_seconds))
+        if not reply.get("ok"):
+            raise worker.failed(f"failed a burst of {cell.worker_key}: {reply.get('error')}")
+        row = self._row(side_index, cell, round=progress.pairs, order_position=position,
+                        sequence=self.sequence, start_unix_ns=reply["start_unix_ns"],
+                        call_ns=reply["call_ns"], status="ok")
+        assert self.writer is not None
+        self.writer.append(row)
+        progress.rows.append(row)
+        self.sequence += 1
+
+    def measure(self, cells: list[SessionCell]) -> None:
         config = self.config
         rng = np.random.default_rng(config.seed)
         sides = len(self.workers)
-        pairs = {c["key"]: 0 for c in cells}
-        orders: dict[str, list[int]] = {}
-        rows: dict[str, list[dict[str, Any]]] = {c["key"]: [] for c in cells}
-        decided: set[str] = set()
+        states = [_CellProgress(cell) for cell in cells]
         round_seconds = 0.0
         self.result.cells = len(cells)
         while True:
-            active = [c for c in cells if c["key"] not in decided
-                      and pairs[c["key"]] < config.max_pairs]
+            active = [s for s in states if not s.decided and s.pairs < config.max_pairs]
             elapsed = time.monotonic() - self.started
             if not active:
                 break
@@ -378,56 +594,53 @@ class _Session:
                 break
             round_start = time.monotonic()
             for cell_index in rng.permutation(len(active)):
-                cell = active[int(cell_index)]
-                key = cell["key"]
-                pair = pairs[key]
-                if pair % 2 == 0:
-                    orders[key] = [int(i) for i in rng.permutation(sides)]
-                else:
-                    orders[key] = orders[key][::-1]
-                for position, side_index in enumerate(orders[key]):
-                    worker = self.workers[side_index]
-                    reply = worker.request(
-                        {"op": "burst", "key": key, "samples": cell["samples"],
-                         "calls_per_sample": cell["calls_per_sample"]},
-                        max(config.burst_timeout,
-                            BURST_TIMEOUT_FACTOR * cell["expected_seconds"]))
-                    if not reply.get("ok"):
-                        raise worker.failed(f"failed a burst of {key}: {reply.get('error')}")
-                    row = self._row(side_index, cell, round=pair, order_position=position,
-                                    sequence=self.sequence,
-                                    start_unix_ns=reply["start_unix_ns"],
-                                    call_ns=reply["call_ns"], status="ok")
-                    assert self.writer is not None
-                    self.writer.append(row)
-                    rows[key].append(row)
-                    self.sequence += 1
-                pairs[key] = pair + 1
+                state = active[int(cell_index)]
+                # A random order, then its reverse: as many AB as BA pairs (balanced_orders).
+                state.order = ([int(i) for i in rng.permutation(sides)] if state.pairs % 2 == 0
+                               else state.order[::-1])
+                for position, side_index in enumerate(state.order):
+                    self._burst(state, position, side_index)
+                state.pairs += 1
             assert self.writer is not None
             self.writer.sync()
             self.result.rounds += 1
             round_seconds = time.monotonic() - round_start
-            for cell in active:
-                key = cell["key"]
-                if pairs[key] >= config.min_pairs and is_decided(
-                        _frame(rows[key]), sides, config.threshold, config.alpha):
-                    decided.add(key)
-            self.result.decided = len(decided)
+            for state in active:
+                state.decided = state.pairs >= config.min_pairs and is_decided(
+                    _frame(state.rows), sides, config.threshold, config.alpha)
+            self.result.decided = sum(state.decided for state in states)
             left = config.max_seconds - (time.monotonic() - self.started)
             self.progress(f"round {self.result.rounds}: {len(active)} cells measured, "
-                          f"{len(decided)}/{len(cells)} decided, {max(left, 0):.0f} s left")
+                          f"{self.result.decided}/{len(cells)} decided, {max(left, 0):.0f} s "
+                          "left")
 
     @property
     def session_id(self) -> str:
         return self._session_id
 
     def open_writer(self) -> None:
-        from linfit.harness import make_run_id
-
+        """Open the pairs file, named by the session id. Two sessions started in the same
+        second on the same host and commit would share an id: as the results writer does
+        (:func:`linfit.journal.write_run`), the later one takes ``-2``, ``-3``, ... in its
+        id and file name. Only a name collision is retried."""
         hello = self.hellos[0]
-        self._session_id = make_run_id(datetime.now(UTC), hello["machine"]["host"],
-                                       hello["git_commit"]) + "-ab"
-        self.writer = PairsWriter(self.config.results_dir / f"{self._session_id}.csv")
+        base = make_run_id(datetime.now(UTC), hello["machine"]["host"],
+                           hello["git_commit"]) + SESSION_ID_SUFFIX
+        suffix = 1
+        while True:
+            session_id = base if suffix == 1 else f"{base}-{suffix}"
+            target = self.config.results_dir / f"{session_id}.csv"
+            partial = target.with_name(target.name + PARTIAL_SUFFIX)
+            if not os.path.lexists(target):
+                try:
+                    self.writer = PairsWriter(target)
+                except FileExistsError:
+                    if not os.path.lexists(partial):
+                        raise  # the folder's path holds a file: not a collision
+                else:
+                    self._session_id = session_id
+                    return
+            suffix += 1
 
     def close(self) -> None:
         for worker in self.workers:
@@ -463,11 +676,11 @@ def run_session(config: SessionConfig,
         or the session was interrupted.
 
     Raises:
-        LinfitError: before anything is measured, for a side that cannot start, cannot
-            import linfit or the selected backends, or bad cell options.
+        LinfitError: before any worker starts, for options that cannot make sense
+            (:func:`check_config`); before anything is measured, for a side that cannot
+            start, cannot import linfit or the selected backends, or bad cell options.
     """
-    from linfit.harness import sigterm_as_interrupt
-
+    check_config(config)
     session = _Session(config, progress)
     # SIGTERM (CI cancellation, `timeout`) ends the session as Ctrl-C does.
     with sigterm_as_interrupt():

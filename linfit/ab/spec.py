@@ -24,13 +24,29 @@ from pathlib import Path
 
 from linfit._errors import LinfitError
 
-__all__ = ["DEFAULT_LABELS", "TOX_PREFIX", "Side", "aa_sides", "parse_side", "parse_sides"]
+__all__ = [
+    "DEFAULT_LABELS",
+    "LABEL_RULE",
+    "MAX_LABEL_CHARS",
+    "TOX_PREFIX",
+    "Side",
+    "aa_sides",
+    "check_label",
+    "check_sides",
+    "parse_side",
+    "parse_sides",
+]
 
 # Labels of sides given without one, in order.
 DEFAULT_LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # `tox:ENV` names the interpreter of a tox environment of the current folder.
 TOX_PREFIX = "tox:"
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# Longest label: wide enough for "tf-2.21-no-tree-rewrite-onednn-off", narrow enough that
+# a table's "B/A [99% CI]" header stays readable.
+MAX_LABEL_CHARS = 40
+LABEL_RULE = (f"1 to {MAX_LABEL_CHARS} ASCII letters, digits and . _ + -, starting with a "
+              "letter or digit")
+_LABEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._+-]{{0,{MAX_LABEL_CHARS - 1}}}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -61,30 +77,55 @@ class Side:
         return {**base, **dict(self.env)}
 
 
+def check_label(label: str) -> str:
+    """Return ``label`` if it follows :data:`LABEL_RULE`.
+
+    Raises:
+        LinfitError: naming the label (cut short when long) and the rule.
+    """
+    if not _LABEL.fullmatch(label):
+        shown = label if len(label) <= MAX_LABEL_CHARS else f"{label[:MAX_LABEL_CHARS]}..."
+        size = f" ({len(label)} characters)" if len(label) > MAX_LABEL_CHARS else ""
+        raise LinfitError(f"side label {shown!r}{size} is not a label: give {LABEL_RULE}")
+    return label
+
+
+def _meant_as_label(head: str) -> bool:
+    """Whether text before a spec's first colon is meant as a label: not ``tox`` (of
+    ``tox:ENV``), no path and no setting."""
+    return head != TOX_PREFIX[:-1] and os.sep not in head and "=" not in head
+
+
 def _interpreter(token: str, spec: str, cwd: Path) -> str:
     if token.startswith(TOX_PREFIX):
         name = token.removeprefix(TOX_PREFIX)
         if not name:
-            raise LinfitError(f"side {spec!r}: {token!r} names no tox environment; "
+            raise LinfitError(f"side {_shown(spec)}: {_shown(token)} names no tox environment; "
                               "give tox:ENV, e.g. tox:tf220")
         path = cwd / ".tox" / name / "bin" / "python"
         if not path.exists():
-            raise LinfitError(f"side {spec!r}: tox environment {name!r} has no interpreter "
+            raise LinfitError(f"side {_shown(spec)}: tox environment {name!r} has no interpreter "
                               f"at {path}; create it with: tox -e {name} --notest")
         return str(path)
     if os.sep not in token:
         found = shutil.which(token)
         if found is None:
-            raise LinfitError(f"side {spec!r}: no interpreter {token!r} on PATH")
+            raise LinfitError(f"side {_shown(spec)}: no interpreter {_shown(token)} on PATH")
         return found
     path = cwd / Path(token).expanduser()
     if not path.is_file():
-        raise LinfitError(f"side {spec!r}: interpreter {token!r} does not exist")
+        raise LinfitError(f"side {_shown(spec)}: interpreter {_shown(token)} does not exist")
     if not os.access(path, os.X_OK):
-        raise LinfitError(f"side {spec!r}: interpreter {token!r} is not executable")
+        raise LinfitError(f"side {_shown(spec)}: interpreter {_shown(token)} is not executable")
     # Absolute, but not resolved: a venv's python is a symlink whose target would not
     # find the venv's packages.
     return str(path.absolute())
+
+
+def _shown(text: str) -> str:
+    """A spec as error messages quote it: cut short when long."""
+    limit = 2 * MAX_LABEL_CHARS
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 def parse_side(text: str, default_label: str, cwd: Path | None = None) -> Side:
@@ -97,20 +138,26 @@ def parse_side(text: str, default_label: str, cwd: Path | None = None) -> Side:
             folder).
 
     Raises:
-        LinfitError: naming the spec, for a malformed label, quoting or setting, more than
-            one interpreter, or an interpreter that does not exist.
+        LinfitError: naming the spec, for an empty spec, a malformed label, quoting or
+            setting, more than one interpreter, or an interpreter that does not exist.
     """
     cwd = cwd or Path.cwd()
+    if not text.strip():
+        raise LinfitError(f"side {text!r} is empty; give 'LABEL: [PYTHON] [NAME=VALUE ...]', "
+                          "e.g. 'base:' for this interpreter as it is")
     head, colon, rest = text.partition(":")
-    # "LABEL:" is a label only where it looks like one; "tox:ENV" is an interpreter.
-    if colon and _LABEL.match(head.strip()) and head.strip() != TOX_PREFIX[:-1]:
-        label = head.strip()
+    # "LABEL:" is a label; "tox:ENV" is an interpreter.
+    if colon and _meant_as_label(head.strip()):
+        try:
+            label = check_label(head.strip())
+        except LinfitError as error:
+            raise LinfitError(f"side {_shown(text)}: {error}") from None
     else:
         label, rest = default_label, text
     try:
         tokens = shlex.split(rest)
     except ValueError as error:
-        raise LinfitError(f"side {text!r}: {error}") from None
+        raise LinfitError(f"side {_shown(text)}: {error}") from None
     python = ""
     env: dict[str, str] = {}
     for token in tokens:
@@ -118,11 +165,11 @@ def parse_side(text: str, default_label: str, cwd: Path | None = None) -> Side:
         if equals and _ENV_NAME.match(name):
             env[name] = value
         elif equals and os.sep not in name and not name.startswith(TOX_PREFIX):
-            raise LinfitError(f"side {text!r}: {token!r} is not a NAME=VALUE setting: "
+            raise LinfitError(f"side {_shown(text)}: {_shown(token)} is not a NAME=VALUE setting: "
                               f"{name!r} is not a variable name")
         elif python:
-            raise LinfitError(f"side {text!r}: two interpreters, {python!r} and {token!r}; "
-                              "give one, and settings as NAME=VALUE")
+            raise LinfitError(f"side {_shown(text)}: two interpreters, {_shown(python)} and "
+                              f"{_shown(token)}; give one, and settings as NAME=VALUE")
         else:
             python = token
     return Side(label, _interpreter(python, text, cwd) if python else sys.executable,
@@ -137,14 +184,24 @@ def parse_sides(texts: Sequence[str], cwd: Path | None = None) -> list[Side]:
     """
     sides = [parse_side(text, DEFAULT_LABELS[i % len(DEFAULT_LABELS)], cwd)
              for i, text in enumerate(texts)]
+    check_sides(sides)
+    return sides
+
+
+def check_sides(sides: Sequence[Side]) -> None:
+    """Refuse fewer than two sides, a label that breaks :data:`LABEL_RULE`, or a label used
+    twice.
+
+    Raises:
+        LinfitError: saying which.
+    """
     if len(sides) < 2:
         raise LinfitError(f"an A/B session needs two sides or more, got {len(sides)}; give "
                           "--side twice, or --aa")
-    labels = [side.label for side in sides]
+    labels = [check_label(side.label) for side in sides]
     twice = next((label for label in labels if labels.count(label) > 1), None)
     if twice:
         raise LinfitError(f"side label {twice!r} is used twice; give each side its own label")
-    return sides
 
 
 def aa_sides(settings: Sequence[str] = ()) -> list[Side]:

@@ -1,10 +1,21 @@
-"""Argument types shared by subcommands: each rejects bad values with a one-line message."""
+"""Argument types shared by subcommands: each rejects bad values with a one-line message.
+
+Commands import each other never: what two of them share lives here (argument types) or in
+:mod:`linfit._format` (tables, times).
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 from collections.abc import Callable
+
+from linfit.stats import MIN_ALPHA
+
+__all__ = ["MAX_ALPHA", "alpha_level", "fraction", "int_at_least", "positive_float"]
+
+# Largest significance level: a "confidence" interval below 50% is no interval anyone wants.
+MAX_ALPHA = 0.5
 
 
 def positive_float(text: str) -> float:
@@ -32,3 +43,33 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
+
+
+def fraction(text: str) -> float:
+    """A threshold: ``10%`` or ``0.1``; without ``%`` it must be below 1, so that ``10``
+    is not silently read as 1000%."""
+    percent = text.strip().endswith("%")
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction like 0.1 or 10%") from None
+    if percent:
+        value /= 100
+    if not (math.isfinite(value) and value > 0) or (not percent and value >= 1):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a threshold: give a fraction like 0.1 (< 1) or a percentage "
+            "like 10% (> 0)")
+    return value
+
+
+def alpha_level(text: str) -> float:
+    """A significance level between :data:`~linfit.stats.MIN_ALPHA` and :data:`MAX_ALPHA`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not MIN_ALPHA <= value <= MAX_ALPHA:
+        raise argparse.ArgumentTypeError(
+            f"{text} must be between {MIN_ALPHA:g} (the bootstrap's resolution) and "
+            f"{MAX_ALPHA:g}")
+    return value

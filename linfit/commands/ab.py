@@ -17,19 +17,23 @@ from pathlib import Path
 import pandas as pd
 
 from linfit._errors import LinfitError
-from linfit._format import format_ratio, format_seconds
+from linfit._format import format_ratio, format_seconds, markdown_table, text_table
 from linfit.ab.analysis import ABComparison
-from linfit.commands._args import int_at_least, positive_float
-from linfit.commands.compare import alpha_level, fraction
+from linfit.commands._args import alpha_level, fraction, int_at_least, positive_float
 from linfit.compare import EXIT_OK, EXIT_REGRESSION
+from linfit.harness import BY_DEST
 from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
 
 FORMATS = ("terminal", "markdown", "csv")
-# The options of `pytest bench/` that choose cells; the others (results folder, floors,
-# baseline) do not apply to a session.
-CELL_OPTIONS = ("linfit_backends", "linfit_variants", "linfit_devices", "linfit_sizes",
-                "linfit_profile", "linfit_dtypes", "linfit_steps_per_call")
+# The options of `pytest bench/` that choose cells, from the harness's option table; the
+# others (results folder, floors, baseline) do not apply to a session.
+CELL_OPTIONS = tuple(BY_DEST[dest] for dest in (
+    "linfit_backends", "linfit_variants", "linfit_devices", "linfit_sizes", "linfit_profile",
+    "linfit_dtypes", "linfit_steps_per_call"))
+# Options that shape a session, by dest, with their defaults filled in by _session_options;
+# none of them applies to --from, which measures nothing.
+_SESSION_DESTS = ("pairs", "min_pairs", "max_pairs", "max_seconds", "seed", "results")
 _HEADERS = (("backend", False), ("dtype", False), ("n", True), ("variant", False),
             ("steps/call", True), ("pairs", True), ("A", True), ("B", True),
             ("B/A [CI]", False), ("MDE", True), ("verdict", False))
@@ -42,11 +46,13 @@ def _epilog() -> str:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
     )
+    from linfit.ab.spec import LABEL_RULE
 
     return f"""\
-sides: "LABEL: [PYTHON] [NAME=VALUE ...]", split like a shell line. PYTHON is an
-interpreter path, a name on PATH, or tox:ENV (.tox/ENV/bin/python); the default is this
-one. NAME=VALUE sets an environment variable for that side only. Examples:
+sides: "LABEL: [PYTHON] [NAME=VALUE ...]", split like a shell line. LABEL is {LABEL_RULE}
+(default: A, B, ...). PYTHON is an interpreter path, a name on PATH, or tox:ENV
+(.tox/ENV/bin/python); the default is this one. NAME=VALUE sets an environment variable for
+that side only. A spec may not be empty: 'base:' is this interpreter as it is. Examples:
 
   linfit ab --aa                                   # A/A: this machine's noise
   linfit ab --side "tf220: tox:tf220" --side "tf221: tox:tf221"
@@ -79,8 +85,10 @@ exit status:
   0  no regression
   1  a cell is slower, a cell failed or got too few pairs, a worker failed, or the session was
      interrupted
-  2  bad input: a malformed side, an interpreter that does not exist or cannot run
-     linfit or the selected backends, a bad cell option (one line)
+  2  bad input (one line, before any worker starts where it can be known then): a
+     malformed or empty side, a bad or repeated label, an interpreter that does not exist
+     or cannot run linfit or the selected backends, a bad cell option, --min-pairs above
+     --max-pairs, --pairs with --min-pairs or --max-pairs, session options with --from
 """
 
 
@@ -91,8 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
         DEFAULT_SEED,
+        cli_flag,
     )
-    from linfit.harness import OPTIONS
+    from linfit.ab.spec import LABEL_RULE
 
     parser = subparsers.add_parser(
         "ab", help="paired, interleaved A/B of environments: slower, faster or unchanged",
@@ -102,33 +111,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sides = parser.add_mutually_exclusive_group()
     sides.add_argument("--side", action="append", dest="sides", metavar="SPEC",
                        help="one side, 'LABEL: [PYTHON] [NAME=VALUE ...]' (give it twice or "
-                            "more; the first is the base)")
+                            f"more; the first is the base); LABEL is {LABEL_RULE}")
     sides.add_argument("--aa", action="store_true",
                        help="A/A: this environment against itself, to see the machine's noise")
     sides.add_argument("--from", dest="from_file", type=Path, metavar="PAIRS.csv",
                        help="measure nothing: the verdicts of an existing pairs file")
-    for option in OPTIONS:
-        if option.dest in CELL_OPTIONS:
-            parser.add_argument(option.flag.replace("--linfit-", "--"), dest=option.dest,
-                                default=None, metavar=option.metavar,
-                                help=f"{option.help} [env {option.env}]")
+    for option in CELL_OPTIONS:
+        parser.add_argument(cli_flag(option), dest=option.dest, default=None,
+                            metavar=option.metavar, help=f"{option.help} [env {option.env}]")
     parser.add_argument("--threshold", type=fraction, default=DEFAULT_AB_THRESHOLD,
                         help="smallest change that counts, as 0.05 or 5%% "
                              f"(default: {DEFAULT_AB_THRESHOLD * 100:g}%%)")
     parser.add_argument("--alpha", type=alpha_level, default=DEFAULT_ALPHA,
                         help=f"significance level (default: {DEFAULT_ALPHA:g})")
+    # The session's options default to None here, so that giving one with --from (or
+    # --min-pairs with --pairs) is seen; _session_options fills in the defaults.
     parser.add_argument("--pairs", type=int_at_least(1), metavar="N",
-                        help="exactly N pairs per cell, no adaptive sampling")
-    parser.add_argument("--min-pairs", type=int_at_least(1), default=DEFAULT_MIN_PAIRS,
+                        help="exactly N pairs per cell, no adaptive sampling (not with "
+                             "--min-pairs or --max-pairs)")
+    parser.add_argument("--min-pairs", type=int_at_least(1),
                         help=f"pairs per cell before it may stop (default: {DEFAULT_MIN_PAIRS})")
-    parser.add_argument("--max-pairs", type=int_at_least(1), default=DEFAULT_MAX_PAIRS,
-                        help=f"most pairs per cell (default: {DEFAULT_MAX_PAIRS})")
-    parser.add_argument("--max-seconds", type=positive_float, default=DEFAULT_MAX_SECONDS,
+    parser.add_argument("--max-pairs", type=int_at_least(1),
+                        help="most pairs per cell, at least --min-pairs "
+                             f"(default: {DEFAULT_MAX_PAIRS})")
+    parser.add_argument("--max-seconds", type=positive_float,
                         help="wall-time budget of the session, start-up included "
                              f"(default: {DEFAULT_MAX_SECONDS:g})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=int_at_least(0),
                         help=f"seed of the burst order (default: {DEFAULT_SEED})")
-    parser.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+    parser.add_argument("--results", type=Path, metavar="DIR",
                         help="folder of the pairs file (default: results/)")
     parser.add_argument("--format", choices=FORMATS, default="terminal",
                         help="terminal table (default), markdown, or CSV")
@@ -187,18 +198,11 @@ def _summary(comparison: ABComparison, notes: Sequence[str]) -> list[str]:
 def render_terminal(comparison: ABComparison, title: str, notes: Sequence[str] = ()) -> str:
     """The verdicts as fixed-width tables, one per device and compared side."""
     out = [title]
+    right = [right for _, right in _HEADERS]
     for heading, rows in _groups(comparison):
         base, new = rows["base_label"].iloc[0], rows["new_label"].iloc[0]
         headers = _headers(base, new, comparison.alpha)
-        cells = _cells(rows)
-        widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-
-        def line(values: Sequence[str], widths: list[int] = widths) -> str:
-            return "  " + "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, (_, right)
-                                    in zip(values, widths, _HEADERS, strict=True)).rstrip()
-
-        out += ["", heading, line(headers), line(["-" * w for w in widths])]
-        out += [line(c) for c in cells]
+        out += ["", heading, *text_table([headers, None, *_cells(rows)], right, indent="  ")]
     out += ["", *_summary(comparison, notes)]
     return "\n".join(out) + "\n"
 
@@ -206,15 +210,15 @@ def render_terminal(comparison: ABComparison, title: str, notes: Sequence[str] =
 def render_markdown(comparison: ABComparison, title: str, notes: Sequence[str] = ()) -> str:
     """The verdicts as GitHub markdown tables."""
     out = [f"## {title}"]
-    rule = "|" + "|".join("--:" if right else ":--" for _, right in _HEADERS) + "|"
+    right = [right for _, right in _HEADERS]
     for heading, rows in _groups(comparison):
         base, new = rows["base_label"].iloc[0], rows["new_label"].iloc[0]
-        headers = _headers(base, new, comparison.alpha)
-        out += ["", f"### {heading}", "", "| " + " | ".join(headers) + " |", rule]
-        for cells in _cells(rows):
-            if cells[-1] == "slower":
-                cells[-1] = "**slower**"
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        cells = _cells(rows)
+        for row in cells:
+            if row[-1] == "slower":
+                row[-1] = "**slower**"
+        out += ["", f"### {heading}", "",
+                markdown_table(_headers(base, new, comparison.alpha), cells, right)]
     out += ["", *(f"{line}  " for line in _summary(comparison, notes))]
     return "\n".join(out) + "\n"
 
@@ -226,6 +230,52 @@ def render_csv(comparison: ABComparison) -> str:
     return buffer.getvalue()
 
 
+def _session_options(args: argparse.Namespace) -> None:
+    """Check the flags that go together or not, then fill in the session's defaults.
+
+    Raises:
+        LinfitError: for session options given with --from, or --pairs with --min-pairs
+            or --max-pairs. The values themselves are checked, all in one place, by
+            :func:`linfit.ab.coordinator.check_config`.
+    """
+    from linfit.ab.coordinator import (
+        DEFAULT_MAX_PAIRS,
+        DEFAULT_MAX_SECONDS,
+        DEFAULT_MIN_PAIRS,
+        DEFAULT_SEED,
+        cli_flag,
+    )
+
+    if args.from_file is not None:
+        given = [f"--{dest.replace('_', '-')}" for dest in _SESSION_DESTS
+                 if getattr(args, dest) is not None]
+        given += [cli_flag(option) for option in CELL_OPTIONS
+                  if getattr(args, option.dest) is not None]
+        if given:
+            raise LinfitError(f"--from reads a finished pairs file and measures nothing; "
+                              f"leave out {', '.join(given)}")
+        return
+    if args.pairs is not None:
+        given = [flag for flag, value in (("--min-pairs", args.min_pairs),
+                                          ("--max-pairs", args.max_pairs)) if value is not None]
+        if given:
+            raise LinfitError(f"--pairs N is exactly N pairs per cell: give it without "
+                              f"{' and '.join(given)}")
+        args.min_pairs = args.max_pairs = args.pairs
+    defaults = {"min_pairs": DEFAULT_MIN_PAIRS, "max_pairs": DEFAULT_MAX_PAIRS,
+                "max_seconds": DEFAULT_MAX_SECONDS, "seed": DEFAULT_SEED,
+                "results": Path("results")}
+    # One bound given alone moves the other's default with it: --min-pairs 300 raises the
+    # maximum to 300, --max-pairs 5 lowers the minimum to 5. Both given must agree.
+    if args.min_pairs is not None and args.max_pairs is None:
+        defaults["max_pairs"] = max(DEFAULT_MAX_PAIRS, args.min_pairs)
+    if args.max_pairs is not None and args.min_pairs is None:
+        defaults["min_pairs"] = min(DEFAULT_MIN_PAIRS, args.max_pairs)
+    for dest, default in defaults.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+
+
 def run(args: argparse.Namespace) -> int:
     from linfit.ab.analysis import analyse
     from linfit.ab.coordinator import SessionConfig, run_session
@@ -234,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
 
     notes: list[str] = []
     failed_session = False
+    _session_options(args)
     if args.from_file is not None:
         path = args.from_file
     else:
@@ -243,12 +294,11 @@ def run(args: argparse.Namespace) -> int:
             sides = parse_sides(args.sides)
         else:
             raise LinfitError("give the sides: --side SPEC twice or more, or --aa")
-        min_pairs, max_pairs = ((args.pairs, args.pairs) if args.pairs
-                                else (args.min_pairs, max(args.min_pairs, args.max_pairs)))
         config = SessionConfig(
-            sides=tuple(sides), values={dest: getattr(args, dest) for dest in CELL_OPTIONS},
+            sides=tuple(sides),
+            values={option.dest: getattr(args, option.dest) for option in CELL_OPTIONS},
             environ=dict(os.environ), results_dir=args.results, threshold=args.threshold,
-            alpha=args.alpha, min_pairs=min_pairs, max_pairs=max_pairs,
+            alpha=args.alpha, min_pairs=args.min_pairs, max_pairs=args.max_pairs,
             max_seconds=args.max_seconds, seed=args.seed)
         result = run_session(config)
         for failure in result.failures:

@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 
 from linfit.check import RULES, check_results, exit_status
-from linfit.commands._args import positive_float
-from linfit.commands.compare import alpha_level, fraction
+from linfit.commands._args import alpha_level, fraction, positive_float
 from linfit.compare import DRIFT_NOTE
 from linfit.convergence import TOLERANCES
 from linfit.results import read_results

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from linfit._errors import LinfitError
-from linfit._format import format_ratio, format_seconds, text_table
+from linfit._format import (
+    format_ratio,
+    format_seconds,
+    markdown_table,
+    markdown_text,
+    text_table,
+)
+from linfit.commands._args import alpha_level, fraction
 from linfit.compare import (
     COMPARISON_COLUMNS,
     EXIT_OK,
@@ -30,7 +36,6 @@ from linfit.stats import (
     BOOTSTRAP_RESAMPLES,
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
-    MIN_ALPHA,
     MIN_SAMPLES,
 )
 
@@ -77,35 +82,6 @@ exit status:
   2  unusable input: a missing, empty or foreign file, an unknown schema_version,
      a malformed row or value (one line names file, line, column), bad arguments
 """
-
-
-def fraction(text: str) -> float:
-    """A threshold: ``10%`` or ``0.1``; without ``%`` it must be below 1, so that ``10``
-    is not silently read as 1000%."""
-    percent = text.strip().endswith("%")
-    try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction like 0.1 or 10%") from None
-    if percent:
-        value /= 100
-    if not (math.isfinite(value) and value > 0) or (not percent and value >= 1):
-        raise argparse.ArgumentTypeError(
-            f"{text} is not a threshold: give a fraction like 0.1 (< 1) or a percentage "
-            "like 10% (> 0)")
-    return value
-
-
-def alpha_level(text: str) -> float:
-    """A significance level between :data:`~linfit.stats.MIN_ALPHA` and 0.5."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not MIN_ALPHA <= value <= 0.5:
-        raise argparse.ArgumentTypeError(
-            f"{text} must be between {MIN_ALPHA:g} (the bootstrap's resolution) and 0.5")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -200,10 +176,6 @@ def render_terminal(comparison: Comparison, base: str, new: str,
     return "\n".join(out) + "\n"
 
 
-def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def render_markdown(comparison: Comparison, base: str, new: str,
                     decision: Decision | None = None) -> str:
     """The comparison as GitHub markdown: a heading and a table per device, then what it
@@ -212,23 +184,22 @@ def render_markdown(comparison: Comparison, base: str, new: str,
     confidence = _confidence(comparison.alpha)
     headers = [name for name, _ in _HEADERS]
     headers[7] = f"new/base [{confidence} CI]"
-    rule = ["--:" if right else ":--" for _, right in _HEADERS]
     out = [f"## `{base}` → `{new}`", "",
            f"Threshold {comparison.threshold:.0%}, {_intervals(comparison)}."]
     for device, names, rows in _devices(comparison.table):
-        out += ["", f"### {device} — {_markdown_cell(names)}", "",
-                "| " + " | ".join(headers) + " |", "|" + "|".join(rule) + "|"]
-        for cells in _cells(rows):
-            if cells[-1] == "slower":
-                cells[-1] = "**slower**"
-            out.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
+        cells = _cells(rows)
+        for row in cells:
+            if row[-1] == "slower":
+                row[-1] = "**slower**"
+        out += ["", f"### {device} — {markdown_text(names)}", "",
+                markdown_table(headers, cells, [right for _, right in _HEADERS])]
     if comparison.differences:
         out += ["", "**Warnings** (they do not change the exit status):", ""]
-        out += [f"- {_markdown_cell(str(difference))}" for difference in comparison.differences]
+        out += [f"- {markdown_text(difference)}" for difference in comparison.differences]
     counts, outcome, lines = _summary(comparison, decision)
     out += ["", f"**{counts}**; {outcome}."]
     if lines:
-        out += ["", *(f"- {_markdown_cell(line)}" for line in lines)]
+        out += ["", *(f"- {markdown_text(line)}" for line in lines)]
     return "\n".join(out) + "\n"
 
 

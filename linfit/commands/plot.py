@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
-from linfit._errors import LinfitError
-from linfit.results import Cell, duplicate_cells, read_frame
+from linfit.results_files import read_results_files
 from linfit.retrain import convergence_runs
 
 # File-name stem of the figures when several results files are drawn together.
@@ -35,27 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the convergence figure, which trains every variant again "
                              "for a few seconds")
     parser.set_defaults(func=run)
-
-
-def read_results_files(paths: Sequence[Path]) -> pd.DataFrame:
-    """Read and concatenate results files; a cell may appear in one of them only.
-
-    Raises:
-        ResultsFileError: for a file :func:`linfit.results.read_results` rejects.
-        LinfitError: naming both files when two hold the same cell.
-    """
-    frames = [read_frame(path) for path in paths]
-    sources = [str(path) for path, frame in zip(paths, frames, strict=True)
-               for _ in range(len(frame))]
-    combined = pd.concat(frames, ignore_index=True)
-    duplicated = duplicate_cells(Cell.from_row(row) for row in combined.to_dict("records"))
-    if duplicated is not None:
-        index, twin, cell = duplicated
-        first, second = sources[index], sources[twin]
-        where = (f"{first} is given twice" if first == second
-                 else f"both {first} and {second} hold it")
-        raise LinfitError(f"cell {cell} appears twice: {where}; give each cell once")
-    return combined
 
 
 def run(args: argparse.Namespace) -> int:

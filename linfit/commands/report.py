@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from linfit.commands.plot import read_results_files
+from linfit.results_files import read_results_files
 from linfit.retrain import convergence_runs
 
 

@@ -30,6 +30,7 @@ from linfit.harness._matrix import (
     cell_id,
 )
 from linfit.harness._options import (
+    BY_DEST,
     DEFAULT_DTYPES,
     DEFAULT_RESULTS_DIR,
     DEFAULT_SIZES,
@@ -57,6 +58,7 @@ from linfit.harness._session import (
 from linfit.results.record import step_statistics
 
 __all__ = [
+    "BY_DEST",
     "DEFAULT_DTYPES",
     "DEFAULT_RESULTS_DIR",
     "DEFAULT_SIZES",
