@@ -5,7 +5,8 @@ Four modules, one role each, behind this public face:
 - ``_options``: :data:`OPTIONS` (each a flag and an environment variable),
   :func:`resolve_options` and :class:`HarnessOptions`;
 - ``_matrix``: :func:`build_matrix`, the cells the options select and why a cell cannot run
-  here (:class:`MatrixCell`);
+  here (:class:`MatrixCell`), and :func:`benchmark_settings`, pytest-benchmark's settings
+  for each cell (the profile's time per cell);
 - ``_session``: :class:`Harness`, one session: a cell measured and checked
   (:meth:`Harness.run_cell`), the journal of finished cells, the results file;
 - ``_render``: the speed-up table and the summary lines on the terminal.
@@ -18,20 +19,24 @@ function that times a callable with pytest-benchmark.
 from linfit.convergence import REFERENCE_DEVICE, REFERENCE_VARIANT
 from linfit.harness._matrix import (
     MatrixCell,
+    benchmark_settings,
     build_matrix,
     cell_group,
     cell_id,
 )
 from linfit.harness._options import (
     DEFAULT_DTYPES,
+    DEFAULT_PROFILE,
     DEFAULT_RESULTS_DIR,
     DEFAULT_SIZES,
     FLOORS_MODES,
     FULL_PROFILE_EXTRA_SIZES,
     OPTIONS,
     PROFILES,
+    QUICK_MAX_TIME_SECONDS,
     HarnessOptions,
     Option,
+    Profile,
     available_backends,
     parse_sizes,
     resolve_options,
@@ -51,6 +56,7 @@ from linfit.record import step_statistics
 
 __all__ = [
     "DEFAULT_DTYPES",
+    "DEFAULT_PROFILE",
     "DEFAULT_RESULTS_DIR",
     "DEFAULT_SIZES",
     "FLOORS_MODES",
@@ -58,6 +64,7 @@ __all__ = [
     "MESSAGE_MAX_CHARS",
     "OPTIONS",
     "PROFILES",
+    "QUICK_MAX_TIME_SECONDS",
     "REFERENCE_DEVICE",
     "REFERENCE_VARIANT",
     "WARMUP_CALLS",
@@ -65,8 +72,10 @@ __all__ = [
     "HarnessOptions",
     "MatrixCell",
     "Option",
+    "Profile",
     "RawTiming",
     "available_backends",
+    "benchmark_settings",
     "build_matrix",
     "cell_group",
     "cell_id",

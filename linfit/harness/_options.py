@@ -20,7 +20,11 @@ from linfit.backends import (
     installed_backends,
     normalise_device_id,
 )
-from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, TENSORFLOW_CONVENTIONS
+from linfit.backends.variants import (
+    DEFAULT_TENSORFLOW_CONVENTION,
+    KERAS_VARIANTS,
+    TENSORFLOW_CONVENTIONS,
+)
 from linfit.convergence import CONVERGENCE_STEPS
 from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES
 
@@ -29,10 +33,57 @@ from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
 # What --linfit-profile full adds (where memory allows): at 1e8, x and y in float32 are 800 MB.
 FULL_PROFILE_EXTRA_SIZES = (10_000_000, 100_000_000)
-PROFILES = ("default", "full")
 # float32 only by default, to keep the default matrix within the issue's 3 minutes on 2 cores.
 DEFAULT_DTYPES = ("float32",)
 DEFAULT_RESULTS_DIR = "results"
+# The quick profile's time per cell (pytest-benchmark's max_time): a quarter of
+# pytest-benchmark's 1 s default, as bench/gpu_check.sh uses. A call under 250 us still gets
+# the 1000 rounds linfit.stats resamples at most (MAX_BOOTSTRAP_SAMPLES), one under 50 ms
+# more than the 5 an interval needs (MIN_SAMPLES); a slower call gets pytest-benchmark's
+# --benchmark-min-rounds (5), never fewer. Issue 19: the default run in at most 90 s on the
+# 2-core VM (the standard matrix took 230-250 s, about 100 s of it timing rounds).
+QUICK_MAX_TIME_SECONDS = 0.25
+# Keras' run_eagerly variants: 0.5 s a call of 100 steps at n=1e3 and 1.2-2.5 s at 1e6 on
+# the 2-core VM, 15 calls a cell (first call, warm-up, calibration, 5 rounds, convergence):
+# at 1e5 and 1e6 they were 46 s of the standard matrix.
+EAGER_KERAS_VARIANTS = tuple(f"tensorflow:{variant.name}" for variant in KERAS_VARIANTS.values()
+                             if not variant.compiled)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named matrix of ``pytest bench/`` (``--linfit-profile``).
+
+    Attributes:
+        name: what ``--linfit-profile`` takes.
+        summary: one line for the option's help.
+        extra_sizes: sizes added to ``--linfit-sizes`` (or the default sizes).
+        smallest_size_only: variants (``backend:variant``) run only at the smallest of the
+            sizes, unless ``--linfit-variants`` names variants (then the named ones run at
+            every size).
+        max_time_seconds: pytest-benchmark's max_time for each cell, where
+            ``--benchmark-max-time`` is not given; None: pytest-benchmark's own (1 s).
+    """
+
+    name: str
+    summary: str
+    extra_sizes: tuple[int, ...] = ()
+    smallest_size_only: tuple[str, ...] = ()
+    max_time_seconds: float | None = None
+
+
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
+    Profile("quick", "every variant at every size, but Keras' run_eagerly ones "
+            f"({', '.join(name.split(':')[1] for name in EAGER_KERAS_VARIANTS)}) at the "
+            "smallest only unless --linfit-variants names them, each cell timed for "
+            f"{QUICK_MAX_TIME_SECONDS:g} s but at least --benchmark-min-rounds rounds (5)",
+            smallest_size_only=EAGER_KERAS_VARIANTS, max_time_seconds=QUICK_MAX_TIME_SECONDS),
+    Profile("standard", "every variant at every size, each cell timed for "
+            "--benchmark-max-time (1 s)"),
+    Profile("full", "standard plus 1e7 and 1e8 examples where memory allows",
+            extra_sizes=FULL_PROFILE_EXTRA_SIZES),
+)}
+DEFAULT_PROFILE = "quick"
 
 
 @dataclass(frozen=True)
@@ -64,8 +115,10 @@ OPTIONS: tuple[Option, ...] = (
             "(CPU, GPU) for all of that kind (default: every visible device)"),
     _option("sizes", "SIZES", "comma-separated data set sizes (default: "
             + ",".join(f"{n:.0e}".replace("+0", "") for n in DEFAULT_SIZES) + ")"),
-    _option("profile", "PROFILE", "default, or full: also 1e7 and 1e8 examples where memory "
-            "allows (default: default)"),
+    _option("profile", "PROFILE", "; ".join(f"{profile.name}: {profile.summary}"
+                                             for profile in PROFILES.values())
+            + ". A --benchmark-max-time given wins over the profile's time per cell "
+            f"(default: {DEFAULT_PROFILE})"),
     _option("dtypes", "DTYPES", f"comma-separated dtypes from {', '.join(DTYPES)} "
             f"(default: {','.join(DEFAULT_DTYPES)})"),
     _option("steps_per_call", "K", "steps per call of the loop variants, a divisor of "
@@ -220,11 +273,11 @@ def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str]
                                    for d in _items(BY_DEST["linfit_devices"], text)))
                if text else None)
     text = get("profile")
-    profile = _choose(BY_DEST["linfit_profile"], text, PROFILES)[0] if text else "default"
+    profile = (_choose(BY_DEST["linfit_profile"], text, tuple(PROFILES))[0] if text
+               else DEFAULT_PROFILE)
     text = get("sizes")
     sizes = parse_sizes(text) if text else DEFAULT_SIZES
-    if profile == "full":
-        sizes = tuple(sorted(set(sizes) | set(FULL_PROFILE_EXTRA_SIZES)))
+    sizes = tuple(sorted(set(sizes) | set(PROFILES[profile].extra_sizes)))
     text = get("dtypes")
     dtypes = _choose(BY_DEST["linfit_dtypes"], text, DTYPES) if text else DEFAULT_DTYPES
     text = get("steps_per_call")
