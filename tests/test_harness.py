@@ -24,7 +24,7 @@ import pytest
 from linfit import floors
 from linfit._errors import LinfitError
 from linfit.backends.base import Backend, Device
-from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION
+from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
 from linfit.cli import main
 from linfit.harness import (
     DEFAULT_SIZES,
@@ -110,8 +110,8 @@ def test_full_profile_adds_the_large_sizes():
 def test_the_profiles_and_their_help():
     assert list(PROFILES) == ["quick", "standard", "full"]
     # Only the quick profile thins the matrix or shortens the timing.
-    assert PROFILES["quick"].smallest_size_only == ("tensorflow:keras-eager",
-                                                    "tensorflow:keras-eager-spe")
+    assert PROFILES["quick"].smallest_size_only == tuple(
+        f"tensorflow:{name}" for name in KERAS_VARIANTS)
     assert PROFILES["quick"].max_time_seconds == QUICK_MAX_TIME_SECONDS == 0.25
     for name in ("standard", "full"):
         assert PROFILES[name].smallest_size_only == ()
@@ -119,7 +119,8 @@ def test_the_profiles_and_their_help():
     help_text = next(o.help for o in OPTIONS if o.flag == "--linfit-profile")
     for name in PROFILES:
         assert f"{name}: " in help_text
-    assert "keras-eager, keras-eager-spe" in help_text and "(default: quick)" in help_text
+    assert "model.fit ones (keras-*) at the smallest only" in help_text
+    assert "(default: quick)" in help_text
 
 
 def test_results_folder_given_relative_starts_where_pytest_was_started(tmp_path):
@@ -204,14 +205,14 @@ def _cells_by_variant(values: dict[str, str]) -> dict[str, list[int]]:
     return sizes
 
 
-def test_quick_runs_keras_run_eagerly_at_the_smallest_size_only(tf_backend):
+def test_quick_runs_keras_at_the_smallest_size_only(tf_backend):
     quick = _cells_by_variant({})
     standard = _cells_by_variant({"linfit_profile": "standard"})
     # Every variant family is in the quick profile, and every variant at some size.
     assert list(quick) == list(standard) == list(tf_backend.variants)
-    eager_keras = {"keras-eager", "keras-eager-spe"}
     for variant, sizes in quick.items():
-        assert sizes == ([1000] if variant in eager_keras else list(DEFAULT_SIZES)), variant
+        assert sizes == ([1000] if variant in KERAS_VARIANTS else list(DEFAULT_SIZES)), variant
+    assert {"keras-eager", "keras-eager-spe"} < set(KERAS_VARIANTS)  # run_eagerly among them
     assert all(sizes == list(DEFAULT_SIZES) for sizes in standard.values())
     full = _cells_by_variant({"linfit_profile": "full"})
     assert all(sizes == list(DEFAULT_SIZES + FULL_PROFILE_EXTRA_SIZES)

@@ -38,16 +38,16 @@ DEFAULT_DTYPES = ("float32",)
 DEFAULT_RESULTS_DIR = "results"
 # The quick profile's time per cell (pytest-benchmark's max_time): a quarter of
 # pytest-benchmark's 1 s default, as bench/gpu_check.sh uses. A call under 250 us still gets
-# the 1000 rounds linfit.stats resamples at most (MAX_BOOTSTRAP_SAMPLES), one under 50 ms
-# more than the 5 an interval needs (MIN_SAMPLES); a slower call gets pytest-benchmark's
-# --benchmark-min-rounds (5), never fewer. Issue 19: the default run in at most 90 s on the
-# 2-core VM (the standard matrix took 230-250 s, about 100 s of it timing rounds).
+# the 1000 rounds linfit.stats resamples at most (MAX_BOOTSTRAP_SAMPLES), and every call at
+# least --benchmark-min-rounds (5, the MIN_SAMPLES an interval needs). Issue 19: the default
+# run in at most 90 s on the 2-core VM; in the standard matrix (results/cpu-2core-v4) timed
+# rounds took 66 s of its 159 s, about 30 s of them beyond 0.25 s a cell.
 QUICK_MAX_TIME_SECONDS = 0.25
-# Keras' run_eagerly variants: 0.5 s a call of 100 steps at n=1e3 and 1.2-2.5 s at 1e6 on
-# the 2-core VM, 15 calls a cell (first call, warm-up, calibration, 5 rounds, convergence):
-# at 1e5 and 1e6 they were 46 s of the standard matrix.
-EAGER_KERAS_VARIANTS = tuple(f"tensorflow:{variant.name}" for variant in KERAS_VARIANTS.values()
-                             if not variant.compiled)
+# Keras' model.fit variants, which the quick profile runs at the smallest size only: 0.04 to
+# 1.3 s a call at 1e5 and 1e6 on the 2-core VM, and each cell makes 12 or more calls (first
+# call, warm-up, calibration, 5 rounds, the convergence steps): 64 s of the standard matrix
+# (46 s of it run_eagerly), results/cpu-2core-v4.
+KERAS_FIT_VARIANTS = tuple(f"tensorflow:{name}" for name in KERAS_VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,10 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
-    Profile("quick", "every variant at every size, but Keras' run_eagerly ones "
-            f"({', '.join(name.split(':')[1] for name in EAGER_KERAS_VARIANTS)}) at the "
-            "smallest only unless --linfit-variants names them, each cell timed for "
+    Profile("quick", "every variant at every size, but Keras' model.fit ones (keras-*) at "
+            "the smallest only unless --linfit-variants names them, each cell timed for "
             f"{QUICK_MAX_TIME_SECONDS:g} s but at least --benchmark-min-rounds rounds (5)",
-            smallest_size_only=EAGER_KERAS_VARIANTS, max_time_seconds=QUICK_MAX_TIME_SECONDS),
+            smallest_size_only=KERAS_FIT_VARIANTS, max_time_seconds=QUICK_MAX_TIME_SECONDS),
     Profile("standard", "every variant at every size, each cell timed for "
             "--benchmark-max-time (1 s)"),
     Profile("full", "standard plus 1e7 and 1e8 examples where memory allows",
