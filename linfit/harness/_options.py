@@ -147,7 +147,8 @@ BY_DEST = {option.dest: option for option in OPTIONS}
 class HarnessOptions:
     """The resolved options of one benchmark session.
 
-    ``variants`` and ``devices`` are None when every one is selected. The reference each
+    ``variants`` and ``devices`` are None when every one is selected. ``profile`` names a
+    :data:`PROFILES` entry; ``sizes`` already hold the sizes it adds. The reference each
     cell's weights are checked against is :func:`linfit.convergence.reference_for`'s.
     """
 
