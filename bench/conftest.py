@@ -26,6 +26,7 @@ from linfit.harness import (
     OPTIONS,
     Harness,
     MatrixCell,
+    benchmark_settings,
     build_matrix,
     cell_id,
     gate_lines,
@@ -103,12 +104,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "linfit_cell" not in metafunc.fixturenames:
         return
     config = metafunc.config
+    # Each cell's pytest-benchmark settings (GC off, the profile's time per cell) as its own
+    # mark: test_step_time carries none, since pytest-benchmark reads the closest mark only.
+    timing = pytest.mark.benchmark(**benchmark_settings(
+        config.stash[HARNESS].options, float(config.getoption("benchmark_max_time"))))
     # One parameter holding the whole cell keeps the matrix's order: by (n, dtype) first,
     # so each data set is generated once.
     metafunc.parametrize("linfit_cell", [
         pytest.param(entry.cell, id=cell_id(entry.cell),
-                     marks=[pytest.mark.skip(reason=entry.skip_reason)] if entry.skip_reason
-                     else [])
+                     marks=[timing, pytest.mark.skip(reason=entry.skip_reason)]
+                     if entry.skip_reason else [timing])
         for entry in config.stash[MATRIX]
     ])
 

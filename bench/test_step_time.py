@@ -11,9 +11,8 @@ from linfit.harness import Harness, RawTiming, cell_group
 from linfit.results import Cell
 
 
-# disable_gc: pytest-benchmark switches the garbage collector off during each round (and back
-# on after it) for these tests only.
-@pytest.mark.benchmark(disable_gc=True)
+# Its pytest-benchmark settings (the garbage collector off during each round, the profile's
+# time per cell) come as each cell's mark from conftest.py: linfit.harness.benchmark_settings.
 def test_step_time(benchmark, linfit_harness: Harness, linfit_cell: Cell) -> None:
     benchmark.group = cell_group(linfit_cell)
     benchmark.extra_info["steps_per_call"] = linfit_cell.steps_per_call

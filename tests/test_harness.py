@@ -24,15 +24,19 @@ import pytest
 from linfit import floors
 from linfit._errors import LinfitError
 from linfit.backends.base import Backend, Device, Trainer
-from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION
+from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
 from linfit.cli import main
 from linfit.harness import (
     DEFAULT_SIZES,
     FULL_PROFILE_EXTRA_SIZES,
+    OPTIONS,
+    PROFILES,
+    QUICK_MAX_TIME_SECONDS,
     Harness,
     HarnessOptions,
     RawTiming,
     available_backends,
+    benchmark_settings,
     build_matrix,
     cell_id,
     format_speedups,
@@ -77,6 +81,7 @@ def test_defaults():
     assert options.variants is None and options.devices is None
     assert options.backends == tuple(available_backends())
     assert options.results_dir == Path("/project/results")
+    assert options.profile == "quick"
 
 
 def test_a_flag_wins_over_its_environment_variable_and_an_empty_one_is_unset():
@@ -98,6 +103,24 @@ def test_full_profile_adds_the_large_sizes():
     assert _resolve({"linfit_profile": "full"}).sizes == DEFAULT_SIZES + FULL_PROFILE_EXTRA_SIZES
     assert _resolve({"linfit_profile": "full", "linfit_sizes": "100"}).sizes == (
         100, 10_000_000, 100_000_000)
+    assert _resolve({"linfit_profile": "standard"}).sizes == DEFAULT_SIZES
+    assert _resolve({}, {"LINFIT_PROFILE": "standard"}).profile == "standard"
+
+
+def test_the_profiles_and_their_help():
+    assert list(PROFILES) == ["quick", "standard", "full"]
+    # Only the quick profile thins the matrix or shortens the timing.
+    assert PROFILES["quick"].smallest_size_only == tuple(
+        f"tensorflow:{name}" for name in KERAS_VARIANTS)
+    assert PROFILES["quick"].max_time_seconds == QUICK_MAX_TIME_SECONDS == 0.25
+    for name in ("standard", "full"):
+        assert PROFILES[name].smallest_size_only == ()
+        assert PROFILES[name].max_time_seconds is None
+    help_text = next(o.help for o in OPTIONS if o.flag == "--linfit-profile")
+    for name in PROFILES:
+        assert f"{name}: " in help_text
+    assert "model.fit ones (keras-*) at the smallest only" in help_text
+    assert "(default: quick)" in help_text
 
 
 def test_results_folder_given_relative_starts_where_pytest_was_started(tmp_path):
@@ -109,7 +132,7 @@ def test_results_folder_given_relative_starts_where_pytest_was_started(tmp_path)
     ("values", "message"),
     [
         ({"linfit_profile": "huge"}, "--linfit-profile/LINFIT_PROFILE: unknown 'huge'; "
-                                     "valid: default, full"),
+                                     "valid: quick, standard, full"),
         ({"linfit_dtypes": "float8"}, "--linfit-dtypes/LINFIT_DTYPES: unknown 'float8'"),
         ({"linfit_backends": "mxnet"}, "--linfit-backends/LINFIT_BACKENDS: unknown 'mxnet'"),
         ({"linfit_steps_per_call": "30"}, "must divide the 100 convergence steps: one of 1, "
@@ -170,6 +193,45 @@ def test_matrix_rejects_unknown_variants_and_devices(tf_backend, values, message
     with pytest.raises(LinfitError) as raised:
         build_matrix(_resolve({**values, "linfit_backends": "tensorflow"}))
     assert message in str(raised.value)
+
+
+def _cells_by_variant(values: dict[str, str]) -> dict[str, list[int]]:
+    """The sizes each TensorFlow variant runs at in the matrix ``values`` select."""
+    matrix = build_matrix(_resolve({"linfit_backends": "tensorflow", "linfit_devices": "CPU:0",
+                                    **values}), free_memory_bytes=lambda: None)
+    sizes: dict[str, list[int]] = {}
+    for entry in matrix:
+        sizes.setdefault(entry.cell.variant, []).append(entry.cell.n_examples)
+    return sizes
+
+
+def test_quick_runs_keras_at_the_smallest_size_only(tf_backend):
+    quick = _cells_by_variant({})
+    standard = _cells_by_variant({"linfit_profile": "standard"})
+    # Every variant family is in the quick profile, and every variant at some size.
+    assert list(quick) == list(standard) == list(tf_backend.variants)
+    for variant, sizes in quick.items():
+        assert sizes == ([1000] if variant in KERAS_VARIANTS else list(DEFAULT_SIZES)), variant
+    assert {"keras-eager", "keras-eager-spe"} < set(KERAS_VARIANTS)  # run_eagerly among them
+    assert all(sizes == list(DEFAULT_SIZES) for sizes in standard.values())
+    full = _cells_by_variant({"linfit_profile": "full"})
+    assert all(sizes == list(DEFAULT_SIZES + FULL_PROFILE_EXTRA_SIZES)
+               for sizes in full.values())
+    # The smallest of the sizes asked for; and named variants run at every size.
+    assert _cells_by_variant({"linfit_sizes": "1e6,1e4"})["keras-eager"] == [10_000]
+    assert _cells_by_variant({"linfit_variants": "keras-eager,xla"}) == {
+        "xla": list(DEFAULT_SIZES), "keras-eager": list(DEFAULT_SIZES)}
+
+
+def test_the_quick_profile_times_each_cell_for_its_budget_unless_told_otherwise():
+    quick, standard = _resolve(), _resolve({"linfit_profile": "standard"})
+    # pytest-benchmark's default --benchmark-max-time (1 s): the profile's budget instead.
+    assert benchmark_settings(quick) == {"disable_gc": True, "max_time": QUICK_MAX_TIME_SECONDS}
+    assert benchmark_settings(quick, 1.0) == benchmark_settings(quick)
+    # A --benchmark-max-time given wins; standard and full keep pytest-benchmark's own.
+    assert benchmark_settings(quick, 0.05) == {"disable_gc": True}
+    assert benchmark_settings(standard) == {"disable_gc": True}
+    assert benchmark_settings(_resolve({"linfit_profile": "full"})) == {"disable_gc": True}
 
 
 def test_cell_id_names_everything_and_the_steps_per_call():
@@ -655,8 +717,12 @@ def test_results_readme_documents_every_column():
 # whole runs of pytest bench/ on a tiny matrix
 
 
+# pytest-benchmark's timing of the tiny runs: short, and at least 3 rounds a cell.
+TINY_TIMING = ("--benchmark-max-time", "0.01", "--benchmark-min-rounds", "3")
+
+
 def _bench_command(tmp_path: Path, *args: str, only: str = "--benchmark-only",
-                   environ: dict[str, str] | None = None,
+                   environ: dict[str, str] | None = None, timing: tuple[str, ...] = TINY_TIMING,
                    ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of a tiny ``pytest bench/`` run (TensorFlow only)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("LINFIT_")}
@@ -669,14 +735,15 @@ def _bench_command(tmp_path: Path, *args: str, only: str = "--benchmark-only",
                                                      str(tmp_path / "results")]
     command = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider",
                only, "--linfit-backends", "tensorflow", "--linfit-sizes", "100", *results,
-               "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "3", *args]
+               *timing, *args]
     return command, env
 
 
 def _run_bench(tmp_path: Path, *args: str, only: str = "--benchmark-only",
-               environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+               environ: dict[str, str] | None = None, timing: tuple[str, ...] = TINY_TIMING,
+               ) -> subprocess.CompletedProcess[str]:
     # The time limit: a session that hangs (issue 10's results-path loop) fails the test.
-    command, env = _bench_command(tmp_path, *args, only=only, environ=environ)
+    command, env = _bench_command(tmp_path, *args, only=only, environ=environ, timing=timing)
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env=env)
 
@@ -685,10 +752,12 @@ def _run_bench(tmp_path: Path, *args: str, only: str = "--benchmark-only",
 def bench_run(tf_backend, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """One run of two real variants and two broken ones (tests/harness_faults.py), and its CSV."""
     tmp_path = tmp_path_factory.mktemp("bench")
-    # LINFIT_NO_PLOTS=0 means: draw the figures (test_bench_run_draws_its_figures...).
+    # LINFIT_NO_PLOTS=0 means: draw the figures (test_bench_run_draws_its_figures...). No
+    # --benchmark-max-time: each cell gets the quick profile's (test_bench_run_keeps_...).
     run = _run_bench(tmp_path, "-p", "harness_faults", "--linfit-variants",
                      "eager,xla-loop,retrace,slow-lr", "--linfit-steps-per-call", "10",
-                     "--benchmark-json", "bench.json", environ={"LINFIT_NO_PLOTS": "0"})
+                     "--benchmark-json", "bench.json", environ={"LINFIT_NO_PLOTS": "0"},
+                     timing=("--benchmark-min-rounds", "3"))
     written = list((tmp_path / "results").glob("*.csv"))
     assert len(written) == 1, run.stdout + run.stderr
     return run, written[0]
@@ -742,6 +811,12 @@ def test_bench_run_keeps_pytest_benchmark_per_call_json(bench_run):
                               convention=DEFAULT_TENSORFLOW_CONVENTION))]
     assert loop["extra_info"]["steps_per_call"] == 10
     assert loop["extra_info"]["traces"] == 1
+    # Each cell's mark reached pytest-benchmark: GC off, the quick profile's time per cell,
+    # and the rounds --benchmark-min-rounds asks for at least.
+    for benchmark in benchmarks:
+        assert benchmark["options"]["disable_gc"] is True
+        assert benchmark["options"]["max_time"] == QUICK_MAX_TIME_SECONDS
+        assert benchmark["options"]["min_rounds"] == 3 <= benchmark["stats"]["rounds"]
     # pytest-benchmark's numbers are per call; the CSV's per step.
     frame = read_frame(written).set_index("variant")
     assert frame.median_seconds["xla-loop"] == pytest.approx(loop["stats"]["median"] / 10)

@@ -5,7 +5,8 @@ Five modules, one role each, behind this public face:
 - ``_options``: :data:`OPTIONS` (each a flag and an environment variable),
   :func:`resolve_options` and :class:`HarnessOptions`;
 - ``_matrix``: :func:`build_matrix`, the cells the options select and why a cell cannot run
-  here (:class:`MatrixCell`);
+  here (:class:`MatrixCell`), and :func:`benchmark_settings`, pytest-benchmark's settings
+  for each cell (the profile's time per cell);
 - ``_session``: :class:`Harness`, one session: a cell measured and checked
   (:meth:`Harness.run_cell`), the journal of finished cells, the results file;
 - ``_floor_rounds``: :class:`FloorRounds`, the session's floor probe rounds (at the start,
@@ -25,6 +26,7 @@ from linfit.harness._floor_rounds import (
 )
 from linfit.harness._matrix import (
     MatrixCell,
+    benchmark_settings,
     build_matrix,
     cell_group,
     cell_id,
@@ -32,14 +34,17 @@ from linfit.harness._matrix import (
 from linfit.harness._options import (
     BY_DEST,
     DEFAULT_DTYPES,
+    DEFAULT_PROFILE,
     DEFAULT_RESULTS_DIR,
     DEFAULT_SIZES,
     FLOORS_MODES,
     FULL_PROFILE_EXTRA_SIZES,
     OPTIONS,
     PROFILES,
+    QUICK_MAX_TIME_SECONDS,
     HarnessOptions,
     Option,
+    Profile,
     available_backends,
     parse_sizes,
     resolve_options,
@@ -60,6 +65,7 @@ from linfit.results.record import step_statistics
 __all__ = [
     "BY_DEST",
     "DEFAULT_DTYPES",
+    "DEFAULT_PROFILE",
     "DEFAULT_RESULTS_DIR",
     "DEFAULT_SIZES",
     "FLOORS_MODES",
@@ -69,6 +75,7 @@ __all__ = [
     "MESSAGE_MAX_CHARS",
     "OPTIONS",
     "PROFILES",
+    "QUICK_MAX_TIME_SECONDS",
     "REFERENCE_DEVICE",
     "REFERENCE_VARIANT",
     "WARMUP_CALLS",
@@ -77,9 +84,11 @@ __all__ = [
     "HarnessOptions",
     "MatrixCell",
     "Option",
+    "Profile",
     "RawTiming",
     "TimeCalls",
     "available_backends",
+    "benchmark_settings",
     "build_matrix",
     "cell_group",
     "cell_id",

@@ -10,8 +10,12 @@ from linfit._errors import LinfitError
 from linfit.backends import Backend, Device, Variant, get_backend
 from linfit.data import available_memory_bytes, memory_problem
 from linfit.distributed.variants import DISTRIBUTED_VARIANTS, DistributedVariant, convention_of
-from linfit.harness._options import BY_DEST, HarnessOptions
+from linfit.harness._options import BY_DEST, PROFILES, HarnessOptions
 from linfit.results import Cell
+
+# pytest-benchmark's default --benchmark-max-time (5.x): a run that did not change it gets
+# the profile's time per cell instead.
+PYTEST_BENCHMARK_MAX_TIME_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,25 @@ def _device_selected(device_id: str, kind: str, wanted: tuple[str, ...] | None) 
     return wanted is None or device_id in wanted or kind in wanted
 
 
+def _profile_leaves_out(backend: Backend, variant: Variant, n_examples: int,
+                        options: HarnessOptions) -> bool:
+    """Whether the profile runs ``variant`` at a smaller size only (and not at this one):
+    never when --linfit-variants names variants."""
+    return (options.variants is None and n_examples != min(options.sizes)
+            and f"{backend.name}:{variant.name}" in PROFILES[options.profile].smallest_size_only)
+
+
 def build_matrix(options: HarnessOptions,
                  free_memory_bytes: Callable[[], int | None] = available_memory_bytes,
                  ) -> list[MatrixCell]:
     """Every cell the options select, ordered by (n, dtype) so that each data set is made
     once, then by backend, device and the backend's variant order.
 
-    Variants that do not run on a device's kind are left out. Cells whose dtype the device
-    does not support, and CPU cells whose data would not fit in memory, carry a skip reason.
-    Imports the selected backends.
+    Variants that do not run on a device's kind are left out, and so are those the profile
+    runs at the smallest size only (:attr:`Profile.smallest_size_only`) at the other sizes,
+    unless --linfit-variants names variants. Cells whose dtype the device does not support,
+    and CPU cells whose data would not fit in memory, carry a skip reason. Imports the
+    selected backends.
 
     Args:
         options: the resolved options.
@@ -132,7 +146,8 @@ def build_matrix(options: HarnessOptions,
                         continue
                     for variant in backend.variants.values():
                         if (not _variant_selected(backend, variant, options.variants)
-                                or device.kind not in variant.device_kinds):
+                                or device.kind not in variant.device_kinds
+                                or _profile_leaves_out(backend, variant, n_examples, options)):
                             continue
                         steps_per_call = options.steps_per_call if variant.loop else 1
                         if not backend.supports_dtype(device, dtype):
@@ -168,3 +183,26 @@ def cell_group(cell: Cell) -> str:
     """pytest-benchmark's group of a cell: one per (device, n, dtype), so the table shows
     every backend's and variant's time side by side. Its times are per call of k steps."""
     return f"{cell.device} n={cell.n_examples:g} {cell.dtype}, time per call of k steps"
+
+
+def benchmark_settings(options: HarnessOptions,
+                       max_time_seconds: float = PYTEST_BENCHMARK_MAX_TIME_SECONDS,
+                       ) -> dict[str, bool | float]:
+    """pytest-benchmark's settings for each cell of the session: the keyword arguments of
+    the ``benchmark`` mark ``bench/conftest.py`` gives every cell.
+
+    The garbage collector is off during each round (and back on after it). The profile's
+    time per cell (:attr:`Profile.max_time_seconds`) is pytest-benchmark's max_time where
+    the run left ``--benchmark-max-time`` at its default; pytest-benchmark still runs at
+    least ``--benchmark-min-rounds`` rounds (default 5, what :mod:`linfit.stats` needs for
+    an interval), however long a call takes.
+
+    Args:
+        options: the session's options.
+        max_time_seconds: the session's ``--benchmark-max-time``.
+    """
+    settings: dict[str, bool | float] = {"disable_gc": True}
+    budget = PROFILES[options.profile].max_time_seconds
+    if budget is not None and max_time_seconds == PYTEST_BENCHMARK_MAX_TIME_SECONDS:
+        settings["max_time"] = budget
+    return settings

@@ -20,7 +20,11 @@ from linfit.backends import (
     installed_backends,
     normalise_device_id,
 )
-from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, TENSORFLOW_CONVENTIONS
+from linfit.backends.variants import (
+    DEFAULT_TENSORFLOW_CONVENTION,
+    KERAS_VARIANTS,
+    TENSORFLOW_CONVENTIONS,
+)
 from linfit.convergence import CONVERGENCE_STEPS
 from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES
 
@@ -29,10 +33,56 @@ from linfit.data import DEFAULT_LEARNING_RATE, DEFAULT_SEED, DTYPES
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
 # What --linfit-profile full adds (where memory allows): at 1e8, x and y in float32 are 800 MB.
 FULL_PROFILE_EXTRA_SIZES = (10_000_000, 100_000_000)
-PROFILES = ("default", "full")
 # float32 only by default, to keep the default matrix within the issue's 3 minutes on 2 cores.
 DEFAULT_DTYPES = ("float32",)
 DEFAULT_RESULTS_DIR = "results"
+# The quick profile's time per cell (pytest-benchmark's max_time): a quarter of
+# pytest-benchmark's 1 s default, as bench/gpu_check.sh uses. A call under 250 us still gets
+# the 1000 rounds linfit.stats resamples at most (MAX_BOOTSTRAP_SAMPLES), and every call at
+# least --benchmark-min-rounds (5, the MIN_SAMPLES an interval needs). Issue 19: the default
+# run in at most 90 s on the 2-core VM; in the standard matrix (results/cpu-2core-v4) timed
+# rounds took 66 s of its 159 s, about 30 s of them beyond 0.25 s a cell.
+QUICK_MAX_TIME_SECONDS = 0.25
+# Keras' model.fit variants, which the quick profile runs at the smallest size only: 0.04 to
+# 1.3 s a call at 1e5 and 1e6 on the 2-core VM, and each cell makes 12 or more calls (first
+# call, warm-up, calibration, 5 rounds, the convergence steps): 64 s of the standard matrix
+# (46 s of it run_eagerly), results/cpu-2core-v4.
+KERAS_FIT_VARIANTS = tuple(f"tensorflow:{name}" for name in KERAS_VARIANTS)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named matrix of ``pytest bench/`` (``--linfit-profile``).
+
+    Attributes:
+        name: what ``--linfit-profile`` takes.
+        summary: one line for the option's help.
+        extra_sizes: sizes added to ``--linfit-sizes`` (or the default sizes).
+        smallest_size_only: variants (``backend:variant``) run only at the smallest of the
+            sizes, unless ``--linfit-variants`` names variants (then the named ones run at
+            every size).
+        max_time_seconds: pytest-benchmark's max_time for each cell, where
+            ``--benchmark-max-time`` is not given; None: pytest-benchmark's own (1 s).
+    """
+
+    name: str
+    summary: str
+    extra_sizes: tuple[int, ...] = ()
+    smallest_size_only: tuple[str, ...] = ()
+    max_time_seconds: float | None = None
+
+
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
+    Profile("quick", "every variant at every size, but Keras' model.fit ones (keras-*) at "
+            "the smallest only unless --linfit-variants names them, each cell timed for "
+            f"{QUICK_MAX_TIME_SECONDS:g} s but at least --benchmark-min-rounds rounds (5)",
+            smallest_size_only=KERAS_FIT_VARIANTS, max_time_seconds=QUICK_MAX_TIME_SECONDS),
+    Profile("standard", "every variant at every size, each cell timed for "
+            "--benchmark-max-time (1 s)"),
+    Profile("full", "standard plus 1e7 and 1e8 examples where memory allows",
+            extra_sizes=FULL_PROFILE_EXTRA_SIZES),
+)}
+DEFAULT_PROFILE = "quick"
 
 
 @dataclass(frozen=True)
@@ -64,8 +114,10 @@ OPTIONS: tuple[Option, ...] = (
             "(CPU, GPU) for all of that kind (default: every visible device)"),
     _option("sizes", "SIZES", "comma-separated data set sizes (default: "
             + ",".join(f"{n:.0e}".replace("+0", "") for n in DEFAULT_SIZES) + ")"),
-    _option("profile", "PROFILE", "default, or full: also 1e7 and 1e8 examples where memory "
-            "allows (default: default)"),
+    _option("profile", "PROFILE", "; ".join(f"{profile.name}: {profile.summary}"
+                                             for profile in PROFILES.values())
+            + ". A --benchmark-max-time given wins over the profile's time per cell "
+            f"(default: {DEFAULT_PROFILE})"),
     _option("dtypes", "DTYPES", f"comma-separated dtypes from {', '.join(DTYPES)} "
             f"(default: {','.join(DEFAULT_DTYPES)})"),
     _option("steps_per_call", "K", "steps per call of the loop variants, a divisor of "
@@ -95,7 +147,8 @@ BY_DEST = {option.dest: option for option in OPTIONS}
 class HarnessOptions:
     """The resolved options of one benchmark session.
 
-    ``variants`` and ``devices`` are None when every one is selected. The reference each
+    ``variants`` and ``devices`` are None when every one is selected. ``profile`` names a
+    :data:`PROFILES` entry; ``sizes`` already hold the sizes it adds. The reference each
     cell's weights are checked against is :func:`linfit.convergence.reference_for`'s.
     """
 
@@ -220,11 +273,11 @@ def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str]
                                    for d in _items(BY_DEST["linfit_devices"], text)))
                if text else None)
     text = get("profile")
-    profile = _choose(BY_DEST["linfit_profile"], text, PROFILES)[0] if text else "default"
+    profile = (_choose(BY_DEST["linfit_profile"], text, tuple(PROFILES))[0] if text
+               else DEFAULT_PROFILE)
     text = get("sizes")
     sizes = parse_sizes(text) if text else DEFAULT_SIZES
-    if profile == "full":
-        sizes = tuple(sorted(set(sizes) | set(FULL_PROFILE_EXTRA_SIZES)))
+    sizes = tuple(sorted(set(sizes) | set(PROFILES[profile].extra_sizes)))
     text = get("dtypes")
     dtypes = _choose(BY_DEST["linfit_dtypes"], text, DTYPES) if text else DEFAULT_DTYPES
     text = get("steps_per_call")
