@@ -12,8 +12,8 @@ behind its Regressions page), implemented here from its published description:
   Yao, "Estimating the number of change-points via Schwarz criterion", Stat. Probab. Lett.
   6 (1988) 181-189: minimise ``beta * k + ln(sigma_0 + S_k)``, with ``S_k`` the best L1 cost
   with k levels, ``beta = 4 ln(m) / m`` for m runs and ``sigma_0`` a floor on the noise
-  (a tenth of the smallest jump between levels; 0.1% of the level with one or two levels),
-  which keeps a perfect fit from winning by ``ln 0``.
+  (a tenth of the smallest jump between levels, 0.1% of the smallest level with one or two
+  levels; here never below the latter), which keeps a perfect fit from winning by ``ln 0``.
 * A step is reported when it is larger than the noise of the levels on either side (their
   mean absolute deviation) and larger than :data:`STEP_THRESHOLD` of the level before, as
   asv's ``detect_regressions`` filters steps; both directions are reported here (asv
@@ -47,6 +47,7 @@ No I/O, no pandas: arrays in, frozen records out.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ NOISE_FLOOR_LEVEL_FRACTION = 1e-3
 # asv's default beta is 4 ln(m) / m: "similar to the Bayesian information criterion for a
 # Gaussian model with unknown variance, assuming 4 degrees of freedom per breakpoint".
 BETA_DEGREES_OF_FREEDOM = 4
+# Keeps the logarithm finite for a series of zeros.
+_TINY = 1e-300
 
 # A run's interval as the graphs draw it: a 95% block-bootstrap percentile interval of the
 # median. 400 resamples put 10 in each tail, enough for a drawn error bar, and keep a
@@ -272,12 +275,13 @@ def fit_levels(values: Sequence[float], max_levels: int = MAX_LEVELS,
         levels = tuple(_level(array, start, stop)
                        for start, stop in zip((0, *stops[:-1]), stops, strict=True))
         values_of = [level.value for level in levels]
+        floor = NOISE_FLOOR_LEVEL_FRACTION * min(abs(v) for v in values_of)
         if len(levels) > 2:
-            floor = NOISE_FLOOR_JUMP_FRACTION * min(
-                abs(b - a) for a, b in zip(values_of, values_of[1:], strict=False))
-        else:
-            floor = NOISE_FLOOR_LEVEL_FRACTION * min(abs(v) for v in values_of)
-        score = beta * len(levels) + math.log(max(floor, 1e-300) + total)
+            # Never below the level floor: two equal neighbours would make it 0, and
+            # ln(0 + a perfect fit) would beat every honest fit.
+            floor = max(floor, NOISE_FLOOR_JUMP_FRACTION * min(
+                abs(b - a) for a, b in itertools.pairwise(values_of)))
+        score = beta * len(levels) + math.log(max(floor, _TINY) + total)
         if score < best_score:
             best_levels, best_score = levels, score
     return best_levels
@@ -310,7 +314,7 @@ def detect_steps(values: Sequence[float], threshold: float = STEP_THRESHOLD,
         raise ValueError(f"threshold must be > 0, got {threshold}")
     levels = fit_levels(values, max_levels, min_size)
     steps = []
-    for before, after in zip(levels, levels[1:], strict=False):
+    for before, after in itertools.pairwise(levels):
         jump = abs(after.value - before.value)
         if jump > max(before.noise, after.noise, threshold * before.value):
             steps.append(Step(after.start, before.value, after.value,

@@ -51,6 +51,8 @@ STEP_COLOR = "#d62728"
 _MARGINS = {"left": 0.09, "right": 0.98, "top": 0.9, "bottom": 0.28}
 # Time units of the y axis.
 _UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+# The most build labels on an x axis.
+MAX_BUILD_TICKS = 14
 # A build label longer than this is cut on the axis (nightlies carry a date suffix).
 MAX_BUILD_LABEL = 18
 _STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:80em}
@@ -173,8 +175,11 @@ def _graph(history: History, cell: Cell, steps: Sequence[DetectedStep], by_date:
         firsts: dict[str, int] = {}
         for index, point in enumerate(ordered):
             firsts.setdefault(point.build, index)
-        axes.set_xticks(list(firsts.values()))
-        axes.set_xticklabels([build[:MAX_BUILD_LABEL] for build in firsts], rotation=30,
+        # At most MAX_BUILD_TICKS labels, evenly among the builds: a year of nightlies
+        # would otherwise print hundreds (and laying them out is most of a graph's time).
+        shown = list(firsts.items())[::max(1, math.ceil(len(firsts) / MAX_BUILD_TICKS))]
+        axes.set_xticks([index for _, index in shown])
+        axes.set_xticklabels([build[:MAX_BUILD_LABEL] for build, _ in shown], rotation=30,
                              ha="right", fontsize=8)
         axes.set_xlim(-0.5, len(ordered) - 0.5)
         axes.set_xlabel(f"{cell.backend} build (then run date)", fontsize=8)
