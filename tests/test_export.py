@@ -129,7 +129,7 @@ def test_output_file_is_never_overwritten(tmp_path: Path,
     lambda d: (d / "notes.csv", (d / "notes.csv").write_text("a,b\n1,2\n"))[0],
 ], ids=["missing", "foreign"])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          make) -> None:  # noqa: ANN001
+                                          make) -> None:
     path = make(tmp_path)
     assert main(["export", str(path), "--format", "bmf"]) == 2
     error = capsys.readouterr().err
