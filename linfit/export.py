@@ -18,6 +18,7 @@ median (:func:`linfit.steps.median_interval`, as ``linfit history`` draws it).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def load_benchmarks(path: str | os.PathLike[str]) -> list[Benchmark]:
         for key, rows in ok.groupby([*KEY_COLUMNS, "side_label"], sort=False):
             cell = Cell.from_row(dict(zip(KEY_COLUMNS, key[:-1], strict=True)))
             rows = rows.sort_values("sequence")
-            samples = [s for s in rows["seconds_per_step"] if s == s]
+            samples = [s for s in rows["seconds_per_step"] if math.isfinite(s)]
             if not samples:
                 continue
             first = rows.iloc[0]

@@ -19,13 +19,16 @@ from linfit.cli import main
 from linfit.history import (
     MARKER_FILE,
     History,
+    PairedVerdict,
+    Point,
+    Run,
     build_key,
     collect_history,
     find_steps,
     write_site,
 )
 from linfit.history.site import cell_slug
-from linfit.results import read_results, write_results
+from linfit.results import Cell, read_results, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -255,3 +258,55 @@ def test_the_site_of_the_committed_results(committed_site: tuple[History, Path])
     assert len({v.session_id for v in history.verdicts}) == len(pages["sessions.html"].ids)
     # The verdict tables of linfit ab --format csv are not results: listed as left out.
     assert any(path.name == "tf220-221.csv" for path, _ in history.skipped)
+
+
+def _point(cell: Cell, run: Run, build: str, seconds: float) -> Point:
+    return Point(cell, run, build, seconds, seconds * 0.99, seconds * 1.01, 10)
+
+
+def test_a_step_between_the_two_sides_of_one_session_gets_its_verdict() -> None:
+    cell = Cell("tensorflow", "CPU:0", "xla", 1000, "float32", 1)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    path = Path("session-ab.csv")
+
+    def run(name: str, hours: float, session: str = "", side: str = "") -> Run:
+        kind = "ab-side" if session else "results"
+        return Run(name, kind, "vm", start + timedelta(hours=hours), "abc", path, session, side)
+
+    base, new = run("S/base", 2, "S", "base"), run("S/new", 2.01, "S", "new")
+    points = [_point(cell, run("r1", 0), "2.21.0", 1e-4), _point(cell, run("r2", 1), "2.21.0",
+              1e-4), _point(cell, base, "2.21.0", 1e-4), _point(cell, new, "2.21.0", 1.3e-4),
+              _point(cell, run("r3", 3), "2.21.0", 1.3e-4),
+              _point(cell, run("r4", 4), "2.21.0", 1.3e-4)]
+    verdict = PairedVerdict("S", path, cell, "vm", "base", "new", "2.21.0", "2.21.0", 1.3,
+                            1.25, 1.35, "slower")
+    other = PairedVerdict("T", path, cell, "vm", "base", "new", "2.21.0", "2.21.0", 1.0, 0.9,
+                          1.1, "unchanged")
+    history = History(tuple(p.run for p in points), tuple(points), (other, verdict), ())
+    steps = find_steps(history)
+    assert len(steps) == 1
+    assert (steps[0].before.run, steps[0].after.run) == (base, new)
+    assert steps[0].confirmation == verdict
+
+
+def test_a_session_of_the_builds_the_other_way_round_is_turned() -> None:
+    cell = Cell("tensorflow", "CPU:0", "xla-loop", 1000, "float32", 100, 1, "closure")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    runs = [Run(f"r{i}", "results", "vm", start + timedelta(hours=i), "abc", Path("r.csv"))
+            for i in range(4)]
+    points = [_point(cell, runs[0], "2.20.0", 1e-4), _point(cell, runs[1], "2.20.0", 1e-4),
+              _point(cell, runs[2], "2.21.0", 2e-4), _point(cell, runs[3], "2.21.0", 2e-4)]
+    # A session with 2.21 as its base: 2.20 measured 2x faster.
+    session = PairedVerdict("S", Path("s.csv"), cell, "vm", "new-tf", "old-tf", "2.21.0",
+                            "2.20.0", 0.5, 0.4, 0.625, "faster")
+    steps = find_steps(History(tuple(runs), tuple(points), (session,), ()))
+    assert len(steps) == 1
+    turned = steps[0].confirmation
+    assert turned is not None
+    assert (turned.base_build, turned.new_build, turned.verdict) == ("2.20.0", "2.21.0",
+                                                                      "slower")
+    assert (turned.ratio, turned.low, turned.high) == pytest.approx((2.0, 1.6, 2.5))
+    # Another machine's session confirms nothing here.
+    elsewhere = dataclasses.replace(session, host="other")
+    steps = find_steps(History(tuple(runs), tuple(points), (elsewhere,), ()))
+    assert steps[0].confirmation is None
