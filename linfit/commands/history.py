@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from linfit.history import MARKER_FILE, collect_history, find_steps, write_site
+from linfit.history import MARKER_FILE, collect_history, find_steps
 
 EPILOG = f"""\
 Reads every results CSV and pairs file (linfit ab) under the folders, recursively; other
@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the site; prints where it is and what it found."""
+    from linfit.history import write_site
+
     history = collect_history(args.folders)
     steps = find_steps(history)
     site = write_site(history, steps, args.output, args.folders, force=args.force)

@@ -6,7 +6,12 @@ asv's method finds in each series and the paired verdicts that confirm them.
 - :mod:`linfit.history.site`: the site (plain HTML and matplotlib SVGs), written atomically.
 """
 
-from linfit.history.collect import (
+from typing import Any
+
+# The file that tells a folder `linfit history` wrote (and may replace with --force).
+MARKER_FILE = "linfit-history.json"
+
+from linfit.history.collect import (  # noqa: E402 (MARKER_FILE first: site.py imports it)
     DetectedStep,
     History,
     PairedVerdict,
@@ -16,7 +21,16 @@ from linfit.history.collect import (
     collect_history,
     find_steps,
 )
-from linfit.history.site import MARKER_FILE, write_site
+
+
+def __getattr__(name: str) -> Any:
+    """``write_site`` on first use: it imports matplotlib, which the command line's start
+    (every subcommand registered) should not pay for."""
+    if name == "write_site":
+        from linfit.history.site import write_site
+
+        return write_site
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "MARKER_FILE",

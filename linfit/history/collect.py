@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from linfit._errors import LinfitError, ResultsFileError
 from linfit.ab import analyse
@@ -40,6 +41,7 @@ __all__ = [
     "build_key",
     "collect_history",
     "find_steps",
+    "machine_label",
 ]
 
 # The kinds of run: one results CSV, or one side of an A/B session.
@@ -61,7 +63,8 @@ class Run:
     Attributes:
         run_id: the results file's ``run_id``, or ``<session_id>/<side label>``.
         kind: ``results`` or ``ab-side``.
-        host: the machine's host name.
+        host: the machine: its host name, with its CPU model where the file gives one
+            (two machines may share a host name: a VM's ``vm``).
         started: when it started (UTC): the run's timestamp, or the side's first burst.
         git_commit: linfit's commit.
         path: the file it was read from.
@@ -236,7 +239,8 @@ def _timestamp(text: str, path: Path) -> datetime:
 def _results_run(path: Path) -> tuple[list[Run], list[Point]]:
     records = read_results(path)
     facts = records[0].facts
-    run = Run(str(facts.get("run_id", path.stem)), RESULTS_RUN, str(facts.get("host", "")),
+    run = Run(str(facts.get("run_id", path.stem)), RESULTS_RUN,
+              machine_label(str(facts.get("host", "")), str(facts.get("cpu_model", ""))),
               _timestamp(str(facts.get("timestamp_utc", "")), path),
               str(facts.get("git_commit", "")), path)
     points = []
@@ -247,6 +251,17 @@ def _results_run(path: Path) -> tuple[list[Run], list[Point]]:
         points.append(Point(record.cell, run, str(record.facts.get("backend_version", "")),
                             median, low, high, len(record.per_step_seconds)))
     return [run], points
+
+
+def machine_label(host: str, cpu_model: str) -> str:
+    """A machine's name in the history: ``host (CPU model)``, or the host alone."""
+    return f"{host} ({cpu_model})" if cpu_model and cpu_model != host else host
+
+
+def _pairs_machine(rows: pd.DataFrame) -> str:
+    """The machine of a pairs file's rows: the host, with the CPU model of a CPU cell."""
+    cpu = rows.loc[rows["device"].str.startswith("CPU"), "device_name"]
+    return machine_label(str(rows["host"].iloc[0]), str(cpu.iloc[0]) if len(cpu) else "")
 
 
 def _cell_of(values: Iterable[object]) -> Cell:
@@ -266,7 +281,7 @@ def _pairs_runs(path: Path) -> tuple[list[Run], list[Point], list[PairedVerdict]
         when = (datetime.fromtimestamp(int(started.min()) / 1e9, UTC) if len(started)
                 else _session_start(session, path))
         runs[int(side_index)] = Run(f"{session}/{label}", AB_SIDE_RUN,
-                                    str(side["host"].iloc[0]), when,
+                                    _pairs_machine(side), when,
                                     str(side["git_commit"].iloc[0]), path, session, label)
     for key, rows in ok.groupby([*KEY_COLUMNS, "side_index"], sort=True):
         cell = _cell_of(key[:-1])
@@ -279,7 +294,7 @@ def _pairs_runs(path: Path) -> tuple[list[Run], list[Point], list[PairedVerdict]
             median, low, high = median_interval(seconds)
             points.append(Point(cell, run, build, median, low, high, int(seconds.size)))
     verdicts = []
-    host = str(frame["host"].iloc[0])
+    host = _pairs_machine(frame)
     for row in analyse(frame).table.to_dict("records"):
         cell = _cell_of(row[name] for name in KEY_COLUMNS)
         verdicts.append(PairedVerdict(

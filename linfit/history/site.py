@@ -34,13 +34,12 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from linfit._errors import LinfitError
+from linfit.history import MARKER_FILE
 from linfit.history.collect import DetectedStep, History, PairedVerdict, Point, build_key
 from linfit.results import Cell
 
-__all__ = ["MARKER_FILE", "write_site"]
+__all__ = ["write_site"]
 
-# The file that tells a folder this command wrote (and may replace with --force).
-MARKER_FILE = "linfit-history.json"
 # Graph size: wide enough for a dozen build labels, small enough for a page of cells.
 GRAPH_WIDTH_INCHES = 7.0
 GRAPH_HEIGHT_INCHES = 3.2
