@@ -118,7 +118,8 @@ def test_steps_of_synthetic_runs_per_machine(tmp_path: Path) -> None:
     synthetic_runs(tmp_path, BUILDS)
     history = collect_history([tmp_path])
     assert len(history.runs) == 14 and len(history.cells()) == 3
-    assert {p.run.host for p in history.points} == {"a", "b"}
+    # A machine is its host with its CPU model.
+    assert {p.run.host for p in history.points} == {"a (AMD EPYC)", "b (AMD EPYC)"}
     steps = find_steps(history)
     # One step per cell and machine, between 2.20 and 2.21, none confirmed (no A/B session).
     assert len(steps) == 6
