@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from linfit._errors import LinfitError
-from linfit.ab.pairs import is_pairs_file, read_pairs
 from linfit.results import KEY_COLUMNS, Cell, read_results
+from linfit.results.pairs import is_pairs_file, read_pairs
 from linfit.steps import INTERVAL_ALPHA, median_interval
 
 __all__ = ["FORMATS", "Benchmark", "load_benchmarks", "render"]

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION_OF_IMPORT = {"pytest_benchmark": "pytest-benchmark", "ml_dtypes": "ml-dtypes"}
 # Extras of tools run from the command line, never imported.
 TOOL_EXTRAS = ("dev", "actionlint")
+# The extra that only the test suite imports.
+TEST_EXTRA = "test"
 
 
 def normalize(name: str) -> str:
@@ -55,6 +57,8 @@ def declared() -> tuple[set[str], set[str]]:
     runtime = {requirement_name(r) for r in project["dependencies"]}
     tools = set()
     for extra, requirements in project["optional-dependencies"].items():
+        if extra == TEST_EXTRA:
+            continue
         target = tools if extra in TOOL_EXTRAS else runtime
         target.update(requirement_name(r) for r in requirements)
     return runtime, tools
@@ -72,6 +76,15 @@ def test_every_runtime_dependency_is_imported() -> None:
     used = set(imported_distributions(ROOT / "linfit")) | set(
         imported_distributions(ROOT / "bench"))
     assert not runtime - used, f"declared but never imported: {sorted(runtime - used)}"
+
+
+def test_the_test_extra_is_what_the_tests_import() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    test_only = {requirement_name(r) for r in project["optional-dependencies"][TEST_EXTRA]}
+    runtime, _ = declared()
+    imported_by_tests = set(imported_distributions(ROOT / "tests"))
+    assert test_only <= imported_by_tests, sorted(test_only - imported_by_tests)
+    assert not test_only & runtime, sorted(test_only & runtime)
 
 
 def test_keras_and_the_next_tensorflow_are_declared() -> None:

@@ -28,8 +28,8 @@ import pandas as pd
 
 from linfit._errors import LinfitError, ResultsFileError
 from linfit.ab import analyse
-from linfit.ab.pairs import PARTIAL_SUFFIX, is_pairs_file, read_pairs
 from linfit.results import KEY_COLUMNS, Cell, read_results
+from linfit.results.pairs import PARTIAL_SUFFIX, is_pairs_file, read_pairs
 from linfit.steps import detect_steps, median_interval
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ __all__ = [
     "Column",
     "columns_of",
     "csv_line",
+    "csv_records",
     "domain_problem",
     "escape_text",
     "unescape_text",
@@ -295,3 +296,28 @@ def csv_line(fields: Sequence[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(fields)
     return buffer.getvalue()[:-2] + "\n"
+
+
+def csv_records(text: str, fail: Callable[[int, str], Exception]) -> list[tuple[int, list[str]]]:
+    """(first physical line, fields) of every non-blank CSV record of ``text``; a quoted
+    field may span lines, so a record's line is where it starts.
+
+    Raises:
+        The error ``fail(line, what)`` makes, for text that is not a readable CSV.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records = []
+    previous = 0
+    # A samples field of thousands of rounds exceeds csv's default limit of 128 KiB; no
+    # field can be longer than the whole text. The limit is global: restored in finally.
+    limit = csv.field_size_limit(max(len(text) + 1, csv.field_size_limit()))
+    try:
+        for fields in reader:
+            if fields:
+                records.append((previous + 1, fields))
+            previous = reader.line_num
+    except csv.Error as error:
+        raise fail(previous + 1, f"not a readable CSV ({error})") from None
+    finally:
+        csv.field_size_limit(limit)
+    return records

@@ -20,8 +20,6 @@ read through :func:`linfit._paths.open_input`. pandas is imported only to build 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
@@ -49,6 +47,7 @@ from linfit.results.columns import (
     Column,
     columns_of,
     csv_line,
+    csv_records,
     domain_problem,
     escape_text,
     unescape_text,
@@ -259,24 +258,8 @@ def _fail(path: Path, line: int | None, column: str | None, what: str) -> Result
 
 
 def _physical_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
-    """(first physical line, fields) of every non-blank CSV record; a quoted field may span
-    lines, so the record's line is where it starts."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records = []
-    previous = 0
-    # A samples field of thousands of rounds exceeds csv's default limit of 128 KiB; no
-    # field can be longer than the whole text. The limit is global: restored in finally.
-    limit = csv.field_size_limit(max(len(text) + 1, csv.field_size_limit()))
-    try:
-        for fields in reader:
-            if fields:
-                records.append((previous + 1, fields))
-            previous = reader.line_num
-    except csv.Error as error:
-        raise _fail(path, previous + 1, None, f"not a readable CSV ({error})") from None
-    finally:
-        csv.field_size_limit(limit)
-    return records
+    """(first physical line, fields) of every non-blank CSV record."""
+    return csv_records(text, lambda line, what: _fail(path, line, None, what))
 
 
 def _parse_int(text: str) -> int:

@@ -41,6 +41,7 @@ from linfit.results.columns import (
     STATUS,
     Column,
     csv_line,
+    csv_records,
     domain_problem,
     escape_text,
     unescape_text,
@@ -257,20 +258,7 @@ class _Reader:
 
     def records(self, text: str) -> list[tuple[int, list[str]]]:
         """(physical line, fields) of every non-blank record."""
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        records = []
-        previous = 0
-        limit = csv.field_size_limit(max(len(text) + 1, csv.field_size_limit()))
-        try:
-            for fields in reader:
-                if fields:
-                    records.append((previous + 1, fields))
-                previous = reader.line_num
-        except csv.Error as error:
-            raise self.fail(previous + 1, None, f"not a readable CSV ({error})") from None
-        finally:
-            csv.field_size_limit(limit)
-        return records
+        return csv_records(text, lambda line, what: self.fail(line, None, what))
 
     def value(self, line: int, column: Column, text: str) -> Any:
         """The typed value of one field (None for an empty number); type and domain."""
