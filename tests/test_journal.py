@@ -199,3 +199,19 @@ def test_recover_writes_what_the_reader_reads_back(tmp_path):
     assert record.facts["xla_flags"] == "--xla_cpu=1"
     assert record.facts["cpu_model"] == "=HYPERLINK(1)"
     assert ",'=HYPERLINK(1)," in written.read_text()
+
+
+@pytest.mark.parametrize(("column", "value"), [("steps_per_call", 0), ("n_examples", -5),
+                                               ("replicas", "2"), ("steps_per_call", 1.5)])
+def test_a_journal_row_whose_counts_are_not_counts_is_refused_before_anything_is_derived(
+        tmp_path, capsys, column, value):
+    path = _journal(tmp_path, _result("eager"))
+    header, row = path.read_text().splitlines()
+    record = json.loads(row)
+    record[column] = value
+    path.write_text(header + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(JournalError, match=f"line 2: column {column}: .* is not an integer >= 1"):
+        read_journal(path)
+    assert main(["recover", str(path), "-o", str(tmp_path / "out")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

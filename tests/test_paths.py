@@ -153,3 +153,20 @@ def test_a_device_as_floors_cache_is_refused_in_one_line(device):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (f"linfit floors: error: {device}: not a regular file (a "
                                    "character device); give a floors cache (JSON)")
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_history_refuses_a_special_file_among_the_runs_in_one_line(tmp_path, special):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    if special == "fifo":
+        os.mkfifo(runs / "run.csv")
+    elif os.path.exists(special):
+        (runs / "z.csv").symlink_to(special)
+    else:
+        pytest.skip(f"{special} does not exist here")
+    done = _linfit("history", str(runs), "-o", str(tmp_path / "site"))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "not a regular file" in done.stderr
+    assert not (tmp_path / "site").exists()

@@ -16,6 +16,7 @@ TensorFlow's cells). The build order sorts versions numerically, a pre-release (
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -27,10 +28,14 @@ import numpy as np
 import pandas as pd
 
 from linfit._errors import LinfitError, ResultsFileError
+from linfit._paths import open_input
 from linfit.ab import analyse
 from linfit.results import KEY_COLUMNS, Cell, read_results
 from linfit.results.pairs import PARTIAL_SUFFIX, is_pairs_file, read_pairs
 from linfit.steps import detect_steps, median_interval
+
+# Bytes read to see which kind of file a *.csv is: its header line fits many times over.
+HEADER_BYTES = 64 * 1024
 
 __all__ = [
     "DetectedStep",
@@ -206,10 +211,13 @@ def point_order(point: Point) -> tuple[tuple[tuple[int, ...], int, str], datetim
 
 
 def _header(path: Path) -> list[str]:
+    """The first line's fields of a file found under the folders, read through the one input
+    door (so a FIFO or a device named *.csv is refused in one line, never read); [] for text
+    that is not CSV."""
+    text = open_input(path, "a results CSV or pairs file", max_bytes=HEADER_BYTES, head=True)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
+        return next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    except csv.Error:
         return []
 
 

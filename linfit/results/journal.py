@@ -43,6 +43,8 @@ __all__ = [
 JOURNAL_FORMAT_VERSION = 1
 JOURNAL_SUFFIX = ".journal.jsonl"
 _MAGIC = "linfit_journal"
+# Key columns that count something: each an integer >= 1.
+_COUNT_COLUMNS = ("n_examples", "steps_per_call", "replicas")
 _T = TypeVar("_T")
 
 
@@ -219,6 +221,12 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
         unknown = sorted(set(record) - known)
         if unknown:
             raise _bad(path, number, f"unknown columns: {', '.join(unknown)}")
+        # The key's counts divide the times (per step, per replica): checked before anything
+        # is derived from them.
+        for name in _COUNT_COLUMNS:
+            value = record.get(name, KEY_DEFAULTS.get(name))
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise _bad(path, number, f"column {name}: {value!r} is not an integer >= 1")
         try:
             result = CellResult.from_row(record)
         except (KeyError, TypeError, ValueError) as error:

@@ -264,7 +264,10 @@ class _Reader:
         """The typed value of one field (None for an empty number); type and domain."""
         if column.type == "str":
             value = unescape_text(text)
-            problem = domain_problem(column, value) if value != "" else None
+            # An empty cell of a required column with a vocabulary (status) is refused
+            # as the value it is, not read as whatever the rest of the row implies.
+            checked = value != "" or (column.required and bool(column.domain))
+            problem = domain_problem(column, value) if checked else None
             if problem is not None:
                 raise self.fail(line, column.name, problem)
             return value
