@@ -202,10 +202,12 @@ def test_recover_writes_what_the_reader_reads_back(tmp_path):
 
 
 @pytest.mark.parametrize(("column", "value"), [("steps_per_call", 0), ("n_examples", -5),
-                                               ("replicas", "2"), ("steps_per_call", 1.5)])
+                                               ("replicas", "two"), ("steps_per_call", 1.5),
+                                               ("steps_per_call", "0")])
 def test_a_journal_row_whose_counts_are_not_counts_is_refused_before_anything_is_derived(
         tmp_path, capsys, column, value):
     path = _journal(tmp_path, _result("eager"))
+    assert read_journal(path).results  # as written, it reads
     header, row = path.read_text().splitlines()
     record = json.loads(row)
     record[column] = value

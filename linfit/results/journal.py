@@ -225,7 +225,10 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
         # is derived from them.
         for name in _COUNT_COLUMNS:
             value = record.get(name, KEY_DEFAULTS.get(name))
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            # Written as the results file writes it: an int, or its text.
+            text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) \
+                else ""
+            if not text.strip().isdigit() or int(text) < 1:
                 raise _bad(path, number, f"column {name}: {value!r} is not an integer >= 1")
         try:
             result = CellResult.from_row(record)
