@@ -190,6 +190,9 @@ class SessionResult:
         rounds: rounds run.
         seconds: wall time of the session.
         decided: cells decided when it ended, of ``cells``.
+        hellos: the workers' ``hello`` replies, in side order (the sides that answered):
+            what each environment is (versions, commits), for callers such as
+            ``linfit bisect``.
     """
 
     path: Path | None = None
@@ -200,6 +203,7 @@ class SessionResult:
     seconds: float = 0.0
     cells: int = 0
     decided: int = 0
+    hellos: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 # A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
@@ -428,8 +432,8 @@ class _Session:
         self.config = config
         self.progress = progress
         self.workers: list[_SideWorker] = []
-        self.hellos: list[Mapping[str, Any]] = []
         self.result = SessionResult()
+        self.hellos: list[Mapping[str, Any]] = self.result.hellos
         self.writer: PairsWriter | None = None
         self.started = time.monotonic()
         self.sequence = 0

@@ -10,12 +10,31 @@ import argparse
 import math
 from collections.abc import Callable
 
+from linfit.harness import BY_DEST
 from linfit.stats import MIN_ALPHA
 
-__all__ = ["MAX_ALPHA", "alpha_level", "fraction", "int_at_least", "positive_float"]
+__all__ = ["CELL_OPTIONS", "MAX_ALPHA", "add_cell_options", "alpha_level", "fraction",
+           "int_at_least", "positive_float"]
 
 # Largest significance level: a "confidence" interval below 50% is no interval anyone wants.
 MAX_ALPHA = 0.5
+# The options of `pytest bench/` that choose cells, from the harness's option table, as
+# `linfit ab` and `linfit bisect` take them; the others (results folder, floors, baseline)
+# do not apply to a session.
+CELL_OPTIONS = tuple(BY_DEST[dest] for dest in (
+    "linfit_backends", "linfit_variants", "linfit_devices", "linfit_sizes", "linfit_profile",
+    "linfit_dtypes", "linfit_steps_per_call"))
+
+
+def add_cell_options(parser: argparse.ArgumentParser) -> None:
+    """Add :data:`CELL_OPTIONS` to ``parser`` as sessions spell them (``--sizes`` for
+    ``--linfit-sizes``), each defaulting to None (not given: its environment variable, then
+    the harness's default)."""
+    from linfit.ab.coordinator import cli_flag
+
+    for option in CELL_OPTIONS:
+        parser.add_argument(cli_flag(option), dest=option.dest, default=None,
+                            metavar=option.metavar, help=f"{option.help} [env {option.env}]")
 
 
 def positive_float(text: str) -> float:

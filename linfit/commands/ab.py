@@ -19,18 +19,19 @@ import pandas as pd
 from linfit._errors import LinfitError
 from linfit._format import format_ratio, format_seconds, markdown_table, text_table
 from linfit.ab.analysis import ABComparison
-from linfit.commands._args import alpha_level, fraction, int_at_least, positive_float
+from linfit.commands._args import (
+    CELL_OPTIONS,
+    add_cell_options,
+    alpha_level,
+    fraction,
+    int_at_least,
+    positive_float,
+)
 from linfit.compare import EXIT_OK, EXIT_REGRESSION
-from linfit.harness import BY_DEST
 from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
 
 FORMATS = ("terminal", "markdown", "csv")
-# The options of `pytest bench/` that choose cells, from the harness's option table; the
-# others (results folder, floors, baseline) do not apply to a session.
-CELL_OPTIONS = tuple(BY_DEST[dest] for dest in (
-    "linfit_backends", "linfit_variants", "linfit_devices", "linfit_sizes", "linfit_profile",
-    "linfit_dtypes", "linfit_steps_per_call"))
 # Options that shape a session, by dest, with their defaults filled in by _session_options;
 # none of them applies to --from, which measures nothing.
 _SESSION_DESTS = ("pairs", "min_pairs", "max_pairs", "max_seconds", "seed", "results")
@@ -99,7 +100,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
         DEFAULT_SEED,
-        cli_flag,
     )
     from linfit.ab.spec import LABEL_RULE
 
@@ -116,9 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="A/A: this environment against itself, to see the machine's noise")
     sides.add_argument("--from", dest="from_file", type=Path, metavar="PAIRS.csv",
                        help="measure nothing: the verdicts of an existing pairs file")
-    for option in CELL_OPTIONS:
-        parser.add_argument(cli_flag(option), dest=option.dest, default=None,
-                            metavar=option.metavar, help=f"{option.help} [env {option.env}]")
+    add_cell_options(parser)
     parser.add_argument("--threshold", type=fraction, default=DEFAULT_AB_THRESHOLD,
                         help="smallest change that counts, as 0.05 or 5%% "
                              f"(default: {DEFAULT_AB_THRESHOLD * 100:g}%%)")

@@ -1,0 +1,179 @@
+"""Test-only: a fake ``linfit ab`` worker standing for one TensorFlow build of a bisect.
+
+It speaks the worker protocol (``hello``, ``plan``, ``build``, ``burst``, ``quit``) and imports
+no framework. tests/test_bisect*.py start it through a fake interpreter, a shell script
+that runs this file whatever arguments it gets, so the coordinator's real worker command
+starts it. The environment describes the build:
+
+- ``FAKE_BISECT_BUILD``: the build's index in the bisected range (0 = GOOD);
+- ``FAKE_BISECT_CHANGES``: the planted changes, ``INDEX:FACTOR[:VARIANT],...``: from build
+  INDEX on, a call of cell VARIANT (of every cell without one) takes FACTOR times longer;
+- ``FAKE_BISECT_SECONDS``: a call's time before any change (default 1 ms);
+- ``FAKE_BISECT_CELLS``: cells ``fake-v0``, ``fake-v1``, ... (default 2), narrowed by the
+  ``plan`` request's variants (``v0`` or ``fake:v0``) and sizes;
+- ``FAKE_BISECT_NOISE``: the spread of a call's time, a lognormal sigma (default 0: every
+  call of a burst takes the same time);
+- ``FAKE_BISECT_INTERRUPT_AFTER``: after that many bursts, SIGINT to the coordinator (Ctrl-C);
+- ``FAKE_BISECT_CRASH_AFTER``: after that many bursts, exit with status 3;
+- ``FAKE_BISECT_LOG``: a file that gets one ``hello BUILD PID`` line per worker started.
+
+:class:`FakeBuilds` is the bisect's environments object over such builds: the tests hand
+it to :func:`linfit.bisect.run_bisect`.
+
+Its hello reports the build's ``tensorflow_git_version`` as a nightly does:
+``v1.12.1-<148000 + INDEX>-g<INDEX as 5 hex digits>c0ffee``. Bursts are not slept: a burst
+reports its call times at once, so that a session of many bursts takes well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENV = os.environ
+# A nightly's GIT_VERSION: the last tag, the commits since, and "g" + the short hash.
+GIT_VERSION = "v1.12.1-{count}-g{index:05x}c0ffee"
+FIRST_COUNT = 148000
+
+
+class FakeBuilds:
+    """The environments of a bisect over ``count`` fake builds ``tf-fake==0.dev00``, ...:
+    each side is this file, run with the build's index and the planted changes.
+
+    Args:
+        folder: where the fake interpreter (a shell script) is written.
+        count: builds in the range, GOOD (index 0) and BAD (``count - 1``) included.
+        changes: ``FAKE_BISECT_CHANGES``.
+        broken: indices of builds that "do not install" (side() raises Unavailable).
+        settings: more worker settings, for every build (``FAKE_BISECT_NOISE``, ...).
+        per_build: more worker settings for one build, by index.
+        interrupt_at: side() raises KeyboardInterrupt on its call with this number (1, 2,
+            ...), as if Ctrl-C came while a build was being prepared.
+    """
+
+    def __init__(self, folder: Path, count: int, changes: str = "",
+                 broken: Collection[int] = (), settings: Mapping[str, str] | None = None,
+                 per_build: Mapping[int, Mapping[str, str]] | None = None,
+                 interrupt_at: int | None = None) -> None:
+        self.builds = [f"tf-fake==0.dev{index:02d}" for index in range(count)]
+        self.changes = changes
+        self.broken = set(broken)
+        self.settings = dict(settings or {})
+        self.per_build = dict(per_build or {})
+        self.interrupt_at = interrupt_at
+        self.side_calls: list[str] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        self.python = folder / "fake-python"
+        # The coordinator runs `PYTHON -m linfit.ab.worker`: this "interpreter" runs the
+        # fake worker whatever it is asked.
+        self.python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__)}"\n')
+        self.python.chmod(0o755)
+
+    def side(self, build: str) -> Any:
+        from linfit.ab.spec import Side
+        from linfit.bisect import Unavailable
+
+        self.side_calls.append(build)
+        if len(self.side_calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        index = self.builds.index(build)
+        if index in self.broken:
+            raise Unavailable(f"{build} does not install: no matching distribution (fake)")
+        env = {"FAKE_BISECT_BUILD": str(index), "FAKE_BISECT_CHANGES": self.changes,
+               **self.settings, **self.per_build.get(index, {})}
+        return Side("fake", str(self.python), tuple(env.items()))
+
+    def builds_between(self, good: str, bad: str) -> list[str]:
+        return self.builds[self.builds.index(good) + 1:self.builds.index(bad)]
+
+    def commit(self, git_version: str) -> str:
+        found = re.search(r"-g([0-9a-f]+)$", git_version)
+        return found.group(1) if found else ""
+
+
+def _factor(build: int, variant: str) -> float:
+    factor = 1.0
+    for entry in filter(None, ENV.get("FAKE_BISECT_CHANGES", "").split(",")):
+        index, change, *only = entry.split(":")
+        if build >= int(index) and (not only or only[0] == variant):
+            factor *= float(change)
+    return factor
+
+
+def _selected(request: dict, variant: str, n: int) -> bool:
+    """Whether the plan request's variants and sizes select cell ``variant`` at ``n``."""
+    variants = request["values"].get("linfit_variants")
+    if variants and not {variant, f"fake:{variant}"} & set(variants.split(",")):
+        return False
+    sizes = request["values"].get("linfit_sizes")
+    return not sizes or n in {int(float(size)) for size in sizes.split(",")}
+
+
+def main() -> int:
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    build = int(ENV.get("FAKE_BISECT_BUILD", "0"))
+    seconds = float(ENV.get("FAKE_BISECT_SECONDS", "0.001"))
+    noise = float(ENV.get("FAKE_BISECT_NOISE", "0"))
+    rng = np.random.default_rng(os.getpid())
+    variants = {}
+    bursts = 0
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request["op"]
+        reply: dict = {"ok": True}
+        if op == "quit":
+            replies.write(json.dumps(reply) + "\n")
+            return 0
+        if op == "hello":
+            if ENV.get("FAKE_BISECT_LOG"):
+                with open(ENV["FAKE_BISECT_LOG"], "a") as log:
+                    log.write(f"hello {build} {os.getpid()}\n")
+            reply.update(python=sys.executable, python_version="3.11.0",
+                         installed_backends=["fake"], git_commit="fake", git_dirty=False,
+                         machine={"host": "fakehost"},
+                         tensorflow_git_version=GIT_VERSION.format(
+                             count=FIRST_COUNT + build, index=build))
+        elif op == "plan":
+            cells = []
+            for i in range(int(ENV.get("FAKE_BISECT_CELLS", "2"))):
+                key = f"fake-v{i}-CPU:0-n=1e+03-float32-k=1"
+                if _selected(request, f"v{i}", 1000):
+                    variants[key] = f"v{i}"
+                    cells.append({"key": key, "backend": "fake", "device": "CPU:0",
+                                  "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",
+                                  "steps_per_call": 1, "skip_reason": ""})
+            reply["cells"] = cells
+        elif op == "build":
+            reply["cells"] = [{"key": key, "status": "ok", "message": "",
+                               "backend_version": f"0.dev{build}", "device_name": "fake CPU",
+                               "call_seconds": seconds * _factor(build, variants[key])}
+                              for key in request["keys"]]
+        elif op == "burst":
+            bursts += 1
+            if bursts > int(ENV.get("FAKE_BISECT_CRASH_AFTER", "1000000")):
+                print("fake worker: crashing", file=sys.stderr, flush=True)
+                os._exit(3)
+            if bursts > int(ENV.get("FAKE_BISECT_INTERRUPT_AFTER", "1000000")):
+                os.kill(os.getppid(), signal.SIGINT)
+                time.sleep(5)  # the coordinator kills this worker as it stops
+            calls = request["samples"] * request["calls_per_sample"]
+            per_call = seconds * _factor(build, variants[request["key"]])
+            times = per_call * (rng.lognormal(0.0, noise, calls) if noise else np.ones(calls))
+            reply.update(start_unix_ns=time.time_ns(),
+                         call_ns=[max(1, int(t * 1e9)) for t in times])
+        replies.write(json.dumps(reply) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
