@@ -98,9 +98,8 @@ def draw_bisect_figure(result: BisectResult, path: Path) -> Path | None:
         ax.set_title(cell, fontsize=9)
         ax.set_ylabel("burst median, s/step", fontsize=8)
         ax.legend(fontsize=7)
-    figure.suptitle(f"{result.good} .. {result.bad}: step time of each build tried (median "
-                    "and quartiles of its bursts); dashed: between last good and first bad, "
-                    "dotted: skipped", fontsize=9)
+    figure.suptitle(f"{result.good} .. {result.bad}\nstep time of each build tried (median, "
+                    "quartiles); dashed: last good | first bad; dotted: skipped", fontsize=9)
     figure.tight_layout()
     buffer = io.BytesIO()
     try:

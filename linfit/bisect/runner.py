@@ -678,11 +678,11 @@ def check_bisect(config: BisectConfig) -> None:
         raise LinfitError(f"--max-extensions {config.max_extensions} must be >= 0")
     if config.max_changes < 1:
         raise LinfitError(f"--max-changes {config.max_changes} must be >= 1")
+    check_output_dir(config.state_dir, "bisect state folder (--state)")
     # The session options, checked once with stand-in sides.
     stand_in = (Side("good", sys.executable), Side("bad", sys.executable))
     check_config(replace(config.session, sides=stand_in,
                          results_dir=config.state_dir / PAIRS_FOLDER))
-    check_output_dir(config.state_dir, "bisect state folder (--state)")
 
 
 def run_bisect(config: BisectConfig, environments: Environments,

@@ -72,13 +72,12 @@ class TensorFlowBuilds:
 
     def builds_between(self, good: str, bad: str) -> list[str]:
         """The package index's builds strictly between ``good`` and ``bad``, from GOOD's
-        side (oldest first when GOOD is the older).
+        side (oldest first when GOOD is the older), in the index's own order.
 
         Raises:
-            LinfitError: GOOD and BAD are builds of different packages.
+            LinfitError: GOOD and BAD are builds of different packages, or one of them is
+                not a build the index lists.
         """
-        from packaging.version import Version
-
         from linfit.builds import available, parse_build
 
         first, last = parse_build(good), parse_build(bad)
@@ -86,11 +85,14 @@ class TensorFlowBuilds:
             raise LinfitError(f"--good {good} and --bad {bad} are builds of different "
                               f"packages ({first.package}, {last.package}); bisect the builds "
                               "of one package")
-        older, newer = sorted((first, last), key=lambda build: Version(build.version))
-        listed = [build.requirement for build in available(
-            package=first.package, between=older.version, and_=newer.version)
-            if build.version not in (first.version, last.version)]
-        return listed if older == first else listed[::-1]
+        listed = [build.requirement for build in available(package=first.package)]
+        for flag, build in (("--good", first), ("--bad", last)):
+            if build.requirement not in listed:
+                raise LinfitError(f"{flag} {build.requirement} is not a build the package "
+                                  f"index lists for {first.package} (see linfit builds "
+                                  "available)")
+        start, end = listed.index(first.requirement), listed.index(last.requirement)
+        return listed[start + 1:end] if start < end else listed[end + 1:start][::-1]
 
     def commit(self, git_version: str) -> str:
         """The short hash in a ``GIT_VERSION``."""
@@ -289,8 +291,9 @@ def run(args: argparse.Namespace) -> int:
                           max_extensions=args.max_extensions, max_changes=args.max_changes)
     if args.state is None:
         config = replace(config, state_dir=default_state_dir(config))
+    if args.output is not None:  # (the state folder is checked with the bisect's options)
+        check_output_dir(args.output, "figure folder (-o)")
     output = args.output or config.state_dir
-    check_output_dir(output, "figure folder (-o)")
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
