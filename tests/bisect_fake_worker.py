@@ -13,15 +13,19 @@ starts it. The environment describes the build:
   ``plan`` request's variants (``v0`` or ``fake:v0``) and sizes;
 - ``FAKE_BISECT_NOISE``: the spread of a call's time, a lognormal sigma (default 0: every
   call of a burst takes the same time);
-- ``FAKE_BISECT_INTERRUPT_AFTER``: after that many bursts, SIGINT to the coordinator (Ctrl-C);
+- ``FAKE_BISECT_INTERRUPT_AFTER``: after that many bursts, SIGINT to the coordinator (Ctrl-C),
+  or the signal ``FAKE_BISECT_SIGNAL`` names (``SIGTERM``: CI cancelling the job);
 - ``FAKE_BISECT_CRASH_AFTER``: after that many bursts, exit with status 3;
-- ``FAKE_BISECT_LOG``: a file that gets one ``hello BUILD PID`` line per worker started.
+- ``FAKE_BISECT_LOG``: a file that gets one ``hello BUILD PID`` line per worker started;
+- ``FAKE_BISECT_HELLO``: ``exit``: die before answering hello, as a worker that cannot
+  import linfit.
 
 :class:`FakeBuilds` is the bisect's environments object over such builds: the tests hand
 it to :func:`linfit.bisect.run_bisect`.
 
 Its hello reports the build's ``tensorflow_git_version`` as a nightly does:
-``v1.12.1-<148000 + INDEX>-g<INDEX as 5 hex digits>c0ffee``. Bursts are not slept: a burst
+``v1.12.1-<148000 + INDEX>-g<INDEX as 5 hex digits>c0ffee``, unless ``FAKE_BISECT_GIT``
+is ``none`` (a worker that does not report it). Bursts are not slept: a burst
 reports its call times at once, so that a session of many bursts takes well under a second.
 """
 
@@ -135,14 +139,18 @@ def main() -> int:
             replies.write(json.dumps(reply) + "\n")
             return 0
         if op == "hello":
+            if ENV.get("FAKE_BISECT_HELLO") == "exit":
+                print("fake worker: cannot import linfit", file=sys.stderr)
+                return 1
             if ENV.get("FAKE_BISECT_LOG"):
                 with open(ENV["FAKE_BISECT_LOG"], "a") as log:
                     log.write(f"hello {build} {os.getpid()}\n")
             reply.update(python=sys.executable, python_version="3.11.0",
                          installed_backends=["fake"], git_commit="fake", git_dirty=False,
-                         machine={"host": "fakehost"},
-                         tensorflow_git_version=GIT_VERSION.format(
-                             count=FIRST_COUNT + build, index=build))
+                         machine={"host": "fakehost"})
+            if ENV.get("FAKE_BISECT_GIT") != "none":
+                reply["tensorflow_git_version"] = GIT_VERSION.format(
+                    count=FIRST_COUNT + build, index=build)
         elif op == "plan":
             cells = []
             for i in range(int(ENV.get("FAKE_BISECT_CELLS", "2"))):
@@ -164,7 +172,7 @@ def main() -> int:
                 print("fake worker: crashing", file=sys.stderr, flush=True)
                 os._exit(3)
             if bursts > int(ENV.get("FAKE_BISECT_INTERRUPT_AFTER", "1000000")):
-                os.kill(os.getppid(), signal.SIGINT)
+                os.kill(os.getppid(), signal.Signals[ENV.get("FAKE_BISECT_SIGNAL", "SIGINT")])
                 time.sleep(5)  # the coordinator kills this worker as it stops
             calls = request["samples"] * request["calls_per_sample"]
             per_call = seconds * _factor(build, variants[request["key"]])

@@ -59,6 +59,14 @@ def test_the_report_names_the_first_bad_build_its_commits_and_the_link(builds, t
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_builds_whose_workers_report_no_commit_get_no_link(builds, tmp_path, capsys):
+    fake = builds(3, changes="1:1.4", settings={"FAKE_BISECT_GIT": "none"})
+    assert _bisect(fake, "--state", str(tmp_path / "state")) == 0
+    out = capsys.readouterr().out
+    assert f"last good  {fake.builds[0]}\n" in out and f"first bad  {fake.builds[1]}\n" in out
+    assert "commit" not in out and "github.com" not in out
+
+
 def test_a_rerun_measures_nothing_and_says_so(builds, tmp_path, capsys):
     fake = builds(5, changes="2:1.4")
     output = tmp_path / "figures"

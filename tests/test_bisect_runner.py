@@ -92,6 +92,15 @@ def test_a_build_that_does_not_install_is_skipped_and_named(tmp_path):
     assert fake.builds[4] not in set(result.step_times["build"])
 
 
+def test_a_build_whose_worker_cannot_start_is_skipped(tmp_path):
+    fake = FakeBuilds(tmp_path, 9, changes="6:1.3", per_build={4: {"FAKE_BISECT_HELLO": "exit"}})
+    result = _bisect(tmp_path, fake)
+    assert result.status == FOUND, result.message
+    assert result.changes[0].first_bad == fake.builds[6]
+    [(build, why)] = result.skipped
+    assert build == fake.builds[4] and "cannot run linfit's worker" in why
+
+
 def test_a_build_whose_worker_crashes_is_skipped(tmp_path):
     fake = FakeBuilds(tmp_path, 9, changes="6:1.3",
                       per_build={4: {"FAKE_BISECT_CRASH_AFTER": "3"}})
@@ -103,57 +112,74 @@ def test_a_build_whose_worker_crashes_is_skipped(tmp_path):
     assert build == fake.builds[4] and "exited with status 3" in why
 
 
+def test_a_crash_of_an_end_stops_and_a_rerun_retries(tmp_path):
+    # GOOD's worker crashes in the confirming session: nothing can be skipped, so the bisect
+    # stops (its pairs saved); the rerun counts them and measures one more session.
+    broken = FakeBuilds(tmp_path, 5, changes="2:1.3",
+                        per_build={0: {"FAKE_BISECT_CRASH_AFTER": "3"}})
+    stopped = _bisect(tmp_path, broken)
+    assert stopped.status == UNRESOLVED and stopped.sessions == 1
+    assert "side 0.dev00" in stopped.message and "exited with status 3" in stopped.message
+    assert "run the same command again" in stopped.message
+    resumed = _bisect(tmp_path, FakeBuilds(tmp_path, 5, changes="2:1.3"))
+    assert resumed.status == FOUND, resumed.message
+    assert resumed.changes[0].first_bad == broken.builds[2]
+    assert resumed.changes[0].ratio.pairs > 8  # the crashed session's pairs count too
+
+
 def test_it_resumes_after_an_interrupt_without_measuring_again(tmp_path):
     log = tmp_path / "hellos.log"
     settings = {"FAKE_BISECT_LOG": str(log)}
     # side() calls: GOOD, BAD, then one MID a step: the 4th call is the second step's MID,
     # so Ctrl-C comes after step 1 was saved.
-    first = FakeBuilds(tmp_path, 17, changes="5:1.3", settings=settings, interrupt_at=4)
+    first = FakeBuilds(tmp_path, 9, changes="3:1.3", settings=settings, interrupt_at=4)
     stopped = _bisect(tmp_path, first)
     assert stopped.status == INTERRUPTED and "run the same command again" in stopped.message
     assert stopped.measured == stopped.sessions == 2 and len(stopped.steps) == 1
     hellos_before = log.read_text().splitlines()
 
-    again = FakeBuilds(tmp_path, 17, changes="5:1.3", settings=settings)
+    again = FakeBuilds(tmp_path, 9, changes="3:1.3", settings=settings)
     resumed = _bisect(tmp_path, again)
     assert resumed.status == FOUND, resumed.message
     assert (resumed.changes[0].last_good, resumed.changes[0].first_bad) == (
-        again.builds[4], again.builds[5])
+        again.builds[2], again.builds[3])
     # Nothing measured twice: the saved sessions were replayed, and the rerun measured only
-    # the steps after them; the whole took as many sessions as an uninterrupted bisect.
-    assert resumed.sessions == stopped.sessions + resumed.measured
+    # the steps after them: one session each, as an uninterrupted bisect.
     assert resumed.steps[0] == stopped.steps[0]
+    assert resumed.sessions == stopped.sessions + resumed.measured == 1 + len(resumed.steps)
     keys = [record["key"] for record in json.loads(
         (tmp_path / "state" / STATE_FILE).read_text())["sessions"]]
     assert len(keys) == len(set(keys)) == len(_pairs_files(tmp_path)) == resumed.sessions
     hellos_after = log.read_text().splitlines()[len(hellos_before):]
     assert len(hellos_after) == 3 * resumed.measured  # three sides a step, no confirm again
     # The confirming session is not run again: BAD, needed only there, is not prepared.
-    assert first.builds[16] in first.side_calls and again.builds[16] not in again.side_calls
-
-    clean = FakeBuilds(tmp_path / "clean", 17, changes="5:1.3")
-    uninterrupted = _bisect(tmp_path / "clean", clean)
-    assert uninterrupted.sessions == resumed.sessions
+    assert first.builds[8] in first.side_calls and again.builds[8] not in again.side_calls
     # A third run measures nothing at all.
-    assert _bisect(tmp_path, FakeBuilds(tmp_path, 17, changes="5:1.3")).measured == 0
+    assert _bisect(tmp_path, FakeBuilds(tmp_path, 9, changes="3:1.3")).measured == 0
 
 
-def test_an_interrupt_inside_a_session_keeps_its_pairs_for_the_rerun(tmp_path):
-    # The first step's MID (8) sends Ctrl-C after 5 of its bursts.
-    first = FakeBuilds(tmp_path, 17, changes="5:1.3",
-                       per_build={8: {"FAKE_BISECT_INTERRUPT_AFTER": "5"}})
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_inside_a_session_keeps_its_pairs_for_the_rerun(tmp_path, signal_name):
+    # The first step's MID (4) sends Ctrl-C (or SIGTERM) after 5 of its bursts.
+    first = FakeBuilds(tmp_path, 9, changes="3:1.3",
+                       per_build={4: {"FAKE_BISECT_INTERRUPT_AFTER": "5",
+                                      "FAKE_BISECT_SIGNAL": signal_name}})
     stopped = _bisect(tmp_path, first)
     assert stopped.status == INTERRUPTED
     state = json.loads((tmp_path / "state" / STATE_FILE).read_text())
     assert [record["interrupted"] for record in state["sessions"]] == [False, True]
-    resumed = _bisect(tmp_path, FakeBuilds(tmp_path, 17, changes="5:1.3"))
+    # Every saved session's pairs file is whole (renamed from .partial), nothing half-made.
+    assert len(_pairs_files(tmp_path)) == 2
+    assert not [path for path in (tmp_path / "state").rglob("*") if path.name.endswith(
+        (".partial", ".tmp"))]
+    resumed = _bisect(tmp_path, FakeBuilds(tmp_path, 9, changes="3:1.3"))
     assert resumed.status == FOUND, resumed.message
     # The interrupted session's pairs count in step 1, which an extension completed: its
     # 8 pairs and those measured before Ctrl-C.
     step = resumed.steps[0]
     assert step.sessions == 2 and step.outcome == "bad" and step.mid_vs_good.pairs > 8
     assert resumed.measured == resumed.sessions - 2
-    assert resumed.changes[0].first_bad == first.builds[5]
+    assert resumed.changes[0].first_bad == first.builds[3]
 
 
 def test_no_change_when_the_endpoints_agree(tmp_path):
@@ -167,13 +193,13 @@ def test_no_change_when_the_endpoints_agree(tmp_path):
 
 
 def test_two_planted_changes_are_both_found(tmp_path):
-    fake = FakeBuilds(tmp_path, 17, changes="3:1.3,11:1.3")
+    fake = FakeBuilds(tmp_path, 9, changes="2:1.3,6:1.3")
     result = _bisect(tmp_path, fake)
     assert result.status == FOUND, result.message
     found = sorted((change.last_good, change.first_bad) for change in result.changes)
-    assert found == [(fake.builds[2], fake.builds[3]), (fake.builds[10], fake.builds[11])]
-    # The first MID (8) matched neither end: ambiguous after one more session, then split.
-    assert result.steps[0].mid == fake.builds[8]
+    assert found == [(fake.builds[1], fake.builds[2]), (fake.builds[5], fake.builds[6])]
+    # The first MID (4) matched neither end: ambiguous after one more session, then split.
+    assert result.steps[0].mid == fake.builds[4]
     assert result.steps[0].outcome == "ambiguous" and result.steps[0].sessions == 2
     ratios = sorted(change.ratio.ratio for change in result.changes)
     assert ratios == pytest.approx([1.3, 1.3], rel=0.01)

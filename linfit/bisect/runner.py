@@ -349,6 +349,9 @@ class _Bisect:
         # Splits each bisected cell may still make (DEFAULT_MAX_CHANGES), by cell id.
         self.splits_left: dict[str, int] = {}
         self.measured = 0
+        # Keys of the sessions this run measured: a worker failure in one of them stops the
+        # bisect; one replayed from the state does not again (the rerun is the retry).
+        self.fresh: set[str] = set()
         self.status = FOUND
         self.message = ""
 
@@ -368,7 +371,10 @@ class _Bisect:
         """The saved session of these sides and attempt, else a new one, saved.
 
         Raises:
-            Unavailable: from the environments, for a build that cannot be measured.
+            Unavailable: for a step's MID that does not install or import, whose worker
+                cannot start or lacks the backend, or fails before a pair was measured.
+            LinfitError: the same for GOOD or BAD (an end cannot be skipped).
+            _Stop: a session that measured nothing, for another reason.
             KeyboardInterrupt: after saving, when Ctrl-C or SIGTERM ended the session.
         """
         name = cell_id(cell) if cell is not None else ""
@@ -376,8 +382,11 @@ class _Bisect:
         saved = self.state.session(key)
         if saved is not None:
             return saved
+        labels = _labels(builds)
+        # A step's MID (side 0) may be skipped; GOOD and BAD may not.
+        mid = f"side {labels[0]}:" if cell is not None else None
         sides = []
-        for index, (build, label) in enumerate(zip(builds, _labels(builds), strict=True)):
+        for index, (build, label) in enumerate(zip(builds, labels, strict=True)):
             try:
                 sides.append(replace(self._side(build), label=label))
             except Unavailable as error:
@@ -391,17 +400,25 @@ class _Bisect:
                           values=(_cell_values(template.values, cell) if cell is not None
                                   else template.values),
                           threshold=threshold, min_pairs=min_pairs,
-                          max_pairs=max(template.max_pairs, min_pairs),
                           max_seconds=template.max_seconds * 2 ** attempt,
                           seed=template.seed + attempt)
         what = "confirming" if cell is None else f"step in {name}"
         extra = f", extension {attempt}" if attempt else ""
         self.progress(f"session: {' vs '.join(builds)} ({what}{extra})")
-        result = run_session(session, self.progress)
+        try:
+            result = run_session(session, self.progress)
+        except LinfitError as error:
+            # A MID whose worker cannot start or lacks the backend does not import.
+            if mid and str(error).startswith(mid):
+                raise Unavailable(str(error)) from None
+            raise
         self.measured += 1
         if result.path is None:
             if result.interrupted:
                 raise KeyboardInterrupt
+            failed = [line for line in result.failures if mid and line.startswith(mid)]
+            if failed:
+                raise Unavailable(failed[0])
             raise _Stop(f"the session of {', '.join(builds)} measured nothing: "
                         + ("; ".join(result.failures) or "no cell ran on every side"))
         git_versions = [str(hello.get(GIT_VERSION_KEY) or "") for hello in result.hellos]
@@ -411,9 +428,21 @@ class _Bisect:
                                failures=tuple(result.failures),
                                git_versions=tuple(git_versions))
         self.state.add_session(record)
+        self.fresh.add(key)
         if result.interrupted:
             raise KeyboardInterrupt
         return record
+
+    def _stop_on_failures(self, record: SessionRecord) -> None:
+        """Stop when a worker of GOOD or BAD failed in a session this run measured; a
+        failed session replayed from the state counts with the pairs it has, and the step
+        goes on (another session) as a retry.
+
+        Raises:
+            _Stop: naming the failures.
+        """
+        if record.failures and record.key in self.fresh:
+            raise _Stop("; ".join(record.failures) + "; run the same command again to retry")
 
     def _frame(self, records: Sequence[SessionRecord], cell: Cell | None) -> pd.DataFrame:
         """The pairs of ``records``, pooled: each session's rounds follow the previous
@@ -439,7 +468,7 @@ class _Bisect:
             if ratio.pairs and math.isfinite(ratio.log_mde) and log_change > 0:
                 needed = math.ceil(ratio.pairs * (ratio.log_mde / log_change) ** 2)
                 wanted = max(wanted, needed - ratio.pairs)
-        return min(wanted, max(self.template.max_pairs, self.template.min_pairs))
+        return min(wanted, self.template.max_pairs)
 
     # -- confirm ------------------------------------------------------------------------------
     def _confirm(self) -> ABComparison:
@@ -447,8 +476,7 @@ class _Bisect:
         for attempt in range(self.config.max_extensions + 1):
             records.append(self._session(None, [self.config.good, self.config.bad], attempt,
                                          self.template.threshold, self.template.min_pairs))
-            if records[-1].failures:
-                raise _Stop("; ".join(records[-1].failures))
+            self._stop_on_failures(records[-1])
             comparison = analyse(self._frame(records, None), self.template.threshold,
                                  self.template.alpha)
             if self.config.cell is not None:
@@ -503,8 +531,7 @@ class _Bisect:
                 note = (mid_failed[0] if mid_failed
                         else f"failed its checks: {checks['message'].iloc[0]}")
                 break
-            if failures:
-                raise _Stop("; ".join(failures))
+            self._stop_on_failures(records[-1])
             rows = analyse(frame, band, self.template.alpha).table
             if rows["verdict"].eq("failed").any():
                 raise _Stop(f"{cell_id(cell)} failed its checks on an end of the range: "

@@ -212,6 +212,11 @@ def _mde_text(values: Sequence[float]) -> str:
     return f"{max(known):.1%}" if known else "-"
 
 
+def _commit_text(commit: str) -> str:
+    """``  commit abc123``; nothing where the worker did not report its build's commit."""
+    return f"  commit {commit}" if commit else ""
+
+
 def render(result: BisectResult, figure: Path | None) -> str:
     """The result as text: the confirming table, every step, every change with its commits
     and compare link, the skipped builds, the figure and state, and the outcome."""
@@ -248,8 +253,8 @@ def render(result: BisectResult, figure: Path | None) -> str:
         out += ["", "steps:", *text_table(rows, right, "  ")]
     for change in result.changes:
         out += ["", f"{change.cell}: {change.status}, BAD/GOOD {_ratio_text(change.ratio)}",
-                f"  last good  {change.last_good}  commit {change.last_good_commit or '?'}",
-                f"  first bad  {change.first_bad}  commit {change.first_bad_commit or '?'}"]
+                f"  last good  {change.last_good}{_commit_text(change.last_good_commit)}",
+                f"  first bad  {change.first_bad}{_commit_text(change.first_bad_commit)}"]
         if change.compare_url:
             out.append(f"  {change.compare_url}")
         if change.untested:
