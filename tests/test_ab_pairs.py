@@ -316,7 +316,7 @@ def test_the_pairs_reader_refuses_naming_line_and_column(tmp_path, case):
     ("a row cut in the middle", lambda text: text[:-20], "line 14: the last row has no "
                                                          "line end"),
     ("a field dropped", lambda text: text.replace(",ok,,", ",ok,", 1),
-     "line 2, column git_commit: the row ends after 26"),
+     "line 2, column tensorflow_commit: the row ends after 29"),
     ("a column twice", lambda text: text.replace("git_commit", "host", 1), "line 1: the "
                                                                           "header names host"),
 ])

@@ -102,7 +102,8 @@ def default_root(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ
     if environ.get(CACHE_ENV):
         return Path(environ[CACHE_ENV]).expanduser()
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    home = environ.get("HOME") or str(Path.home())
+    base = environ.get("XDG_CACHE_HOME") or str(Path(home) / ".cache")
     return Path(base) / "linfit" / "builds"
 
 
@@ -294,6 +295,10 @@ class BuildCache:
                     f"({format_bytes(removed.size_bytes)}, least recently used) to keep it "
                     f"under {format_bytes(self.cap_bytes)}")
         return folder / "bin" / "python"
+
+    def path(self, build: Build) -> Path:
+        """The folder of ``build``'s venv (whether it exists or not)."""
+        return self.root / _folder_name(build)
 
     def release(self, build: Build) -> None:
         """Stop using ``build``: another process may evict it now. Idempotent."""
