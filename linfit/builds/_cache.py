@@ -70,8 +70,9 @@ __all__ = [
 # Where the cache lives, and its size cap (bytes, or with a unit: 20G, 500M).
 CACHE_ENV = "LINFIT_BUILD_CACHE"
 CAP_ENV = "LINFIT_BUILD_CACHE_CAP"
-# A TensorFlow build's venv is about 2.7 GB (tensorflow 2.20 with numpy and pandas, the
-# 2-core VM): 20 GB keeps seven, enough for a bisect's endpoints and its last steps.
+# A TensorFlow build's venv is about 2.2 GB (tensorflow 2.20.0 with numpy and pandas:
+# 2.23 GB on the 2-core VM): 20 GB keeps eight, enough for a bisect's endpoints and its
+# last steps.
 DEFAULT_CAP_BYTES = 20 * 10**9
 # What a worker imports beyond the build (which brings keras, ml-dtypes and numpy's
 # version it needs): numpy for the data and timing, pandas for the harness's records.
