@@ -1,10 +1,11 @@
-"""Text formatting shared by every command: times, ratios and tables.
+"""Text formatting shared by every command: times, sizes, ratios and tables.
 
 One home for each: the terminal tables of ``linfit compare``, ``linfit ab``, ``linfit
 floors`` and the bench session's speed-up summary, and the markdown tables of the report,
 ``compare`` and ``ab``, all go through :func:`text_table` and :func:`markdown_table` (and
 markdown text through :func:`markdown_text`); every time shown anywhere goes through
-:func:`format_seconds`. Nothing here computes a number; it only lays numbers out.
+:func:`format_seconds`, every size on disk through :func:`format_bytes`. Nothing here
+computes a number; it only lays numbers out.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["format_ratio", "format_seconds", "markdown_table", "markdown_text", "text_table"]
+__all__ = ["format_bytes", "format_ratio", "format_seconds", "markdown_table", "markdown_text",
+           "text_table"]
 
 # Time units for display, largest first: the first whose scale fits is used.
 _TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+# Size units for display (decimal, as `du --si` and disk makers count), largest first.
+_SIZE_UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0))
 # Columns of a terminal table are separated by this many spaces.
 _COLUMN_GAP = "  "
 
@@ -35,6 +39,18 @@ def format_seconds(seconds: float) -> str:
     unit, scale = next(((unit, scale) for unit, scale in _TIME_UNITS
                         if float(f"{seconds / scale:.3g}") >= 1), _TIME_UNITS[-1])
     value = seconds / scale
+    decimals = 2 if value < 9.995 else 1 if value < 99.95 else 0
+    return f"{value:.{decimals}f} {unit}"
+
+
+def format_bytes(size: float) -> str:
+    """A size with its unit and three significant digits: ``2.71 GB``, ``18.5 kB``,
+    ``512 B``."""
+    unit, scale = next(((unit, scale) for unit, scale in _SIZE_UNITS
+                        if float(f"{size / scale:.3g}") >= 1), _SIZE_UNITS[-1])
+    value = size / scale
+    if unit == "B":
+        return f"{size:.0f} B"
     decimals = 2 if value < 9.995 else 1 if value < 99.95 else 0
     return f"{value:.{decimals}f} {unit}"
 

@@ -20,6 +20,10 @@ Every failure raises :class:`WorkerFailed`.
 
 Child side: :func:`reply_stream` keeps the protocol safe from prints, :func:`serve` answers
 requests.
+
+A command run to its end (pip, venv: :func:`run_child`) gets the same care: its own
+session, a time limit, its stderr kept for the error, its group killed on return, error or
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Any, Self, TextIO
 
@@ -45,10 +50,12 @@ __all__ = [
     "QUIT_TIMEOUT_SECONDS",
     "STDERR_TAIL_CHARACTERS",
     "STDERR_TAIL_LINES",
+    "ChildResult",
     "WorkerFailed",
     "WorkerProcess",
     "receive_all",
     "reply_stream",
+    "run_child",
     "serve",
 ]
 
@@ -158,15 +165,7 @@ class WorkerProcess:
     def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         """The last ``lines`` lines the worker wrote to stderr (at most
         :data:`STDERR_TAIL_CHARACTERS` characters)."""
-        with contextlib.suppress(OSError, ValueError):
-            # pread: the worker writes through the same open file, so its offset is left
-            # alone (a seek here would make the worker overwrite what it wrote).
-            fd = self._stderr.fileno()
-            size = os.fstat(fd).st_size
-            start = max(0, size - _STDERR_READ_BYTES)
-            text = os.pread(fd, size - start, start).decode(errors="replace")
-            return "\n".join(text.rstrip().splitlines()[-lines:])[-STDERR_TAIL_CHARACTERS:]
-        return ""
+        return _file_tail(self._stderr, lines)
 
     def failed(self, what: str) -> WorkerFailed:
         """A :class:`WorkerFailed` for this worker, with its stderr tail and, if it has
@@ -259,16 +258,8 @@ class WorkerProcess:
 
     def _kill_group(self) -> None:
         try:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=KILL_GRACE_SECONDS)
+            _end_group(self.process)
         finally:
-            # Always: the worker may have exited on SIGTERM while something it started
-            # ignored it.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.process.wait()
             for stream in (self.process.stdin, self.process.stdout, self._stderr):
                 with contextlib.suppress(OSError):
                     if stream is not None:
@@ -280,6 +271,97 @@ class WorkerProcess:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+def _file_tail(stderr: IO[bytes], lines: int) -> str:
+    """The last ``lines`` lines of a child's stderr file (at most
+    :data:`STDERR_TAIL_CHARACTERS` characters)."""
+    with contextlib.suppress(OSError, ValueError):
+        # pread: the child writes through the same open file, so its offset is left
+        # alone (a seek here would make the child overwrite what it wrote).
+        fd = stderr.fileno()
+        size = os.fstat(fd).st_size
+        start = max(0, size - _STDERR_READ_BYTES)
+        text = os.pread(fd, size - start, start).decode(errors="replace")
+        return "\n".join(text.rstrip().splitlines()[-lines:])[-STDERR_TAIL_CHARACTERS:]
+    return ""
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill a child's process group, whatever state it is in (SIGTERM, SIGKILL after
+    :data:`KILL_GRACE_SECONDS`), and reap the child."""
+    try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=KILL_GRACE_SECONDS)
+    finally:
+        # Always: the child may have exited on SIGTERM while something it started
+        # ignored it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """How a command run by :func:`run_child` ended.
+
+    Attributes:
+        returncode: its exit status.
+        stdout: what it wrote on stdout (decoded, errors replaced).
+        stderr_tail: the last lines of its stderr (:data:`STDERR_TAIL_LINES`).
+    """
+
+    returncode: int
+    stdout: str
+    stderr_tail: str
+
+    @property
+    def last_error_line(self) -> str:
+        """The last non-blank line of its stderr ('' when none): pip's own summary."""
+        lines = [line.strip() for line in self.stderr_tail.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+def run_child(label: str, argv: Sequence[str], environ: Mapping[str, str],
+              timeout: float, cwd: str | os.PathLike[str] | None = None) -> ChildResult:
+    """Run ``argv`` to its end, in its own session, its stdin empty, its stdout and stderr
+    in anonymous temporary files (a child that writes a lot cannot block on a pipe).
+
+    On return, on a time-out, and on an interrupt (Ctrl-C, or SIGTERM turned into one),
+    the child's whole process group is killed and reaped, so nothing it started is left.
+
+    Returns:
+        Its exit status, stdout and stderr's tail; a non-zero status is the caller's to
+        judge.
+
+    Raises:
+        WorkerFailed: labelled ``label``, when it cannot start or runs past ``timeout``
+            seconds (it is then killed), with its stderr's tail.
+    """
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        try:
+            process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout,
+                                       stderr=stderr, env=dict(environ), cwd=cwd,
+                                       start_new_session=True)
+        except OSError as error:
+            raise WorkerFailed(label, f"could not start ({argv[0]}: "
+                               f"{error.strerror or error})") from None
+        timed_out = False
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            # Also after a normal end: what the child started in its group goes with it.
+            _end_group(process)
+        if timed_out:
+            raise WorkerFailed(label, f"did not finish within {timeout:g} s (killed)",
+                               _file_tail(stderr, STDERR_TAIL_LINES))
+        stdout.seek(0)
+        return ChildResult(process.returncode, stdout.read().decode(errors="replace"),
+                           _file_tail(stderr, STDERR_TAIL_LINES))
 
 
 def receive_all(workers: Sequence[WorkerProcess], op: str, timeout: float, *,

@@ -29,8 +29,8 @@ EXIT_INPUT_ERROR = 2
 EXIT_BROKEN_PIPE = 128 + 13
 
 # Subcommand modules, in the order --help lists them. Each has register(subparsers).
-COMMANDS = ("devices", "fit", "floors", "compare", "ab", "bisect", "check", "plot", "report",
-            "recover", "history", "export")
+COMMANDS = ("devices", "fit", "floors", "compare", "ab", "bisect", "builds", "check", "plot",
+            "report", "recover", "history", "export")
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -11,7 +11,8 @@ since the worker started. Each burst sleeps for its length and appends its real
 (``exit``: die before answering hello; ``kill``: SIGKILL itself there), ``FAKE_AB_PLAN``
 (``kill``: SIGKILL itself when asked to plan; ``input`` or ``internal``: answer plan with an
 error of that kind), ``FAKE_AB_KERAS`` (``1``: one more cell, TensorFlow's ``keras-xla``,
-which a session measures only when variants are named).
+which a session measures only when variants are named), ``FAKE_AB_GIT_VERSION`` (the
+``tensorflow_git_version`` its plan reports; '' by default).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> int:
         elif op == "plan" and ENV.get("FAKE_AB_PLAN") in ("input", "internal"):
             reply = {"ok": False, "kind": ENV["FAKE_AB_PLAN"], "error": "fake plan error"}
         elif op == "plan":
+            reply["tensorflow_git_version"] = ENV.get("FAKE_AB_GIT_VERSION", "")
             reply["cells"] = [{"key": key, "backend": "fake", "device": "CPU:0",
                                "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",
                                "steps_per_call": 1, "skip_reason": ""}

@@ -23,7 +23,8 @@ starts it. The environment describes the build:
 :class:`FakeBuilds` is the bisect's environments object over such builds: the tests hand
 it to :func:`linfit.bisect.run_bisect`.
 
-Its hello reports the build's ``tensorflow_git_version`` as a nightly does:
+Its plan reply reports the build's ``tensorflow_git_version`` (as linfit's worker does once
+planning imported TensorFlow), as a nightly's reads:
 ``v1.12.1-<148000 + INDEX>-g<INDEX as 5 hex digits>c0ffee``, unless ``FAKE_BISECT_GIT``
 is ``none`` (a worker that does not report it). Bursts are not slept: a burst
 reports its call times at once, so that a session of many bursts takes well under a second.
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -99,10 +99,6 @@ class FakeBuilds:
     def builds_between(self, good: str, bad: str) -> list[str]:
         return self.builds[self.builds.index(good) + 1:self.builds.index(bad)]
 
-    def commit(self, git_version: str) -> str:
-        found = re.search(r"-g([0-9a-f]+)$", git_version)
-        return found.group(1) if found else ""
-
 
 def _factor(build: int, variant: str) -> float:
     factor = 1.0
@@ -148,9 +144,6 @@ def main() -> int:
             reply.update(python=sys.executable, python_version="3.11.0",
                          installed_backends=["fake"], git_commit="fake", git_dirty=False,
                          machine={"host": "fakehost"})
-            if ENV.get("FAKE_BISECT_GIT") != "none":
-                reply["tensorflow_git_version"] = GIT_VERSION.format(
-                    count=FIRST_COUNT + build, index=build)
         elif op == "plan":
             cells = []
             for i in range(int(ENV.get("FAKE_BISECT_CELLS", "2"))):
@@ -161,6 +154,9 @@ def main() -> int:
                                   "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",
                                   "steps_per_call": 1, "skip_reason": ""})
             reply["cells"] = cells
+            if ENV.get("FAKE_BISECT_GIT") != "none":
+                reply["tensorflow_git_version"] = GIT_VERSION.format(
+                    count=FIRST_COUNT + build, index=build)
         elif op == "build":
             reply["cells"] = [{"key": key, "status": "ok", "message": "",
                                "backend_version": f"0.dev{build}", "device_name": "fake CPU",

@@ -46,6 +46,14 @@ def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
     assert list(table["pairs"]) == [8]
     assert "A2/A [99% CI]" in done.stdout and "function" in done.stdout
     assert str(path) in done.stdout
+    # Each side's TensorFlow build, as its worker imported it (issue 17).
+    import tensorflow as tf
+
+    from linfit.builds import git_commit
+
+    assert set(frame["tensorflow_git_version"]) == {tf.version.GIT_VERSION}
+    assert set(frame["tensorflow_commit"]) == {git_commit(tf.version.GIT_VERSION)} != {""}
+    assert set(frame["build"]) == {""}
 
 
 def test_a_nonexistent_interpreter_is_bad_input():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builds_fake_index import isolated_environ, make_index, pip_args
 
 from linfit._errors import LinfitError
 from linfit.ab.analysis import analyse
@@ -27,7 +28,8 @@ from linfit.ab.coordinator import (
     check_config,
     run_session,
 )
-from linfit.ab.spec import Side
+from linfit.ab.spec import Side, parse_side
+from linfit.builds import BuildCache
 from linfit.results import Cell
 from linfit.results.pairs import PARTIAL_SUFFIX, read_pairs
 
@@ -228,6 +230,55 @@ def test_three_sides_each_against_the_first_in_balanced_orders(tmp_path):
             for second in range(first + 1, 3):
                 ahead = (by_round[first] < by_round[second]).sum()
                 assert ahead == len(by_round) - ahead
+
+
+def test_a_side_that_names_a_build_runs_in_its_venv_and_the_pairs_record_the_build(tmp_path):
+    """Issue 17: the build's venv comes from the cache; a build that does not install is
+    left out in one line while two sides are left; the pairs file says each side's build."""
+    index = make_index(tmp_path / "index", nightlies=1)
+    cache = BuildCache(tmp_path / "cache", pip_args=pip_args(index),
+                       environ=isolated_environ())
+    a, _ = _sides()
+    nightly = parse_side("n1: tf-nightly==9.0.dev1 FAKE_AB_LABEL=n1 "
+                         "FAKE_AB_GIT_VERSION=v1.12.1-1-gabc0001def", "B")
+    missing = parse_side("gone: tf-nightly==9.9.dev9", "C")
+    lines: list[str] = []
+    # The fake worker needs the standard library only: it runs in the build's venv.
+    result = run_session(_config(tmp_path, (a, nightly, missing), build_cache=cache,
+                                 worker_argv=lambda side: [side.python, FAKE_WORKER]),
+                         lines.append)
+    venv_python = str(cache.path(nightly.build) / "bin" / "python")
+    assert result.unavailable == [
+        "side gone left out: build tf-nightly==9.9.dev9: pip install failed: ERROR: No matching "
+        "distribution found for tf-nightly==9.9.dev9"]
+    assert lines[0].startswith("making build tf-nightly==9.0.dev1 (about a minute)")
+    assert result.unavailable[0] in lines and not result.failures
+    frame = read_pairs(result.path)
+    sides = frame.groupby("side_label").first()
+    assert list(sides.index) == ["A", "n1"]
+    assert sides.loc["n1", "python"] == venv_python and sides.loc["A", "python"] != venv_python
+    assert list(sides["build"]) == ["", "tf-nightly==9.0.dev1"]
+    assert list(sides["tensorflow_git_version"]) == ["", "v1.12.1-1-gabc0001def"]
+    assert list(sides["tensorflow_commit"]) == ["", "abc0001def"]
+    # The session released the build: another may evict it now.
+    assert cache._using == {}
+
+
+def test_builds_that_leave_one_side_are_bad_input_before_any_worker(tmp_path):
+    index = make_index(tmp_path / "index", nightlies=1)
+    cache = BuildCache(tmp_path / "cache", pip_args=pip_args(index),
+                       environ=isolated_environ())
+    a, _ = _sides()
+    with pytest.raises(LinfitError) as error:
+        run_session(_config(tmp_path, (a, parse_side("tf-nightly==9.9.dev9", "B")),
+                            build_cache=cache, worker_argv=_no_worker), _quiet)
+    assert str(error.value) == (
+        "side B left out: build tf-nightly==9.9.dev9: pip install failed: ERROR: No matching "
+        "distribution found for tf-nightly==9.9.dev9; 1 side(s) left, a session needs two")
+
+
+def _no_worker(side: Side) -> list[str]:
+    raise AssertionError(f"a worker was started for side {side.label}")
 
 
 def test_a_results_folder_that_cannot_take_the_file_is_bad_input(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from linfit._errors import ResultsFileError
 from linfit.ab.analysis import analyse
 from linfit.results.pairs import (
+    PAIRS_SCHEMA_VERSION,
     PARTIAL_SUFFIX,
     PairsWriter,
     burst_seconds_per_step,
@@ -59,15 +60,74 @@ def test_a_schema_1_pairs_file_reads_with_the_key_defaults(tmp_path):
         "captured", ""]
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
-    dropped = [header.index("replicas"), header.index("convention")]
+    dropped = [header.index(name) for name in ("replicas", "convention", "build",
+                                                "tensorflow_git_version", "tensorflow_commit")]
     old = tmp_path / "old-ab.csv"
     old.write_text("\n".join(",".join(v for i, v in enumerate(line.split(","))
-                                       if i not in dropped).replace("2,s,", "1,s,", 1)
+                                       if i not in dropped).replace(
+                                           f"{PAIRS_SCHEMA_VERSION},s,", "1,s,", 1)
                              for line in lines) + "\n")
     frame = read_pairs(old)
     assert list(frame["replicas"]) == [1, 1]
     assert list(frame["convention"]) == ["args", ""]
     assert list(frame["call_ns"]) == [(1000, 1000), (1100, 1100)]
+
+
+def test_each_side_records_its_tensorflow_build_and_a_schema_2_file_reads_without(tmp_path):
+    """Schema 3 (issue 17): the build a side named, its GIT_VERSION and the commit in it."""
+    nightly = {"build": "tf-nightly==2.23.0.dev20261026",
+               "tensorflow_git_version": "v1.12.1-148158-gef696751006",
+               "tensorflow_commit": "ef696751006"}
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1000, 1000], **nightly))
+    writer.append(_burst(1, 0, [1100, 1100], tensorflow_git_version="v2.20.0-rc0-7-g72fbba3d20f",
+                         tensorflow_commit="72fbba3d20f"))
+    path = writer.finish()
+    frame = read_pairs(path)
+    assert list(frame["build"]) == [nightly["build"], ""]
+    assert list(frame["tensorflow_commit"]) == ["ef696751006", "72fbba3d20f"]
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    dropped = [header.index(name) for name in ("build", "tensorflow_git_version",
+                                                "tensorflow_commit")]
+    old = tmp_path / "v2-ab.csv"
+    old.write_text("\n".join(",".join(v for i, v in enumerate(line.split(","))
+                                       if i not in dropped).replace(
+                                           f"{PAIRS_SCHEMA_VERSION},s,", "2,s,", 1)
+                             for line in lines) + "\n")
+    frame = read_pairs(old)
+    assert list(frame["build"]) == list(frame["tensorflow_commit"]) == ["", ""]
+    assert list(frame["call_ns"]) == [(1000, 1000), (1100, 1100)]
+
+
+@pytest.mark.parametrize(("side_b", "column", "what"), [
+    ({"tensorflow_git_version": "v2.20.0-rc0-7-g72fbba3d20f", "tensorflow_commit": "0"},
+     "tensorflow_commit", "'0' is not the commit in tensorflow_git_version ('72fbba3d20f')"),
+    ({"tensorflow_git_version": "v2.20.0", "tensorflow_commit": "72fbba3d20f"},
+     "tensorflow_commit", "'72fbba3d20f' is not the commit in tensorflow_git_version ('')"),
+])
+def test_a_commit_that_is_not_the_one_in_the_git_version_is_refused(tmp_path, side_b, column,
+                                                                     what):
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1000, 1000]))
+    writer.append(_burst(1, 0, [1100, 1100], **side_b))
+    path = writer.finish()
+    with pytest.raises(ResultsFileError) as error:
+        read_pairs(path)
+    assert str(error.value) == f"{path} line 3, column {column}: {what}"
+
+
+def test_a_side_with_two_builds_is_refused(tmp_path):
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    writer.append(_burst(0, 0, [1000, 1000], build="tensorflow==2.20.*"))
+    writer.append(_burst(1, 0, [1100, 1100]))
+    writer.append(_burst(0, 1, [1000, 1000], build="tensorflow==2.21.*"))
+    writer.append(_burst(1, 1, [1100, 1100]))
+    path = writer.finish()
+    with pytest.raises(ResultsFileError) as error:
+        read_pairs(path)
+    assert str(error.value).startswith(f"{path} line 4, column build: 'tensorflow==2.21.*' "
+                                       "differs from side 0's 'tensorflow==2.20.*'")
 
 
 def test_a_file_is_never_overwritten(tmp_path):
@@ -256,7 +316,7 @@ def test_the_pairs_reader_refuses_naming_line_and_column(tmp_path, case):
     ("a row cut in the middle", lambda text: text[:-20], "line 14: the last row has no "
                                                          "line end"),
     ("a field dropped", lambda text: text.replace(",ok,,", ",ok,", 1),
-     "line 2, column git_commit: the row ends after 26"),
+     "line 2, column tensorflow_commit: the row ends after 29"),
     ("a column twice", lambda text: text.replace("git_commit", "host", 1), "line 1: the "
                                                                           "header names host"),
 ])

@@ -17,6 +17,7 @@ from linfit.ab.spec import (
     parse_side,
     parse_sides,
 )
+from linfit.builds import Build
 
 
 def test_label_interpreter_and_settings(tmp_path):
@@ -42,6 +43,46 @@ def test_defaults_are_this_interpreter_and_no_settings():
         "B", sys.executable, (("TF_ENABLE_ONEDNN_OPTS", "0"),))
 
 
+@pytest.mark.parametrize(("spec", "side"), [
+    ("2.20: tensorflow==2.20.*", Side("2.20", "", (), build=Build("tensorflow", "2.20.*"))),
+    ("n1026: tf-nightly==2.23.0.dev20261026", Side("n1026", "", (), build=Build(
+        "tf-nightly", "2.23.0.dev20261026"))),
+    # A build with settings; a build is not an environment setting although its name is an
+    # identifier and it holds "=".
+    ("cpu: tensorflow-cpu==2.16.1 TF_ENABLE_ONEDNN_OPTS=0", Side(
+        "cpu", "", (("TF_ENABLE_ONEDNN_OPTS", "0"),), build=Build("tensorflow-cpu", "2.16.1"))),
+    ("tf_nightly_cpu==2.21.0.dev20260202", Side("B", "", (), build=Build(
+        "tf-nightly-cpu", "2.21.0.dev20260202"))),
+])
+def test_a_side_may_name_a_tensorflow_build(spec, side):
+    parsed = parse_side(spec, "B")
+    assert parsed == side and parsed.spec == spec
+    # Its interpreter comes from the build cache when the session starts.
+    assert parsed.python == ""
+
+
+def test_an_environment_setting_is_still_one():
+    # `==` in a setting whose name is not TensorFlow's stays a setting, as before.
+    assert parse_side("B: MY_FLAG==x", "B") == Side("B", sys.executable, (("MY_FLAG", "=x"),))
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("B: tensorflow>=2.20", "side 'B: tensorflow>=2.20': build 'tensorflow>=2.20' is not "
+                            "PACKAGE==VERSION"),
+    ("B: tensorflow==2.x", "build 'tensorflow==2.x': '2.x' is not a version"),
+    ("B: tensorflow==2.20.* tf-nightly==2.23.0.dev1", "two interpreters or builds, "
+                                                      "'tensorflow==2.20.*' and 'tf-nightly"),
+    ("B: tensorflow==2.20.* python3", "two interpreters or builds, 'tensorflow==2.20.*' and "
+                                      "'python3'"),
+    ("B: python3 tensorflow==2.20.*", "two interpreters or builds, 'python3' and "
+                                      "'tensorflow==2.20.*'"),
+])
+def test_a_build_that_cannot_be_one_names_the_spec(spec, message):
+    with pytest.raises(LinfitError) as error:
+        parse_side(spec, "B")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
 def test_a_tox_environment_is_an_interpreter(tmp_path):
     python = tmp_path / ".tox" / "tf220" / "bin" / "python"
     python.parent.mkdir(parents=True)
@@ -55,7 +96,7 @@ def test_a_tox_environment_is_an_interpreter(tmp_path):
 @pytest.mark.parametrize(("spec", "message"), [
     ("B: 1X=2", "not a NAME=VALUE setting"),
     ("B: 'unclosed", "No closing quotation"),
-    ("B: python3 python3", "two interpreters"),
+    ("B: python3 python3", "two interpreters or builds"),
     ("B: /no/such/python", "does not exist"),
     ("B: no-such-python-here", "no interpreter"),
 ])

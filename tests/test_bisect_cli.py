@@ -174,25 +174,65 @@ def test_a_bad_threshold_is_bad_input(capsys):
     assert len(err.strip().splitlines()) == 1 and "--threshold" in err
 
 
-def test_builds_of_two_packages_are_bad_input():
-    # The default environments refuse before asking the package index anything. (It reads
-    # builds with linfit.builds, which this test needs.)
-    pytest.importorskip("linfit.builds")
+@pytest.fixture
+def fake_index(tmp_path, monkeypatch) -> Path:
+    """The build cache and the package index of tiny fake builds (tests/builds_fake_index.py):
+    tf-nightly 9.0.dev1 to 9.0.dev5, in a cache under tmp_path."""
+    from builds_fake_index import isolated_environ, make_index, pip_args
+
+    index = make_index(tmp_path / "index", nightlies=5)
+    for name, value in isolated_environ().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LINFIT_BUILD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LINFIT_BUILD_PIP_ARGS", " ".join(pip_args(index)))
+    return index
+
+
+def test_the_builds_between_come_from_the_index_in_order(fake_index):
+    environments = command.TensorFlowBuilds(lambda line: None)
+    dev = [f"tf-nightly==9.0.dev{n}" for n in range(1, 6)]
+    assert environments.builds_between(dev[0], dev[4]) == dev[1:4]
+    # GOOD newer than BAD (a bisect of a speed-up's loss): from GOOD's side.
+    assert environments.builds_between(dev[3], dev[0]) == [dev[2], dev[1]]
+    assert environments.builds_between(dev[1], dev[2]) == []
+
+
+@pytest.mark.parametrize(("good", "bad", "message"), [
+    ("tensorflow==2.20.0", "tf-nightly==9.0.dev3", "are builds of different packages"),
+    ("tf-nightly==9.0.dev9", "tf-nightly==9.0.dev3",
+     "--good tf-nightly==9.0.dev9 is not a build the package index lists"),
+    ("tf-nightly==9.0.dev1", "tf-nightly==9.0.*", "--bad tf-nightly==9.0.* is not a build"),
+])
+def test_builds_the_index_cannot_bisect_are_bad_input(fake_index, good, bad, message):
     from linfit._errors import LinfitError
 
-    environments = command.TensorFlowBuilds(lambda line: None)
-    with pytest.raises(LinfitError, match="different packages"):
-        environments.builds_between("tensorflow==2.20.0", "tf-nightly==2.23.0.dev20261026")
+    with pytest.raises(LinfitError, match=re.escape(message)):
+        command.TensorFlowBuilds(lambda line: None).builds_between(good, bad)
 
 
-def test_the_command_module_imports_no_build_cache():
-    # linfit.builds is imported only when a real build is asked for.
+def test_a_side_runs_its_build_from_the_cache_and_a_broken_one_is_unavailable(
+        fake_index, monkeypatch, tmp_path):
+    from linfit.bisect import Unavailable
+    from linfit.builds import parse_build
+
+    lines: list[str] = []
+    environments = command.TensorFlowBuilds(lines.append)
+    side = environments.side("tf-nightly==9.0.dev2")
+    assert side.build == parse_build("tf-nightly==9.0.dev2")
+    assert Path(side.python).is_file() and str(tmp_path / "cache") in side.python
+    assert any("making build tf-nightly==9.0.dev2" in line for line in lines)
+    monkeypatch.setenv("FAKE_TF_BROKEN", "9.0.dev3")
+    with pytest.raises(Unavailable, match=re.escape("tf-nightly==9.0.dev3: importing tensorflow")):
+        environments.side("tf-nightly==9.0.dev3")
+
+
+def test_the_bisect_imports_no_framework():
     import subprocess
     import sys
 
     code = ("import sys, linfit.cli; linfit.cli.build_parser(); "
-            "import linfit.commands.bisect, linfit.bisect.runner; "
-            "print('linfit.builds' in sys.modules, 'tensorflow' in sys.modules)")
+            "import linfit.commands.bisect, linfit.bisect.runner, linfit.bisect.plots; "
+            "print(*(name in sys.modules for name in ('tensorflow', 'jax', 'torch')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).parents[1])
-    assert done.stdout.split() == ["False", "False"], done.stderr
+    assert done.stdout.split() == ["False", "False", "False"], done.stderr

@@ -18,8 +18,7 @@ def _record(attempt: int = 0) -> SessionRecord:
     sides = ("tf-nightly==5", "tf-nightly==1", "tf-nightly==9")
     return SessionRecord(key=SessionRecord.make_key("cell-a", sides, attempt), cell="cell-a",
                          sides=sides, attempt=attempt, pairs="pairs/s.csv",
-                         interrupted=True, failures=("side 5: crashed",),
-                         git_versions=("v1-2-gabc", "", "v1-3-gdef"))
+                         interrupted=True, failures=("side 5: crashed",))
 
 
 def test_a_state_reads_back_what_was_saved(tmp_path):

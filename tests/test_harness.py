@@ -25,6 +25,7 @@ from linfit import floors
 from linfit._errors import LinfitError
 from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
+from linfit.builds import git_commit
 from linfit.cli import main
 from linfit.harness import (
     DEFAULT_SIZES,
@@ -340,6 +341,11 @@ def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
     assert result.final_w == pytest.approx(result.reference.w, rel=1e-5)
     assert result.final_w == pytest.approx(result.w_ols, abs=1e-3)
     assert result.median_seconds == sorted(result.per_step_seconds)[1]
+    # The TensorFlow build it ran (issue 17).
+    import tensorflow as tf
+
+    assert result.facts["tensorflow_git_version"] == tf.version.GIT_VERSION != ""
+    assert result.facts["tensorflow_commit"] == git_commit(tf.version.GIT_VERSION)
 
     taken = tmp_path / f"{harness.run_id}.csv"
     taken.write_text("someone else's results\n")
@@ -349,6 +355,7 @@ def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
     assert pd.read_csv(first).columns.tolist() == list(COLUMN_NAMES)
     frame = read_frame(first)
     assert frame.run_id.tolist() == [first.stem]
+    assert frame.tensorflow_commit.tolist() == [git_commit(tf.version.GIT_VERSION)]
     assert frame.samples_seconds[0] == pytest.approx(result.per_step_seconds)
     assert frame.status.tolist() == ["ok"]
     assert frame.run_interrupted.tolist() == [False]

@@ -30,6 +30,7 @@ from linfit._process import (
     WorkerFailed,
     WorkerProcess,
     receive_all,
+    run_child,
     serve,
 )
 from linfit.ab.coordinator import _SideWorker, worker_environ
@@ -342,3 +343,85 @@ def test_serve_lets_an_unreported_error_end_the_worker():
 
     with pytest.raises(ZeroDivisionError):
         _served([{"op": "x"}], {"x": broken}, {LinfitError: KIND_INPUT})
+
+
+# --- a command run to its end (run_child: pip and venv for linfit.builds) -------------------
+
+# A command that leaves a grandchild behind, ignoring SIGTERM, and prints its pid.
+_LEAVES_A_GRANDCHILD = (
+    "import subprocess, sys\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+    "print(child.pid, flush=True)\n"
+    "print('pip-like trouble\\nERROR: the last line', file=sys.stderr)\n")
+
+
+def test_run_child_returns_its_status_output_and_stderr_tail_and_leaves_nothing():
+    result = _within(HANG_SECONDS, lambda: run_child(
+        "pip", [sys.executable, "-c", _LEAVES_A_GRANDCHILD + "sys.exit(3)"], dict(os.environ),
+        HANG_SECONDS))
+    assert result.returncode == 3
+    assert result.stderr_tail == "pip-like trouble\nERROR: the last line"
+    assert result.last_error_line == "ERROR: the last line"
+    assert _gone(int(result.stdout.split()[0]))
+
+
+def test_run_child_past_its_limit_is_killed_with_its_group():
+    pidfile_script = _LEAVES_A_GRANDCHILD + "import time; time.sleep(600)"
+    started = time.monotonic()
+    with pytest.raises(WorkerFailed) as failed:
+        run_child("pip install", [sys.executable, "-c", pidfile_script], dict(os.environ), 1.0)
+    assert time.monotonic() - started < HANG_SECONDS
+    assert str(failed.value).startswith("pip install: did not finish within 1 s (killed); its "
+                                        "stderr: pip-like trouble | ERROR: the last line")
+
+
+def test_run_child_interrupted_leaves_nothing_behind():
+    script = (f"import sys; sys.path.insert(0, {str(TESTS)!r})\n"
+              "from linfit._process import run_child\n"
+              "from test_process import _LEAVES_A_GRANDCHILD\n"
+              "import os\n"
+              "run_child('pip', [sys.executable, '-c', _LEAVES_A_GRANDCHILD + "
+              "'import time; time.sleep(600)'], dict(os.environ), 600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    try:
+        # The grandchild's pid is in run_child's stdout file: find it by its parent.
+        deadline = time.monotonic() + HANG_SECONDS * 4
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.1)
+            children = _descendants(parent.pid)
+        assert children, "run_child started nothing"
+        time.sleep(0.5)
+        children = _descendants(parent.pid)
+        parent.send_signal(signal.SIGINT)
+        _, stderr = parent.communicate(timeout=HANG_SECONDS)
+    finally:
+        parent.kill()
+        parent.wait(timeout=HANG_SECONDS)
+    assert "KeyboardInterrupt" in stderr
+    assert all(_gone(pid) for pid in children)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    parents = {pid}
+    for _ in range(3):
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) not in found:
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid in parents:
+                    found.append(int(entry.name))
+        parents |= set(found)
+    return found
+
+
+def test_run_child_that_cannot_start_is_a_worker_failure():
+    with pytest.raises(WorkerFailed, match=r"^pip: could not start \(/no/such/python: "):
+        run_child("pip", ["/no/such/python"], dict(os.environ), 5)

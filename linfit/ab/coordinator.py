@@ -2,6 +2,9 @@
 
 Protocol of a session (issue 11):
 
+0. Make the venv of every side that names a TensorFlow build, or take it from the build
+   cache (:class:`linfit.builds.BuildCache`). A build that does not install or import is
+   one line, and the session goes on without that side while two sides are left.
 1. Start every side's worker (``PYTHON -m linfit.ab.worker`` with the side's environment,
    this linfit source first on PYTHONPATH so that only the environment differs) and ask
    ``hello``. A side that cannot start, or cannot import linfit, is bad input.
@@ -45,6 +48,7 @@ from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
 from linfit.ab.spec import Side, check_sides
 from linfit.backends import BACKENDS
 from linfit.backends.variants import KERAS_VARIANTS
+from linfit.builds import BuildCache, BuildUnavailable, git_commit
 from linfit.environment import quiet_framework_env
 from linfit.harness import (
     BY_DEST,
@@ -75,6 +79,7 @@ __all__ = [
     "check_config",
     "cli_flag",
     "option_text",
+    "resolve_builds",
     "run_session",
 ]
 
@@ -159,6 +164,8 @@ class SessionConfig:
         target_burst_seconds: length of one burst.
         seed: seed of the cell and side orders.
         worker_argv: the command of a side's worker (tests give a fake one).
+        build_cache: where sides that name a TensorFlow build get their venv (default:
+            a :class:`~linfit.builds.BuildCache` of the default folder, made when needed).
     """
 
     sides: tuple[Side, ...]
@@ -176,6 +183,7 @@ class SessionConfig:
     hello_timeout: float = HELLO_TIMEOUT_SECONDS
     build_timeout: float = BUILD_TIMEOUT_SECONDS
     burst_timeout: float = BURST_TIMEOUT_SECONDS
+    build_cache: BuildCache | None = None
 
 
 @dataclass
@@ -190,9 +198,8 @@ class SessionResult:
         rounds: rounds run.
         seconds: wall time of the session.
         decided: cells decided when it ended, of ``cells``.
-        hellos: the workers' ``hello`` replies, in side order (the sides that answered):
-            what each environment is (versions, commits), for callers such as
-            ``linfit bisect``.
+        unavailable: one line per side left out because its build does not install or
+            import (:class:`linfit.builds.BuildUnavailable`).
     """
 
     path: Path | None = None
@@ -203,7 +210,7 @@ class SessionResult:
     seconds: float = 0.0
     cells: int = 0
     decided: int = 0
-    hellos: list[Mapping[str, Any]] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
 
 
 # A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
@@ -432,8 +439,11 @@ class _Session:
         self.config = config
         self.progress = progress
         self.workers: list[_SideWorker] = []
+        self.hellos: list[Mapping[str, Any]] = []
+        # Each side's tf.version.GIT_VERSION, as its worker reported at plan ('' without
+        # TensorFlow).
+        self.git_versions: list[str] = []
         self.result = SessionResult()
-        self.hellos: list[Mapping[str, Any]] = self.result.hellos
         self.writer: PairsWriter | None = None
         self.started = time.monotonic()
         self.sequence = 0
@@ -492,6 +502,7 @@ class _Session:
             plans.append({str(entry["key"]): (SessionCell.from_plan(entry),
                                               str(entry["skip_reason"] or ""))
                           for entry in _checked(worker.side, reply, "cell options")["cells"]})
+            self.git_versions.append(str(reply.get("tensorflow_git_version") or ""))
         keys_everywhere = set.intersection(*(set(plan) for plan in plans))
         cells = []
         for key, (cell, _) in plans[0].items():
@@ -531,7 +542,10 @@ class _Session:
                 "python_version": hello["python_version"],
                 "backend_version": built.backend_version, "device_name": built.device_name,
                 "env_settings": side.env_text, "host": hello["machine"]["host"],
-                "git_commit": hello["git_commit"], **burst}
+                "git_commit": hello["git_commit"],
+                "build": side.build.requirement if side.build else "",
+                "tensorflow_git_version": self.git_versions[side_index],
+                "tensorflow_commit": git_commit(self.git_versions[side_index]), **burst}
 
     def build(self, cells: list[SessionCell]) -> list[SessionCell]:
         request = {"op": "build", "keys": [c.worker_key for c in cells],
@@ -681,25 +695,72 @@ def run_session(config: SessionConfig,
 
     Raises:
         LinfitError: before any worker starts, for options that cannot make sense
-            (:func:`check_config`); before anything is measured, for a side that cannot
-            start, cannot import linfit or the selected backends, or bad cell options.
+            (:func:`check_config`), or builds that leave fewer than two sides; before
+            anything is measured, for a side that cannot start, cannot import linfit or
+            the selected backends, or bad cell options.
     """
     check_config(config)
-    session = _Session(config, progress)
+    cache = config.build_cache
+    if cache is None and any(side.build for side in config.sides):
+        cache = BuildCache()
     # SIGTERM (CI cancellation, `timeout`) ends the session as Ctrl-C does.
     with sigterm_as_interrupt():
         try:
-            session.start()
-            cells = session.plan()
-            for line in session.result.skipped:
-                progress(f"skipped {line}")
-            session.open_writer()
-            ready = session.build(cells)
-            session.measure(ready)
-        except WorkerFailed as error:
-            session.result.failures.append(str(error))
-        except KeyboardInterrupt:
-            session.result.interrupted = True
+            try:
+                sides, unavailable = resolve_builds(config.sides, cache, progress)
+            except KeyboardInterrupt:
+                return SessionResult(interrupted=True)
+            session = _Session(replace(config, sides=sides), progress)
+            session.result.unavailable = unavailable
+            try:
+                session.start()
+                cells = session.plan()
+                for line in session.result.skipped:
+                    progress(f"skipped {line}")
+                session.open_writer()
+                ready = session.build(cells)
+                session.measure(ready)
+            except WorkerFailed as error:
+                session.result.failures.append(str(error))
+            except KeyboardInterrupt:
+                session.result.interrupted = True
+            finally:
+                session.close()
         finally:
-            session.close()
+            # Other sessions may evict these builds again.
+            for side in config.sides:
+                if cache is not None and side.build is not None:
+                    cache.release(side.build)
     return session.result
+
+
+def resolve_builds(sides: Sequence[Side], cache: BuildCache | None,
+                   progress: Callable[[str], None]) -> tuple[tuple[Side, ...], list[str]]:
+    """The sides with the interpreter of every build they name, from ``cache`` (made there
+    when missing); a side whose build does not install or import is left out.
+
+    Returns:
+        (the sides left, in order; one line per side left out).
+
+    Raises:
+        LinfitError: when fewer than two sides are left (every line said).
+    """
+    resolved: list[Side] = []
+    unavailable: list[str] = []
+    for side in sides:
+        if side.build is None:
+            resolved.append(side)
+            continue
+        assert cache is not None, "a side names a build: give a BuildCache"
+        try:
+            python = cache.python(side.build, progress)
+        except BuildUnavailable as error:
+            line = f"side {side.label} left out: {error}"
+            progress(line)
+            unavailable.append(line)
+            continue
+        resolved.append(replace(side, python=str(python)))
+    if len(resolved) < 2:
+        raise LinfitError(f"{'; '.join(unavailable)}; {len(resolved)} side(s) left, a "
+                          "session needs two")
+    return tuple(resolved), unavailable

@@ -1,12 +1,18 @@
-"""The sides of an A/B session: a label, a Python interpreter and environment settings.
+"""The sides of an A/B session: a label, a Python interpreter or a TensorFlow build, and
+environment settings.
 
-A side is written ``"LABEL: [PYTHON] [NAME=VALUE ...]"`` and split like a shell line
-(:func:`shlex.split`): a token ``NAME=VALUE`` whose NAME is an identifier sets an
-environment variable, any other token is the interpreter (a path, a name on PATH, or
-``tox:ENV`` for ``.tox/ENV/bin/python``). The label and the interpreter may be left out: the
-label defaults to ``A``, ``B``, ..., the interpreter to the one running linfit.
+A side is written ``"LABEL: [PYTHON | BUILD] [NAME=VALUE ...]"`` and split like a shell line
+(:func:`shlex.split`). A token ``PACKAGE==VERSION`` whose PACKAGE is one of TensorFlow's
+(:data:`linfit.builds.BUILD_PACKAGES`) is a build: its interpreter is the build cache's venv
+of it, made when the session starts (:func:`linfit.builds.BuildCache.python`). Any other
+token ``NAME=VALUE`` whose NAME is an identifier sets an environment variable, and any other
+token is the interpreter (a path, a name on PATH, or ``tox:ENV`` for
+``.tox/ENV/bin/python``). The label and the interpreter may be left out: the label defaults
+to ``A``, ``B``, ..., the interpreter to the one running linfit.
 
     "tf220: tox:tf220"
+    "2.20: tensorflow==2.20.*"
+    "n1026: tf-nightly==2.23.0.dev20261026 TF_ENABLE_ONEDNN_OPTS=0"
     "no-tree-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
     ".venv-old/bin/python TF_ENABLE_ONEDNN_OPTS=0"
 """
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linfit._errors import LinfitError
+from linfit.builds import Build, looks_like_build, parse_build
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -56,16 +63,19 @@ class Side:
 
     Attributes:
         label: the name tables and files use.
-        python: the interpreter's path, absolute.
+        python: the interpreter's path, absolute; '' for a build not made yet (the
+            session fills it in from the build cache as it starts).
         env: variables set for its worker, on top of the coordinator's environment, in the
             order given.
         spec: the text the side was parsed from ('' when built directly).
+        build: the TensorFlow build it runs, where the spec named one.
     """
 
     label: str
     python: str
     env: tuple[tuple[str, str], ...] = ()
     spec: str = field(default="", compare=False)
+    build: Build | None = None
 
     @property
     def env_text(self) -> str:
@@ -143,8 +153,8 @@ def parse_side(text: str, default_label: str, cwd: Path | None = None) -> Side:
     """
     cwd = cwd or Path.cwd()
     if not text.strip():
-        raise LinfitError(f"side {text!r} is empty; give 'LABEL: [PYTHON] [NAME=VALUE ...]', "
-                          "e.g. 'base:' for this interpreter as it is")
+        raise LinfitError(f"side {text!r} is empty; give 'LABEL: [PYTHON | BUILD] "
+                          "[NAME=VALUE ...]', e.g. 'base:' for this interpreter as it is")
     head, colon, rest = text.partition(":")
     # "LABEL:" is a label; "tox:ENV" is an interpreter.
     if colon and _meant_as_label(head.strip()):
@@ -159,19 +169,31 @@ def parse_side(text: str, default_label: str, cwd: Path | None = None) -> Side:
     except ValueError as error:
         raise LinfitError(f"side {_shown(text)}: {error}") from None
     python = ""
+    build: Build | None = None
     env: dict[str, str] = {}
     for token in tokens:
         name, equals, value = token.partition("=")
-        if equals and _ENV_NAME.match(name):
+        if looks_like_build(token):
+            if python or build:
+                raise LinfitError(f"side {_shown(text)}: two interpreters or builds, "
+                                  f"{_shown(python or str(build))} and {_shown(token)}; give one")
+            try:
+                build = parse_build(token)
+            except LinfitError as error:
+                raise LinfitError(f"side {_shown(text)}: {error}") from None
+        elif equals and _ENV_NAME.match(name):
             env[name] = value
         elif equals and os.sep not in name and not name.startswith(TOX_PREFIX):
             raise LinfitError(f"side {_shown(text)}: {_shown(token)} is not a NAME=VALUE setting: "
                               f"{name!r} is not a variable name")
-        elif python:
-            raise LinfitError(f"side {_shown(text)}: two interpreters, {_shown(python)} and "
-                              f"{_shown(token)}; give one, and settings as NAME=VALUE")
+        elif python or build:
+            raise LinfitError(f"side {_shown(text)}: two interpreters or builds, "
+                              f"{_shown(python or str(build))} and {_shown(token)}; give one, "
+                              "and settings as NAME=VALUE")
         else:
             python = token
+    if build is not None:
+        return Side(label, "", tuple(env.items()), text, build)
     return Side(label, _interpreter(python, text, cwd) if python else sys.executable,
                 tuple(env.items()), text)
 

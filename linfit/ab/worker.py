@@ -10,7 +10,9 @@ Requests (``"op"``):
 
 - ``hello``: versions and facts of this environment; imports linfit's harness (not the
   frameworks). Loads the test plugins named in ``LINFIT_WORKER_PLUGINS`` first.
-- ``plan``: resolves the cell options (as ``pytest bench/`` does) and returns the cells.
+- ``plan``: resolves the cell options (as ``pytest bench/`` does) and returns the cells,
+  and ``tensorflow_git_version``: ``tf.version.GIT_VERSION`` where planning imported
+  TensorFlow ('' where it did not: hello imports no framework).
 - ``build``: builds every cell once and runs the harness's checks on it (placement,
   warm-up, trace count, convergence), then times a few samples to calibrate the bursts.
 - ``burst``: times ``samples`` samples of ``calls_per_sample`` consecutive calls of one
@@ -70,13 +72,15 @@ class Worker:
                 "machine": machine_facts()}
 
     def plan(self, request: dict[str, Any]) -> dict[str, Any]:
+        from linfit.builds import imported_git_version
         from linfit.harness import Harness, build_matrix, cell_id, resolve_options
 
         options = resolve_options(request["values"], request["environ"], Path.cwd(), Path.cwd())
         self.harness = Harness(options)
         matrix = build_matrix(options)
         self.cells = {cell_id(m.cell): m.cell for m in matrix}
-        return {"cells": [{"key": cell_id(m.cell), "backend": m.cell.backend,
+        return {"tensorflow_git_version": imported_git_version(),
+                "cells": [{"key": cell_id(m.cell), "backend": m.cell.backend,
                            "device": m.cell.device, "variant": m.cell.variant,
                            "n_examples": m.cell.n_examples, "dtype": m.cell.dtype,
                            "steps_per_call": m.cell.steps_per_call,

@@ -8,9 +8,9 @@ changed (issue 17).
   :mod:`linfit.ab`;
 - :mod:`linfit.bisect.plots`: the figure of a cell's step time across the builds tried.
 
-The builds come from an :class:`Environments` object, so that this package imports no
-build cache and no framework; :mod:`linfit.commands.bisect` gives the one that installs
-TensorFlow builds.
+The builds come from an :class:`Environments` object, so that this package installs
+nothing itself and imports no framework; :mod:`linfit.commands.bisect` gives the one over
+the build cache (:mod:`linfit.builds`).
 """
 
 from linfit.bisect.decide import Ratio

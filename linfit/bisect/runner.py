@@ -73,7 +73,6 @@ __all__ = [
     "DEFAULT_MAX_EXTENSIONS",
     "DEFAULT_STATE_ROOT",
     "FOUND",
-    "GIT_VERSION_KEY",
     "INTERRUPTED",
     "NO_CHANGE",
     "SKIPPED",
@@ -100,8 +99,6 @@ DEFAULT_MAX_EXTENSIONS = 2
 DEFAULT_MAX_CHANGES = 4
 # GitHub's view of the commits between two hashes.
 COMPARE_URL = "https://github.com/tensorflow/tensorflow/compare/{good}...{bad}"
-# The worker's hello field with the build's tf.version.GIT_VERSION.
-GIT_VERSION_KEY = "tensorflow_git_version"
 # Where the state folders go without --state: results/bisect/<good>..<bad>-<settings hash>.
 DEFAULT_STATE_ROOT = Path("results") / "bisect"
 # Hex digits of the settings' hash in a default state folder's name.
@@ -137,11 +134,6 @@ class Environments(Protocol):
 
     def builds_between(self, good: str, bad: str) -> list[str]:
         """The builds strictly between ``good`` and ``bad``, oldest first."""
-        ...
-
-    def commit(self, git_version: str) -> str:
-        """The short commit hash in a ``GIT_VERSION`` (``v1.12.1-148158-gef696751006`` ->
-        ``ef696751006``)."""
         ...
 
 
@@ -352,6 +344,8 @@ class _Bisect:
         # Keys of the sessions this run measured: a worker failure in one of them stops the
         # bisect; one replayed from the state does not again (the rerun is the retry).
         self.fresh: set[str] = set()
+        # Pairs files read in this run, by their path in the state folder.
+        self._read: dict[str, pd.DataFrame] = {}
         self.status = FOUND
         self.message = ""
 
@@ -383,8 +377,9 @@ class _Bisect:
         if saved is not None:
             return saved
         labels = _labels(builds)
-        # A step's MID (side 0) may be skipped; GOOD and BAD may not.
-        mid = f"side {labels[0]}:" if cell is not None else None
+        # A step's MID (side 0) may be skipped; GOOD and BAD may not. How the coordinator
+        # begins its lines on a side: "side LABEL: ..." and "side LABEL left out: ...".
+        mid = (f"side {labels[0]}:", f"side {labels[0]} left out") if cell is not None else ()
         sides = []
         for index, (build, label) in enumerate(zip(builds, labels, strict=True)):
             try:
@@ -413,6 +408,13 @@ class _Bisect:
                 raise Unavailable(str(error)) from None
             raise
         self.measured += 1
+        if result.unavailable:
+            # The cache lost a build between its making and the session (another process
+            # evicted it, and it failed to install again): the session ran without it.
+            failed = [line for line in result.unavailable if mid and line.startswith(mid)]
+            if failed:
+                raise Unavailable(failed[0])
+            raise LinfitError("; ".join(result.unavailable))
         if result.path is None:
             if result.interrupted:
                 raise KeyboardInterrupt
@@ -421,12 +423,10 @@ class _Bisect:
                 raise Unavailable(failed[0])
             raise _Stop(f"the session of {', '.join(builds)} measured nothing: "
                         + ("; ".join(result.failures) or "no cell ran on every side"))
-        git_versions = [str(hello.get(GIT_VERSION_KEY) or "") for hello in result.hellos]
         record = SessionRecord(key=key, cell=name, sides=tuple(builds), attempt=attempt,
                                pairs=f"{PAIRS_FOLDER}/{result.path.name}",
                                interrupted=result.interrupted,
-                               failures=tuple(result.failures),
-                               git_versions=tuple(git_versions))
+                               failures=tuple(result.failures))
         self.state.add_session(record)
         self.fresh.add(key)
         if result.interrupted:
@@ -444,13 +444,19 @@ class _Bisect:
         if record.failures and record.key in self.fresh:
             raise _Stop("; ".join(record.failures) + "; run the same command again to retry")
 
+    def _pairs(self, record: SessionRecord) -> pd.DataFrame:
+        """A session's pairs file, read once a run."""
+        if record.pairs not in self._read:
+            self._read[record.pairs] = read_pairs(self.state.directory / record.pairs)
+        return self._read[record.pairs]
+
     def _frame(self, records: Sequence[SessionRecord], cell: Cell | None) -> pd.DataFrame:
         """The pairs of ``records``, pooled: each session's rounds follow the previous
         session's, so that every pair stays a pair. Narrowed to ``cell`` when given."""
         frames = []
         offset = 0
         for record in records:
-            frame = read_pairs(self.state.directory / record.pairs)
+            frame = self._pairs(record)
             if cell is not None:
                 frame = frame[_is_cell(frame, cell)].copy()
             measured = frame["round"] >= 0
@@ -597,10 +603,17 @@ class _Bisect:
                 return
 
     def _commit(self, build: str) -> str:
+        """The build's commit as its workers reported it (the pairs files'
+        ``tensorflow_commit``); '' where none did."""
         for record in self.state.sessions:
-            for side, version in zip(record.sides, record.git_versions, strict=False):
-                if side == build and version:
-                    return self.environments.commit(version)
+            if build not in record.sides:
+                continue
+            frame = self._pairs(record)
+            commits = frame.loc[frame["side_index"] == record.sides.index(build),
+                                "tensorflow_commit"]
+            known = [commit for commit in commits if commit]
+            if known:
+                return str(known[0])
         return ""
 
     def _found(self, cell: Cell, good: int, bad: int, change: Ratio, status: str,
@@ -657,7 +670,7 @@ class _Bisect:
         for record in self.state.sessions:
             if record.cell and record.cell not in cells:
                 continue
-            frame = read_pairs(self.state.directory / record.pairs)
+            frame = self._pairs(record)
             frame = frame[frame["status"] == "ok"]
             names = [cell_id(Cell.from_row(row)) for row in frame[list(KEY_COLUMNS)]
                      .to_dict("records")]

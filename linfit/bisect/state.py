@@ -10,7 +10,8 @@ are derived again from the pairs files on every run, by the same rules):
   the first run (a rerun does not ask again, so the positions cannot shift);
 - ``unavailable``: builds that did not install or import, or whose worker failed, with why;
 - ``sessions``: one record per session: its key (cell, sides, attempt), its pairs file,
-  whether it was interrupted, its failures, and each side's ``GIT_VERSION``.
+  whether it was interrupted, and its failures (each side's ``GIT_VERSION`` and commit are
+  in the pairs file).
 
 The file is rewritten whole after every change, to a temporary file that is then renamed
 (:func:`linfit._paths.atomic_write_text`): Ctrl-C, SIGTERM or a crash leaves the previous
@@ -63,8 +64,6 @@ class SessionRecord:
         pairs: its pairs file, relative to the state folder.
         interrupted: whether Ctrl-C or SIGTERM ended it early.
         failures: one line per worker that failed.
-        git_versions: each side's ``tensorflow_git_version`` ('' where its worker did not
-            report one).
     """
 
     key: str
@@ -74,7 +73,6 @@ class SessionRecord:
     pairs: str
     interrupted: bool = False
     failures: tuple[str, ...] = ()
-    git_versions: tuple[str, ...] = ()
 
     @staticmethod
     def make_key(cell: str, sides: Sequence[str], attempt: int) -> str:
@@ -83,8 +81,7 @@ class SessionRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``bisect.json`` holds it."""
-        return {**asdict(self), "sides": list(self.sides), "failures": list(self.failures),
-                "git_versions": list(self.git_versions)}
+        return {**asdict(self), "sides": list(self.sides), "failures": list(self.failures)}
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> SessionRecord:
@@ -96,8 +93,7 @@ class SessionRecord:
         record = cls(key=_text(entry["key"]), cell=_text(entry["cell"]),
                      sides=tuple(map(_text, entry["sides"])), attempt=int(entry["attempt"]),
                      pairs=_text(entry["pairs"]), interrupted=bool(entry["interrupted"]),
-                     failures=tuple(map(_text, entry["failures"])),
-                     git_versions=tuple(map(_text, entry["git_versions"])))
+                     failures=tuple(map(_text, entry["failures"])))
         if record.key != cls.make_key(record.cell, record.sides, record.attempt):
             raise ValueError(f"session key {record.key!r} does not match its cell and sides")
         if Path(record.pairs).is_absolute() or ".." in Path(record.pairs).parts:

@@ -50,13 +50,18 @@ def _epilog() -> str:
     from linfit.ab.spec import LABEL_RULE
 
     return f"""\
-sides: "LABEL: [PYTHON] [NAME=VALUE ...]", split like a shell line. LABEL is {LABEL_RULE}
-(default: A, B, ...). PYTHON is an interpreter path, a name on PATH, or tox:ENV
-(.tox/ENV/bin/python); the default is this one. NAME=VALUE sets an environment variable for
-that side only. A spec may not be empty: 'base:' is this interpreter as it is. Examples:
+sides: "LABEL: [PYTHON | BUILD] [NAME=VALUE ...]", split like a shell line. LABEL is
+{LABEL_RULE} (default: A, B, ...). PYTHON is an interpreter path, a name on PATH, or
+tox:ENV (.tox/ENV/bin/python); the default is this one. BUILD is a TensorFlow build,
+PACKAGE==VERSION (tensorflow, tensorflow-cpu, tf-nightly, tf-nightly-cpu): its venv is made
+once when the session starts (about a minute) and cached (`linfit builds`); a build that
+does not install or import is left out, with one line, while two sides are left. NAME=VALUE
+sets an environment variable for that side only. A spec may not be empty: 'base:' is this
+interpreter as it is. Examples:
 
   linfit ab --aa                                   # A/A: this machine's noise
   linfit ab --side "tf220: tox:tf220" --side "tf221: tox:tf221"
+  linfit ab --side "2.20: tensorflow==2.20.*" --side "n1026: tf-nightly==2.23.0.dev20261026"
   linfit ab --side "default:" --sizes 1e7 \
       --side "no-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
 
@@ -84,12 +89,13 @@ verdicts:
 
 exit status:
   0  no regression
-  1  a cell is slower, a cell failed or got too few pairs, a worker failed, or the session was
-     interrupted
+  1  a cell is slower, a cell failed or got too few pairs, a worker failed, a side's build
+     did not install, or the session was interrupted
   2  bad input (one line, before any worker starts where it can be known then): a
      malformed or empty side, a bad or repeated label, an interpreter that does not exist
-     or cannot run linfit or the selected backends, a bad cell option, --min-pairs above
-     --max-pairs, --pairs with --min-pairs or --max-pairs, session options with --from
+     or cannot run linfit or the selected backends, builds that leave fewer than two sides,
+     a bad cell option, --min-pairs above --max-pairs, --pairs with --min-pairs or
+     --max-pairs, session options with --from
 """
 
 
@@ -110,8 +116,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sides = parser.add_mutually_exclusive_group()
     sides.add_argument("--side", action="append", dest="sides", metavar="SPEC",
-                       help="one side, 'LABEL: [PYTHON] [NAME=VALUE ...]' (give it twice or "
-                            f"more; the first is the base); LABEL is {LABEL_RULE}")
+                       help="one side, 'LABEL: [PYTHON | BUILD] [NAME=VALUE ...]' (give it "
+                            "twice or more; the first is the base); BUILD is a TensorFlow "
+                            f"build, e.g. tensorflow==2.20.*; LABEL is {LABEL_RULE}")
     sides.add_argument("--aa", action="store_true",
                        help="A/A: this environment against itself, to see the machine's noise")
     sides.add_argument("--from", dest="from_file", type=Path, metavar="PAIRS.csv",
@@ -301,9 +308,10 @@ def run(args: argparse.Namespace) -> int:
         result = run_session(config)
         for failure in result.failures:
             print(f"linfit ab: {failure}", file=sys.stderr)
+        notes += result.unavailable
         if result.interrupted:
             notes.append("interrupted: the table holds the pairs measured until then")
-        failed_session = bool(result.failures) or result.interrupted
+        failed_session = bool(result.failures or result.unavailable) or result.interrupted
         if result.path is None:
             print("linfit ab: nothing was measured", file=sys.stderr)
             return EXIT_REGRESSION

@@ -1,7 +1,7 @@
 """``linfit bisect``: the first TensorFlow build that changed a cell's step time.
 
 The bisect runs in :mod:`linfit.bisect.runner`; this module parses the options, gives it
-the TensorFlow builds (:class:`TensorFlowBuilds`, over ``linfit.builds``' cache), renders
+the TensorFlow builds (:class:`TensorFlowBuilds`, over :mod:`linfit.builds`' cache), renders
 the result and turns it into the exit status.
 """
 
@@ -45,34 +45,39 @@ FIGURE_NAME = "bisect.png"
 
 
 class TensorFlowBuilds:
-    """The builds of a real bisect: TensorFlow wheels from the package index, each in a
-    cached venv (``linfit.builds``, imported only when a build is asked for)."""
+    """The builds of a real bisect: TensorFlow wheels from the package index
+    (:func:`linfit.builds.available`), each in a venv of the build cache
+    (:class:`linfit.builds.BuildCache`; ``LINFIT_BUILD_CACHE``, ``LINFIT_BUILD_PIP_ARGS``)."""
 
     def __init__(self, progress: Callable[[str], None]) -> None:
         self.progress = progress
-        self._cache: object | None = None
 
     def side(self, build: str) -> Side:
-        """A side running ``build`` from the cache (made there first when missing).
+        """A side running ``build``, its venv made in the cache now if missing. The side
+        names the build, so that each session holds it in use (never evicted meanwhile)
+        and its pairs file records it.
 
         Raises:
-            Unavailable: the build does not install or import.
+            Unavailable: the build does not install or import (one line).
+            LinfitError: ``build`` is not ``PACKAGE==VERSION`` of a TensorFlow package.
         """
         from linfit.ab.spec import Side
         from linfit.bisect import Unavailable
         from linfit.builds import BuildCache, BuildUnavailable, parse_build
 
-        if self._cache is None:
-            self._cache = BuildCache()
+        parsed = parse_build(build)
         try:
-            python = self._cache.python(parse_build(build), progress=self.progress)
+            # Released again at once: between sessions the cache may evict it, and a
+            # session makes it again where it must.
+            with BuildCache() as cache:
+                python = cache.python(parsed, self.progress)
         except BuildUnavailable as error:
             raise Unavailable(str(error)) from None
-        return Side("build", str(python))
+        return Side("build", str(python), build=parsed)
 
     def builds_between(self, good: str, bad: str) -> list[str]:
         """The package index's builds strictly between ``good`` and ``bad``, from GOOD's
-        side (oldest first when GOOD is the older), in the index's own order.
+        side (oldest first when GOOD is the older).
 
         Raises:
             LinfitError: GOOD and BAD are builds of different packages, or one of them is
@@ -89,16 +94,10 @@ class TensorFlowBuilds:
         for flag, build in (("--good", first), ("--bad", last)):
             if build.requirement not in listed:
                 raise LinfitError(f"{flag} {build.requirement} is not a build the package "
-                                  f"index lists for {first.package} (see linfit builds "
-                                  "available)")
+                                  f"index lists for {first.package}: give an exact version "
+                                  "that linfit builds available lists")
         start, end = listed.index(first.requirement), listed.index(last.requirement)
         return listed[start + 1:end] if start < end else listed[end + 1:start][::-1]
-
-    def commit(self, git_version: str) -> str:
-        """The short hash in a ``GIT_VERSION``."""
-        from linfit.builds import git_commit
-
-        return git_commit(git_version)
 
 
 def build_environments(progress: Callable[[str], None]) -> TensorFlowBuilds:

@@ -35,6 +35,7 @@ from typing import Any
 
 from linfit._paths import check_output_dir
 from linfit.backends import Backend, Trainer, Variant, get_backend
+from linfit.builds import git_commit, imported_git_version
 from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
 from linfit.data import make_dataset
 from linfit.distributed import DistributedVariant, distributed_variant, open_trainer, strategy_of
@@ -289,6 +290,12 @@ class Harness:
         backend = get_backend(cell.backend)
         device = backend.device(cell.device)
         variant = distributed_variant(cell.backend, cell.variant) or backend.variant(cell.variant)
+        if cell.backend == "tensorflow":
+            # The build's commit, for `linfit bisect` and the history (imported just now by
+            # get_backend; the other backends' rows leave it empty).
+            git_version = imported_git_version()
+            progress.add_facts(tensorflow_git_version=git_version,
+                               tensorflow_commit=git_commit(git_version))
         progress.add_facts(strategy=strategy_of(variant), backend_version=backend.version,
                            backend_build=backend.build_info(), device_kind=device.kind,
                            device_name=device.name, device_details=device.details,

@@ -47,8 +47,9 @@ __all__ = [
 # reference, reference_w/b, check_placement/traces/convergence and run_interrupted added.
 # 3: the cell key gains replicas and convention (issues 12 and 13); strategy added.
 # 4: floor_rounds and floor_spread (issue 12: the floor is the best of several probe rounds).
-SCHEMA_VERSION = 4
-READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
+# 5: tensorflow_git_version and tensorflow_commit (issue 17: the build a TensorFlow row ran).
+SCHEMA_VERSION = 5
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 
 # A cell's status: it passed every check, or not (the reason is in ``message``).
 STATUSES = ("ok", "failed")
@@ -87,17 +88,18 @@ class Column:
     doc: str
     required: bool = True
     domain: str = ""
-    versions: tuple[int, ...] = (1, 2, 3, 4)
+    versions: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 def _c(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
-       versions: tuple[int, ...] = (1, 2, 3, 4)) -> Column:
+       versions: tuple[int, ...] = (1, 2, 3, 4, 5)) -> Column:
     return Column(name, type_, unit, doc, required, domain, versions)
 
 
-_V2 = (2, 3, 4)
-_V3 = (3, 4)
-_V4 = (4,)
+_V2 = (2, 3, 4, 5)
+_V3 = (3, 4, 5)
+_V4 = (4, 5)
+_V5 = (5,)
 
 # Every column of every readable version, in file order; columns_of() picks a version's.
 ALL_COLUMNS: tuple[Column, ...] = (
@@ -119,6 +121,11 @@ ALL_COLUMNS: tuple[Column, ...] = (
     _c("backend_version", "str", "", "the framework's version"),
     _c("backend_build", "str", "", "CUDA/cuDNN versions the framework was built with, if any",
        required=False),
+    _c("tensorflow_git_version", "str", "", "tf.version.GIT_VERSION of the TensorFlow build "
+       "(git describe: v1.12.1-148158-gef696751006); '' in rows of other backends",
+       required=False, versions=_V5),
+    _c("tensorflow_commit", "str", "", "the short commit in tensorflow_git_version ('' where "
+       "it has none, e.g. a release built at its tag)", required=False, versions=_V5),
     # device
     _c("device", "str", "", "device id as asked for: CPU:0, GPU:0, ..."),
     _c("device_kind", "str", "", "CPU or GPU"),

@@ -11,7 +11,8 @@ columns they lack come back as "unknown" or empty. Schema 3 adds ``replicas`` an
 replicas 1, strategy ``none`` and the convention linfit used then
 (:func:`~linfit.results.cell.legacy_convention`). Schema 4 adds ``floor_rounds`` and
 ``floor_spread``: the floor is the best of several probe rounds, and how far apart those
-rounds were (empty in older files).
+rounds were (empty in older files). Schema 5 adds ``tensorflow_git_version`` and
+``tensorflow_commit``, the TensorFlow build a row ran (empty in older files).
 
 Text cells that a spreadsheet would run as a formula are written with a leading single
 quote, and read back without it (:func:`linfit.results.columns.escape_text`). The file is
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from linfit._errors import ResultsFileError
 from linfit._paths import atomic_write_text, open_input
+from linfit.builds import git_commit
 from linfit.results.cell import (
     KEY_COLUMNS,
     KEY_DEFAULTS,
@@ -365,6 +367,11 @@ def _parse_row(path: Path, line: int, fields: Sequence[str], index: Mapping[str,
     if reference not in (None, "", "unknown") and len(str(reference).split()) != 3:
         raise _fail(path, line, "reference", f"{reference!r} is not 'backend variant "
                     "device' (or unknown)")
+    if "tensorflow_commit" in row:
+        derived = git_commit(row["tensorflow_git_version"] or "")
+        if (row["tensorflow_commit"] or "") != derived:
+            raise _fail(path, line, "tensorflow_commit", f"{row['tensorflow_commit']!r} is not "
+                        f"the commit in tensorflow_git_version ({derived!r})")
     return row
 
 
@@ -375,7 +382,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     1 and 2 lack replicas, convention and strategy: every cell then ran on one device, and
     TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
     Schemas 1 to 3 lack floor_rounds and floor_spread: their floors were one measurement
-    whose spread nobody knew, so both are empty.
+    whose spread nobody knew, so both are empty. Schemas 1 to 4 did not record the
+    TensorFlow build's commit: empty.
     """
     if version == 1:
         row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
@@ -386,6 +394,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
                "convention": legacy_convention(row["backend"], bool(row["compiled"]))}
     if version < 4:
         row = {**row, "floor_rounds": None, "floor_spread": None}
+    if version < 5:
+        row = {**row, "tensorflow_git_version": "", "tensorflow_commit": ""}
     return row
 
 
@@ -399,7 +409,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
         Its records, in file order. Schema-1 rows get ``reference`` "unknown", check
         outcomes "unknown" and ``run_interrupted`` None; schema-1 and -2 rows get
         ``replicas`` 1, ``strategy`` "none" and ``convention`` :func:`legacy_convention`;
-        rows of schemas 1 to 3 get ``floor_rounds`` and ``floor_spread`` None.
+        rows of schemas 1 to 3 get ``floor_rounds`` and ``floor_spread`` None; rows of
+        schemas 1 to 4 get ``tensorflow_git_version`` and ``tensorflow_commit`` ''.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the physical line
@@ -410,7 +421,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
             n_examples or steps_per_call that is not a positive integer, an unknown backend
             or dtype); an empty required value; a statistic or round count that disagrees
             with the samples; a floor_spread below 1, or above 1 for one round; a
-            duplicated cell; a path that is not a regular file (see
+            tensorflow_commit that is not the one in tensorflow_git_version; a duplicated
+            cell; a path that is not a regular file (see
             :func:`linfit._paths.open_input`).
     """
     path = Path(path)

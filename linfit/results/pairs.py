@@ -32,6 +32,7 @@ import numpy as np
 
 from linfit._errors import LinfitError, ResultsFileError
 from linfit._paths import link_unique, open_input
+from linfit.builds import git_commit
 from linfit.results.cell import KEY_COLUMNS, KEY_DEFAULTS, legacy_convention
 from linfit.results.columns import (
     DTYPE,
@@ -64,8 +65,10 @@ __all__ = [
 
 # Bump when a column changes meaning or is removed; the reader refuses other versions.
 # 2: replicas and convention, the cell key's columns of results schema 3.
-PAIRS_SCHEMA_VERSION = 2
-READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2)
+# 3: build, tensorflow_git_version and tensorflow_commit: each side's TensorFlow build
+# (issue 17).
+PAIRS_SCHEMA_VERSION = 3
+READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2, 3)
 # The file a session appends to until it ends.
 PARTIAL_SUFFIX = ".partial"
 # The column that tells a pairs file from a results file.
@@ -75,8 +78,9 @@ _MAX_INT = 2**63 - 1
 # A whole integer, as the writer writes one (str(int)).
 _INTEGER = re.compile(r"-?[0-9]+")
 
-_BOTH = (1, 2)
-_V2 = (2,)
+_BOTH = (1, 2, 3)
+_V2 = (2, 3)
+_V3 = (3,)
 
 
 def _p(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
@@ -127,13 +131,22 @@ PAIRS_COLUMNS: tuple[Column, ...] = (
     _p("host", "str", "", "host name", required=False),
     _p("git_commit", "str", "", "short commit of the linfit source the worker ran",
        required=False),
+    _p("build", "str", "", "the TensorFlow build the side named (tf-nightly==2.23.0.dev20261026; "
+       "'' for a side named by its interpreter)", required=False, versions=_V3),
+    _p("tensorflow_git_version", "str", "", "the side's tf.version.GIT_VERSION, as its worker "
+       "reported ('' without TensorFlow)", required=False, versions=_V3),
+    _p("tensorflow_commit", "str", "", "the short commit in tensorflow_git_version ('' where it "
+       "has none)", required=False, versions=_V3),
 )
 PAIRS_COLUMN_NAMES = tuple(column.name for column in PAIRS_COLUMNS)
 _BY_NAME = {column.name: column for column in PAIRS_COLUMNS}
 # Columns that hold a burst: empty in a failed row, required in an ok one.
 _BURST_COLUMNS = ("order_position", "sequence", "start_unix_ns", "call_ns")
+# Columns of schema 3: a side's TensorFlow build.
+_BUILD_COLUMNS = ("build", "tensorflow_git_version", "tensorflow_commit")
 # Columns that are one side's, the same in each of its rows.
-_SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit")
+_SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit",
+                 *_BUILD_COLUMNS)
 # Columns that are the session's, the same in every row.
 _SESSION_COLUMNS = ("schema_version", "session_id", "host")
 
@@ -309,6 +322,11 @@ class _Reader:
         if not ok and row["round"] != -1:
             raise self.fail(line, "round", f"{row['round']} in a failed row (which has round "
                             "-1)")
+        if "tensorflow_commit" in row and row["tensorflow_commit"] != git_commit(
+                row["tensorflow_git_version"]):
+            raise self.fail(line, "tensorflow_commit", f"{row['tensorflow_commit']!r} is not the "
+                            "commit in tensorflow_git_version "
+                            f"({git_commit(row['tensorflow_git_version'])!r})")
         if ok and len(row["call_ns"]) < row["calls_per_sample"]:
             raise self.fail(line, "call_ns", f"{len(row['call_ns'])} calls, fewer than one "
                             f"sample of calls_per_sample {row['calls_per_sample']}")
@@ -356,6 +374,9 @@ class _Reader:
         if first == 1:
             rows = list(zip([line for line, _ in rows], _upgrade(row for _, row in rows),
                             strict=True))
+        if first < 3:
+            # No side named a build before schema 3, and none recorded TensorFlow's commit.
+            rows = [(line, {**row, **dict.fromkeys(_BUILD_COLUMNS, "")}) for line, row in rows]
         self.session(rows)
         return [row for _, row in rows]
 
@@ -363,7 +384,8 @@ class _Reader:
         readable = tuple(str(version) for version in READABLE_PAIRS_SCHEMA_VERSIONS)
         if text not in readable:
             raise self.fail(line, "schema_version", f"schema_version {text!r} is not one this "
-                            f"linfit reads (it reads {' and '.join(readable)})")
+                            f"linfit reads (it reads {', '.join(readable[:-1])} and "
+                            f"{readable[-1]})")
         return int(text)
 
     def session(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:

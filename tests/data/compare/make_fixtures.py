@@ -1,22 +1,24 @@
 """Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs in
-results schema 1, and small-v4.csv, four cells in schema 4.
+results schema 1, and small-v5.csv, four cells in schema 5.
 
 Run it from anywhere with the project's Python (``python tests/data/compare/make_fixtures.py``);
-it replaces small-v4.csv next to it. base.csv and new.csv were written by this script's
+it replaces small-v5.csv next to it. base.csv and new.csv were written by this script's
 ``schema_1_fixtures()`` under schema 1, small-v2.csv by ``main()`` under schema 2 (the
 records of :func:`small_fixture` without a convention and without floor_rounds and
-floor_spread) and small-v3.csv under schema 3 (without floor_rounds and floor_spread); they
-are kept as they are: they are the tests' proof that files of schemas 1 to 3 are still read
-(``--schema-1`` rewrites base.csv and new.csv, in schema 4). The samples are synthetic
+floor_spread), small-v3.csv under schema 3 (without floor_rounds and floor_spread) and
+small-v4.csv under schema 4 (without tensorflow_git_version and tensorflow_commit); they
+are kept as they are: they are the tests' proof that files of schemas 1 to 4 are still read
+(``--schema-1`` rewrites base.csv and new.csv, in schema 5). The samples are synthetic
 (log-normal around chosen medians, from a seeded NumPy generator), so the files are the same
 on every machine.
 
-small-v4.csv (and small-v2/v3.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
-floors: in small-v4.csv the best of 3 probe rounds, spread 1.25x), xla-loop k=100 (per-call
+small-v5.csv (and small-v2/v3/v4.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
+floors: in small-v4/v5.csv the best of 3 probe rounds, spread 1.25x), xla-loop k=100 (per-call
 samples of 100 steps), a jax jit cell whose reference (jax eager CPU:0) is not in the file
 but recorded in its row, and a failed function cell whose convergence check failed. In
-small-v3.csv and small-v4.csv the two compiled TensorFlow cells carry the convention
-``args`` that reading small-v2.csv fills in.
+small-v3.csv to small-v5.csv the two compiled TensorFlow cells carry the convention
+``args`` that reading small-v2.csv fills in. In small-v5.csv the TensorFlow cells carry the
+build's GIT_VERSION and commit (2.21.0's), the jax cell none.
 
 What the fixtures hold, cell by cell (new against base):
 
@@ -112,14 +114,19 @@ def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: 
 
 
 def small_fixture() -> list[CellResult]:
-    """The four records of small-v4.csv (and of small-v2.csv and small-v3.csv, without
-    floor_rounds and floor_spread)."""
+    """The four records of small-v5.csv (and of small-v4.csv without the TensorFlow build's
+    commit, and of small-v2.csv and small-v3.csv, also without floor_rounds and
+    floor_spread)."""
     data = make_dataset(1000, "float32")
     # The run's facts: every fact column a schema-1 row of the base run has, and the one
     # schema 2 added.
     base_row = row(BASE_RUN, "CPU:0", "eager", 1000, None)
     facts = {**{name: base_row[name] for name in FACT_COLUMNS if name in base_row},
              "run_interrupted": False}
+    jax_facts = facts
+    # TensorFlow 2.21.0's build (tf.version.GIT_VERSION), on the TensorFlow cells only.
+    facts = {**facts, "tensorflow_git_version": "v2.21.0-rc1-5-ga481b10260d",
+             "tensorflow_commit": "a481b10260d"}
     rng = np.random.default_rng(7)
     tf_reference = Reference("tensorflow", "eager", "CPU:0", data.w_ols, data.b_ols)
     common = {"iterations": 1, "traces": 0, "placement": "CPU:0", "convergence_steps": 100,
@@ -141,7 +148,7 @@ def small_fixture() -> list[CellResult]:
         Cell("jax", "CPU:0", "jit", 1000, "float32", 1), "ok",
         per_call_seconds=tuple(samples(rng, 1.6e-5, 0.05, 7)), first_call_seconds=0.05,
         reference=Reference("jax", "eager", "CPU:0", data.w_ols * (1 + 1e-7), data.b_ols),
-        facts={**facts, "backend_version": "0.10.2", "compiled": True, "xla": True,
+        facts={**jax_facts, "backend_version": "0.10.2", "compiled": True, "xla": True,
                "loop": False}, **{**common, "traces": 1})
     failed = CellResult(
         Cell("tensorflow", "CPU:0", "function", 1000, "float32", 1, convention=ARGS), "failed",
@@ -157,14 +164,14 @@ def main() -> None:
 
     if "--schema-1" in sys.argv:
         schema_1_fixtures()
-    target = HERE / "small-v4.csv"
+    target = HERE / "small-v5.csv"
     target.unlink(missing_ok=True)  # fixtures are regenerated, not results: replace them
     write_results(small_fixture(), target)
     print(f"wrote {target}")
 
 
 def schema_1_fixtures() -> None:
-    """base.csv and new.csv (written under schema 1; rewriting them gives schema 4)."""
+    """base.csv and new.csv (written under schema 1; rewriting them gives schema 5)."""
     rng = np.random.default_rng(4)
     # Its own generator for the noise pair, chosen so its interval contains 1 by a margin.
     few_rounds = np.random.default_rng(4)

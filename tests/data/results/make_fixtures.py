@@ -1,7 +1,8 @@
 """Write valid-pairs.csv, the pairs file the reader's property tests mutate
-(tests/test_results_properties.py): two sides (A, B), two cells, three rounds each, and a
-cell that failed its checks on side B. valid-results.csv is a copy of
-tests/data/compare/small-v4.csv (four cells of schema 4, one of them failed).
+(tests/test_results_properties.py): two sides (A, an interpreter, and B, a nightly build),
+two cells, three rounds each, and a cell that failed its checks on side B.
+valid-results.csv is a copy of tests/data/compare/small-v4.csv (four cells of schema 4, one
+of them failed).
 
 Run it with the project's Python (``python tests/data/results/make_fixtures.py``); it
 replaces valid-pairs.csv next to it.
@@ -25,9 +26,15 @@ def main() -> None:
               "calls_per_sample": 2, "python_version": "3.11.7", "host": "build-7",
               "git_commit": "abc1234", "device_name": "Intel(R) Xeon(R)",
               "backend_version": "2.21.0"}
-    sides = ({"side_label": "A", "python": "/usr/bin/python3", "env_settings": ""},
+    # Side B names a nightly build (pairs schema 3); side A is an interpreter with 2.21.0.
+    sides = ({"side_label": "A", "python": "/usr/bin/python3", "env_settings": "",
+              "tensorflow_git_version": "v2.21.0-rc1-5-ga481b10260d",
+              "tensorflow_commit": "a481b10260d"},
              {"side_label": "B", "python": "/opt/py/bin/python3",
-              "env_settings": "TF_ENABLE_ONEDNN_OPTS=0"})
+              "env_settings": "TF_ENABLE_ONEDNN_OPTS=0",
+              "build": "tf-nightly==2.23.0.dev20261026",
+              "tensorflow_git_version": "v1.12.1-148158-gef696751006",
+              "tensorflow_commit": "ef696751006"})
     sequence = 0
     for round_index in range(3):
         for variant, steps in (("xla-loop", 100), ("eager", 1)):
