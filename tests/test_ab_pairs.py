@@ -9,6 +9,8 @@ import pytest
 from linfit._errors import ResultsFileError
 from linfit.ab.analysis import analyse
 from linfit.results.pairs import (
+    PAIRS_COLUMNS,
+    PAIRS_SCHEMA_VERSION,
     PARTIAL_SUFFIX,
     PairsWriter,
     burst_seconds_per_step,
@@ -59,10 +61,14 @@ def test_a_schema_1_pairs_file_reads_with_the_key_defaults(tmp_path):
         "captured", ""]
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
-    dropped = [header.index("replicas"), header.index("convention")]
+    # replicas and convention (schema 2), and the columns of schema 3
+    dropped = [header.index(column.name) for column in PAIRS_COLUMNS
+               if 1 not in column.versions]
+    assert {header[i] for i in dropped} >= {"replicas", "convention"}
     old = tmp_path / "old-ab.csv"
     old.write_text("\n".join(",".join(v for i, v in enumerate(line.split(","))
-                                       if i not in dropped).replace("2,s,", "1,s,", 1)
+                                       if i not in dropped).replace(
+                                           f"{PAIRS_SCHEMA_VERSION},s,", "1,s,", 1)
                              for line in lines) + "\n")
     frame = read_pairs(old)
     assert list(frame["replicas"]) == [1, 1]

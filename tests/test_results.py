@@ -1,9 +1,10 @@
-"""linfit.results (csv, record, cell, columns): the schema-4 file, its one writer and one
-reader, the record and its derived statistics, files of schemas 1 to 3, every class of file
+"""linfit.results (csv, record, cell, columns): the schema-5 file, its one writer and one
+reader, the record and its derived statistics, files of schemas 1 to 4, every class of file
 the reader refuses, the byte-order mark and spreadsheet formulas (issue 20 class 8).
 
-Fixtures: tests/data/compare/small-v4.csv (schema 4, from make_fixtures.py there), the same
-four cells in small-v3.csv (schema 3) and small-v2.csv (schema 2), and base.csv (schema 1).
+Fixtures: tests/data/compare/small-v5.csv (schema 5, from make_fixtures.py there), the same
+four cells in small-v4.csv (schema 4), small-v3.csv (schema 3) and small-v2.csv (schema 2),
+and base.csv (schema 1).
 """
 
 import csv
@@ -37,7 +38,8 @@ from linfit.results import (
 from linfit.results.record import FACT_COLUMNS, CellResult, Reference, step_statistics
 
 DATA = Path(__file__).parent / "data" / "compare"
-SMALL = DATA / "small-v4.csv"
+SMALL = DATA / "small-v5.csv"
+SCHEMA_4 = DATA / "small-v4.csv"
 SCHEMA_3 = DATA / "small-v3.csv"
 SCHEMA_2 = DATA / "small-v2.csv"
 SCHEMA_1 = DATA / "base.csv"
@@ -121,12 +123,12 @@ def test_from_row_and_to_row_round_trip_a_harness_dict():
     assert set(FACT_COLUMNS) >= {"host", "git_commit", "xla_flags", "run_interrupted"}
 
 
-# --- writing and reading schema 4 ------------------------------------------------------
+# --- writing and reading schema 5 ------------------------------------------------------
 
 def test_the_small_fixture_reads_as_records():
     results = read_results(SMALL)
     assert isinstance(results, ResultSet) and results.path == SMALL
-    assert results.schema_version == SCHEMA_VERSION == 4
+    assert results.schema_version == SCHEMA_VERSION == 5
     by_cell = results.by_cell()
     loop = by_cell[LOOP]
     assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
@@ -236,7 +238,7 @@ def test_a_replicated_cell_round_trips(tmp_path):
 # --- schemas 3 and 2 -------------------------------------------------------------------
 
 def test_a_schema_3_file_reads_with_no_floor_rounds_or_spread():
-    old, new = read_results(SCHEMA_3), read_results(SMALL)
+    old, new = read_results(SCHEMA_3), read_results(SCHEMA_4)
     assert (old.schema_version, new.schema_version) == (3, 4)
     assert all(r.floor_rounds is None and r.floor_spread is None for r in old)
     # small-v4.csv is small-v3.csv's four records with the eager cell's rounds and spread.
@@ -246,6 +248,28 @@ def test_a_schema_3_file_reads_with_no_floor_rounds_or_spread():
     assert eager.floor_seconds == 8e-5 and eager.efficiency_high == eager.efficiency
     frame = old.to_frame()
     assert frame["floor_rounds"].isna().all() and frame["floor_spread"].isna().all()
+
+
+# The columns schema 5 added (issue 18): the machine's state, Keras, the peak memory.
+SCHEMA_5_MACHINE_AND_MEMORY = (
+    "keras_version", "logical_cores", "physical_cores", "memory_bytes", "cpu_affinity",
+    "cpu_frequency_mhz", "cpu_governor", "virtual_machine", "container", "load_average_start",
+    "load_average_end", "peak_rss_bytes", "device_peak_bytes")
+
+
+def test_a_schema_4_file_reads_with_the_machine_and_memory_columns_empty():
+    old, new = read_results(SCHEMA_4), read_results(SMALL)
+    assert (old.schema_version, new.schema_version) == (4, 5)
+    text = {c.name for c in columns_of(5) if c.type == "str"}
+    empty = {name: "" if name in text else None for name in SCHEMA_5_MACHINE_AND_MEMORY}
+    # small-v5.csv is small-v4.csv's four records with the machine and each peak.
+    assert list(old) == [dataclasses.replace(r, facts={**r.facts, **empty}) for r in new]
+    assert new.by_cell()[EAGER].facts["logical_cores"] == 2
+    assert new.by_cell()[EAGER].facts["peak_rss_bytes"] == 1_572_864
+    assert new.by_cell()[LOOP].facts["load_average_end"] == 1.73
+    frame = old.to_frame()
+    assert frame["logical_cores"].isna().all() and (frame["virtual_machine"] == "").all()
+    assert frame["peak_rss_bytes"].isna().all()
 
 
 def test_a_schema_2_file_gives_the_same_cells_with_the_old_convention_filled_in():
@@ -295,9 +319,9 @@ def test_schema_1_samples_become_per_call_and_keep_their_statistics():
             assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
 
 
-def test_a_schema_1_file_rewritten_is_schema_4(tmp_path):
-    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v4.csv"))
-    assert again.schema_version == 4
+def test_a_schema_1_file_rewritten_is_schema_5(tmp_path):
+    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v5.csv"))
+    assert again.schema_version == 5
     assert [r.per_call_seconds for r in again] == [r.per_call_seconds
                                                     for r in read_results(SCHEMA_1)]
     assert again[0].check_placement == "unknown"
@@ -392,11 +416,11 @@ REFUSALS: dict[str, tuple[Callable, str, str]] = {
                                "is empty in an ok row"),
     "duplicated cell": (lambda header, rows: rows.append(list(rows[0])), "lines 2 and 6",
                         "duplicated cell (tensorflow CPU:0 eager n=1000 float32 k=1)"),
-    "future schema_version": (_set("schema_version", "5", 0), "line 2, column schema_version",
-                              "'5' is not a schema_version this linfit reads (it reads 1, 2, 3 "
-                              "and 4); it was written by a newer linfit"),
+    "future schema_version": (_set("schema_version", "6", 0), "line 2, column schema_version",
+                              "'6' is not a schema_version this linfit reads (it reads 1, 2, 3, "
+                              "4 and 5); it was written by a newer linfit"),
     "mixed schema_versions": (_set("schema_version", "2", 2), "line 4, column schema_version",
-                              "2 differs from the first row's 4"),
+                              "2 differs from the first row's 5"),
     "floor spread below 1": (_set("floor_spread", "0.9", 0), "line 2, column floor_spread",
                              "0.9 is below 1"),
     "floor spread of one round": (
@@ -463,10 +487,12 @@ def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
     assert not failed.ok and not failed.timed and failed.final_w is None
 
 
-def test_every_schema_4_column_is_declared_once():
+def test_every_schema_5_column_is_declared_once():
     assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
-    assert {"floor_rounds", "floor_spread"} == set(COLUMN_NAMES) - {
+    assert {"floor_rounds", "floor_spread"} == {c.name for c in columns_of(4)} - {
         c.name for c in columns_of(3)}
+    assert set(SCHEMA_5_MACHINE_AND_MEMORY) == set(COLUMN_NAMES) - {
+        c.name for c in columns_of(4)}
     assert {"replicas", "convention", "strategy"} == {c.name for c in columns_of(3)} - {
         c.name for c in columns_of(2)}
     assert "samples_seconds" in {c.name for c in columns_of(1)} - set(COLUMN_NAMES)

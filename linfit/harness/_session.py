@@ -44,6 +44,8 @@ from linfit.floors import Floors
 from linfit.harness._floor_rounds import FLOOR_ROUND_INTERVAL_SECONDS, FloorRounds
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.harness._render import error_line
+from linfit.machine import load_average
+from linfit.memory import PeakWatch, device_meter
 from linfit.results import Cell
 from linfit.results.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
 from linfit.results.record import CellResult, Reference
@@ -157,7 +159,9 @@ class Harness:
         self.options = options
         self.started = started or datetime.now(UTC)
         self.git_commit, self.git_dirty = git_state()
-        self.machine = machine_facts()
+        # The machine's facts and state, with the load before any cell runs; the load at
+        # the end joins them in write().
+        self.machine = {**machine_facts(), "load_average_start": load_average()}
         self._run_id = make_run_id(self.started, self.machine["host"], self.git_commit)
         self.written: Path | None = None
         # Lines for the user at session start: left-over journals, an unusable cache.
@@ -294,6 +298,12 @@ class Harness:
                            device_name=device.name, device_details=device.details,
                            compiled=variant.compiled, xla=variant.xla, loop=variant.loop,
                            **backend.thread_settings())
+        in_process = not isinstance(variant, DistributedVariant)
+        # The peak memory the cell adds, its data included, up to its convergence run
+        # (linfit.memory says what that isolates): in this process and on its one device.
+        # A distributed cell's work runs in worker processes, on several devices: not measured.
+        watch = PeakWatch(device_meter(cell.backend, cell.device, device.kind)
+                          if in_process else None, host=in_process)
         data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
         progress.add(w_ols=float(data.w_ols), b_ols=float(data.b_ols))
         with backend.session(), contextlib.ExitStack() as workers:
@@ -332,6 +342,8 @@ class Harness:
             progress.add(convergence_steps=CONVERGENCE_STEPS, final_w=float(final_w),
                          final_b=float(final_b), final_loss=float(history[-1].loss),
                          traces=int(traces))
+        peak = watch.read()
+        progress.add_facts(peak_rss_bytes=peak.host_bytes, device_peak_bytes=peak.device_bytes)
         problems = trace_problems(variant, traces)
         progress.add(check_traces="failed" if problems else "ok")
         reference = reference_for(cell)
@@ -387,8 +399,10 @@ class Harness:
                 self.journal.discard()
             return None
         self.floor_rounds.finish(interrupted)
+        load_end = load_average()
         results = [replace(self.floor_rounds.with_columns(result),
-                           facts={**result.facts, "run_interrupted": interrupted})
+                           facts={**result.facts, "run_interrupted": interrupted,
+                                  "load_average_end": load_end})
                    for result in self._results.values()]
         try:
             self.written = write_run(results, self.options.results_dir, self.run_id)

@@ -11,7 +11,9 @@ columns they lack come back as "unknown" or empty. Schema 3 adds ``replicas`` an
 replicas 1, strategy ``none`` and the convention linfit used then
 (:func:`~linfit.results.cell.legacy_convention`). Schema 4 adds ``floor_rounds`` and
 ``floor_spread``: the floor is the best of several probe rounds, and how far apart those
-rounds were (empty in older files).
+rounds were (empty in older files). Schema 5 adds the machine's state (cores, memory,
+affinity, load at the start and end, frequency, governor, VM, container), the Keras version
+and the peak memory a cell adds (:mod:`linfit.memory`); older files read with them empty.
 
 Text cells that a spreadsheet would run as a formula are written with a leading single
 quote, and read back without it (:func:`linfit.results.columns.escape_text`). The file is
@@ -75,6 +77,12 @@ __all__ = [
 # k / k, a few ulps (~1e-16 relative) away. 1e-9 leaves room for both and still catches
 # any edit a person could make by hand.
 STATISTIC_RTOL = 1e-9
+
+# Columns new in schema 5 that record the machine and the memory (issue 18).
+_MACHINE_AND_MEMORY = ("keras_version", "logical_cores", "physical_cores", "memory_bytes",
+                       "cpu_affinity", "cpu_frequency_mhz", "cpu_governor", "virtual_machine",
+                       "container", "load_average_start", "load_average_end",
+                       "peak_rss_bytes", "device_peak_bytes")
 
 # Columns derived from the samples; the reader checks them, the record recomputes them.
 _STATISTICS = ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds",
@@ -375,7 +383,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     1 and 2 lack replicas, convention and strategy: every cell then ran on one device, and
     TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
     Schemas 1 to 3 lack floor_rounds and floor_spread: their floors were one measurement
-    whose spread nobody knew, so both are empty.
+    whose spread nobody knew, so both are empty. Schemas 1 to 4 lack the machine's state,
+    the Keras version and the peak memory: unknown, empty.
     """
     if version == 1:
         row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
@@ -386,6 +395,9 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
                "convention": legacy_convention(row["backend"], bool(row["compiled"]))}
     if version < 4:
         row = {**row, "floor_rounds": None, "floor_spread": None}
+    if version < 5:
+        row = {**row, **{column.name: "" if column.type == "str" else None
+                         for column in ALL_COLUMNS if column.name in _MACHINE_AND_MEMORY}}
     return row
 
 
@@ -399,7 +411,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
         Its records, in file order. Schema-1 rows get ``reference`` "unknown", check
         outcomes "unknown" and ``run_interrupted`` None; schema-1 and -2 rows get
         ``replicas`` 1, ``strategy`` "none" and ``convention`` :func:`legacy_convention`;
-        rows of schemas 1 to 3 get ``floor_rounds`` and ``floor_spread`` None.
+        rows of schemas 1 to 3 get ``floor_rounds`` and ``floor_spread`` None; rows of
+        schemas 1 to 4 get the machine and memory columns of schema 5 empty.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the physical line

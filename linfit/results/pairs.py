@@ -10,6 +10,8 @@ over its samples of ``calls_per_sample`` consecutive calls, is derived in one pl
 :func:`burst_seconds_per_step`. A cell that failed its checks on a side has one row for
 that side with ``status`` = ``failed``, ``round`` = -1, the reason in ``message`` and no
 burst (``order_position``, ``sequence``, ``start_unix_ns`` and ``call_ns`` empty).
+Since schema 3 every row also carries its side's machine (as the results file does), the
+load average when its burst started, and the peak memory the side's build of the cell added.
 
 The columns are declared with the results file's :class:`~linfit.results.columns.Column`
 type, and the reader is as strict as the results reader: field counts, types, vocabularies,
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PAIRS_COLUMNS",
     "PAIRS_COLUMN_NAMES",
+    "PAIRS_MACHINE_COLUMNS",
     "PAIRS_SCHEMA_VERSION",
     "PARTIAL_SUFFIX",
     "READABLE_PAIRS_SCHEMA_VERSIONS",
@@ -64,8 +67,10 @@ __all__ = [
 
 # Bump when a column changes meaning or is removed; the reader refuses other versions.
 # 2: replicas and convention, the cell key's columns of results schema 3.
-PAIRS_SCHEMA_VERSION = 2
-READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2)
+# 3: each side's machine (results schema 5's columns), the load at each burst, and the peak
+# memory each side's build of a cell added (issue 18).
+PAIRS_SCHEMA_VERSION = 3
+READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2, 3)
 # The file a session appends to until it ends.
 PARTIAL_SUFFIX = ".partial"
 # The column that tells a pairs file from a results file.
@@ -75,8 +80,9 @@ _MAX_INT = 2**63 - 1
 # A whole integer, as the writer writes one (str(int)).
 _INTEGER = re.compile(r"-?[0-9]+")
 
-_BOTH = (1, 2)
-_V2 = (2,)
+_BOTH = (1, 2, 3)
+_V2 = (2, 3)
+_V3 = (3,)
 
 
 def _p(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
@@ -127,13 +133,47 @@ PAIRS_COLUMNS: tuple[Column, ...] = (
     _p("host", "str", "", "host name", required=False),
     _p("git_commit", "str", "", "short commit of the linfit source the worker ran",
        required=False),
+    # The side's machine, as its worker found it at start (results schema 5's columns).
+    _p("keras_version", "str", "", "the side's Keras version ('' = not installed)",
+       required=False, versions=_V3),
+    _p("cpu_model", "str", "", "CPU model name", required=False, versions=_V3),
+    _p("logical_cores", "int", "CPUs", "logical CPUs", required=False, domain=POSITIVE,
+       versions=_V3),
+    _p("physical_cores", "int", "cores", "physical cores", required=False, domain=POSITIVE,
+       versions=_V3),
+    _p("memory_bytes", "int", "bytes", "physical memory (MemTotal)", required=False,
+       domain=POSITIVE, versions=_V3),
+    _p("cpu_affinity", "str", "", "the CPUs the worker could use (0-1)", required=False,
+       versions=_V3),
+    _p("cpu_frequency_mhz", "float", "MHz", "mean current frequency of those CPUs",
+       required=False, domain=POSITIVE, versions=_V3),
+    _p("cpu_governor", "str", "", "their cpufreq governor(s)", required=False, versions=_V3),
+    _p("virtual_machine", "str", "", "hypervisor, none, or '' where unknown", required=False,
+       versions=_V3),
+    _p("container", "str", "", "container, none, or '' where unknown", required=False,
+       versions=_V3),
+    # Of the burst, and of the side's build of the cell.
+    _p("load_average", "float", "", "1-minute load average when the burst started (empty "
+       "in a failed row, or where unknown)", required=False, domain=NON_NEGATIVE,
+       versions=_V3),
+    _p("peak_rss_bytes", "int", "bytes", "the most resident memory the side's build of the "
+       "cell added to its worker, at its peak (linfit.memory; empty where unknown)",
+       required=False, domain=NON_NEGATIVE, versions=_V3),
+    _p("device_peak_bytes", "int", "bytes", "the same on its device, by the framework's "
+       "allocator (empty on a CPU or where unknown)", required=False, domain=NON_NEGATIVE,
+       versions=_V3),
 )
 PAIRS_COLUMN_NAMES = tuple(column.name for column in PAIRS_COLUMNS)
 _BY_NAME = {column.name: column for column in PAIRS_COLUMNS}
 # Columns that hold a burst: empty in a failed row, required in an ok one.
 _BURST_COLUMNS = ("order_position", "sequence", "start_unix_ns", "call_ns")
 # Columns that are one side's, the same in each of its rows.
-_SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit")
+# The side columns a worker's hello fills from its machine facts (linfit.environment).
+PAIRS_MACHINE_COLUMNS = ("keras_version", "cpu_model", "logical_cores", "physical_cores",
+                         "memory_bytes", "cpu_affinity", "cpu_frequency_mhz", "cpu_governor",
+                         "virtual_machine", "container")
+_SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit",
+                 *PAIRS_MACHINE_COLUMNS)
 # Columns that are the session's, the same in every row.
 _SESSION_COLUMNS = ("schema_version", "session_id", "host")
 
@@ -154,7 +194,9 @@ def burst_seconds_per_step(call_ns: Sequence[int], calls_per_sample: int,
 
 
 def _field(column: Column, value: Any) -> str:
-    """One value as the writer writes it."""
+    """One value as the writer writes it (None: empty)."""
+    if value is None:
+        return ""
     if column.type == "ints" and not isinstance(value, str):
         return " ".join(str(int(ns)) for ns in value)
     text = str(value)
@@ -273,6 +315,8 @@ class _Reader:
             return value
         if text == "":
             return () if column.type == "ints" else None
+        if column.type == "float":
+            return self.float_value(line, column, text)
         words = text.split() if column.type == "ints" else [text]
         if not all(_INTEGER.fullmatch(word) for word in words):
             raise self.fail(line, column.name, f"{text!r} is not an integer" if column.type
@@ -282,6 +326,18 @@ class _Reader:
             raise self.fail(line, column.name, "holds a value beyond a 64-bit integer")
         value: Any = values if column.type == "ints" else values[0]
         problem = domain_problem(column, value)
+        if problem is not None:
+            raise self.fail(line, column.name, problem)
+        return value
+
+    def float_value(self, line: int, column: Column, text: str) -> float:
+        """A float field's value: finite, within its domain."""
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.fail(line, column.name, f"{text!r} is not a number") from None
+        problem = (f"{text!r} is NaN or infinite" if not np.isfinite(value)
+                   else domain_problem(column, value))
         if problem is not None:
             raise self.fail(line, column.name, problem)
         return value
@@ -394,7 +450,8 @@ class _Reader:
                                 f"labelled {name[side]!r}")
             sides.setdefault(side, (line, row))
             for column in _SIDE_COLUMNS:
-                if row[column] != sides[side][1][column]:
+                # (a file before schema 3 has no machine columns)
+                if row.get(column) != sides[side][1].get(column):
                     raise self.fail(line, column, f"{row[column]!r} differs from side {side}'s "
                                     f"{sides[side][1][column]!r} (line {sides[side][0]})")
         invented = sorted(set(sides) - set(range(len(sides))))
@@ -466,7 +523,9 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
         of ints, and ``seconds_per_step`` the burst's one number
         (:func:`burst_seconds_per_step`, NaN in failed rows). Integers that a failed row
         does not have are -1. A schema-1 file's rows get ``replicas`` 1 and the
-        convention linfit then used (:func:`linfit.results.cell.legacy_convention`).
+        convention linfit then used (:func:`linfit.results.cell.legacy_convention`). The
+        columns of schema 3 come back from older files as -1 (integers), NaN (numbers)
+        and '' (text).
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the line and the
@@ -492,6 +551,9 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
     for column in PAIRS_COLUMNS:
         if column.type == "int":
             frame[column.name] = frame[column.name].fillna(-1).astype(np.int64)
+        elif column.type == "str":
+            # '' for the text columns a file of an older schema does not have
+            frame[column.name] = frame[column.name].astype(object).fillna("")
     frame["seconds_per_step"] = [
         burst_seconds_per_step(ns, cps, k) if status == "ok" else float("nan")
         for ns, cps, k, status in zip(frame["call_ns"], frame["calls_per_sample"],

@@ -1,8 +1,10 @@
 """Write the compare/check fixtures: base.csv and new.csv, two small synthetic runs in
-results schema 1, and small-v4.csv, four cells in schema 4.
+results schema 1, and small-v5.csv, four cells in schema 5.
 
 Run it from anywhere with the project's Python (``python tests/data/compare/make_fixtures.py``);
-it replaces small-v4.csv next to it. base.csv and new.csv were written by this script's
+it replaces small-v5.csv next to it. small-v4.csv was written by ``main()`` under schema 4
+(the records of :func:`small_fixture` without the machine and memory facts of
+:data:`MACHINE`), and is kept as it is. base.csv and new.csv were written by this script's
 ``schema_1_fixtures()`` under schema 1, small-v2.csv by ``main()`` under schema 2 (the
 records of :func:`small_fixture` without a convention and without floor_rounds and
 floor_spread) and small-v3.csv under schema 3 (without floor_rounds and floor_spread); they
@@ -11,7 +13,7 @@ are kept as they are: they are the tests' proof that files of schemas 1 to 3 are
 (log-normal around chosen medians, from a seeded NumPy generator), so the files are the same
 on every machine.
 
-small-v4.csv (and small-v2/v3.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
+small-v5.csv (and small-v2/v3/v4.csv): tensorflow CPU:0 eager n=1000 (its own reference, with
 floors: in small-v4.csv the best of 3 probe rounds, spread 1.25x), xla-loop k=100 (per-call
 samples of 100 steps), a jax jit cell whose reference (jax eager CPU:0) is not in the file
 but recorded in its row, and a failed function cell whose convergence check failed. In
@@ -36,6 +38,7 @@ What the fixtures hold, cell by cell (new against base):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -111,15 +114,24 @@ def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: 
     }
 
 
+# The machine of small-v5.csv (schema 5): a 2-core KVM guest in a container.
+MACHINE = {"keras_version": "3.11.3", "logical_cores": 2, "physical_cores": 2,
+           "memory_bytes": 25276071936, "cpu_affinity": "0-1", "cpu_frequency_mhz": 2596.1,
+           "cpu_governor": "", "virtual_machine": "kvm", "container": "docker",
+           "load_average_start": 0.52, "load_average_end": 1.73}
+# Peak resident memory each cell of small-v5.csv added, bytes (CPU cells: no device figure).
+PEAK_RSS = {"eager": 1_572_864, "xla-loop": 2_097_152, "jit": 3_145_728, "function": None}
+
+
 def small_fixture() -> list[CellResult]:
-    """The four records of small-v4.csv (and of small-v2.csv and small-v3.csv, without
-    floor_rounds and floor_spread)."""
+    """The four records of small-v5.csv (and of small-v2/v3/v4.csv, without the machine and
+    memory facts, and small-v2/v3.csv without floor_rounds and floor_spread)."""
     data = make_dataset(1000, "float32")
-    # The run's facts: every fact column a schema-1 row of the base run has, and the one
-    # schema 2 added.
+    # The run's facts: every fact column a schema-1 row of the base run has, the one
+    # schema 2 added, and the machine schema 5 added.
     base_row = row(BASE_RUN, "CPU:0", "eager", 1000, None)
     facts = {**{name: base_row[name] for name in FACT_COLUMNS if name in base_row},
-             "run_interrupted": False}
+             "run_interrupted": False, **MACHINE}
     rng = np.random.default_rng(7)
     tf_reference = Reference("tensorflow", "eager", "CPU:0", data.w_ols, data.b_ols)
     common = {"iterations": 1, "traces": 0, "placement": "CPU:0", "convergence_steps": 100,
@@ -149,7 +161,9 @@ def small_fixture() -> list[CellResult]:
         per_call_seconds=tuple(samples(rng, 3.4e-4, 0.05, 5)), first_call_seconds=0.2,
         reference=tf_reference, facts={**facts, "compiled": True, "xla": False, "loop": False},
         **{**common, "traces": 1, "final_w": 3.1, "check_convergence": "failed"})
-    return [eager, loop, jax, failed]
+    return [dataclasses.replace(record, facts={**record.facts,
+                                               "peak_rss_bytes": PEAK_RSS[record.cell.variant]})
+            for record in (eager, loop, jax, failed)]
 
 
 def main() -> None:
@@ -157,7 +171,7 @@ def main() -> None:
 
     if "--schema-1" in sys.argv:
         schema_1_fixtures()
-    target = HERE / "small-v4.csv"
+    target = HERE / "small-v5.csv"
     target.unlink(missing_ok=True)  # fixtures are regenerated, not results: replace them
     write_results(small_fixture(), target)
     print(f"wrote {target}")
