@@ -54,6 +54,7 @@ __all__ = [
     "TensorFlowDeviceMeter",
     "TorchDeviceMeter",
     "device_meter",
+    "resident_bytes",
 ]
 
 STATUS_PATH = Path("/proc/self/status")
@@ -108,6 +109,11 @@ def _status_bytes(field: str) -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
+def resident_bytes() -> int | None:
+    """This process's resident memory now (``VmRSS``), bytes; None where unreadable."""
+    return _status_bytes("VmRSS")
+
+
 class HostMeter:
     """This process's resident set and its high-water mark (see the module docstring)."""
 
@@ -117,7 +123,7 @@ class HostMeter:
             reset = True
         except OSError:
             reset = False
-        return Mark(_status_bytes("VmRSS"), _status_bytes("VmHWM"), reset)
+        return Mark(resident_bytes(), _status_bytes("VmHWM"), reset)
 
     def peak(self) -> int | None:
         return _status_bytes("VmHWM")
