@@ -251,8 +251,8 @@ def machine_state() -> dict[str, Any]:
 
 
 def _known(value: Any) -> Any:
-    """A recorded value, or None where it is missing: None, '', NaN, or the -1 a pairs
-    frame holds for an integer it does not have."""
+    """A recorded value, or None where it is missing: None, '', NaN, or a negative number
+    (no count, size or load is negative; -1 is pandas frames' usual "no integer")."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, float) and math.isnan(value):

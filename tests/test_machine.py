@@ -202,7 +202,8 @@ TWO_CORES = {"cpu_affinity": "0-1", "logical_cores": 8, "physical_cores": 4,
 def test_available_cpus_are_the_affinity_else_the_logical_cores():
     assert available_cpus(TWO_CORES) == 2
     assert available_cpus({**TWO_CORES, "cpu_affinity": ""}) == 8
-    assert available_cpus({"logical_cores": -1}) is None  # a pairs frame's "no value"
+    assert available_cpus({"logical_cores": -1}) is None  # a frame's "no integer"
+    assert available_cpus({"logical_cores": math.nan, "cpu_affinity": ""}) is None
 
 
 def test_a_load_above_the_available_cpus_is_a_warning():

@@ -11,7 +11,10 @@ journal.
 Each finished cell is a :class:`~linfit.results.record.CellResult`, built field by field as the cell
 is measured: raw per-call times from the timer, the checks' outcomes and the reference the
 weights were checked against (:func:`linfit.convergence.reference_for`); its statistics
-derive from the samples there.
+derive from the samples there. Its facts hold the machine's state (:mod:`linfit.machine`,
+with the load average when the session started, and when it wrote its file) and the peak
+memory the cell added (:class:`linfit.memory.PeakWatch`, from its data to its convergence
+run).
 
 A measurement outranks everything derived from it (issue 20): a finished cell reaches the
 journal first; only then does :class:`~linfit.harness._floor_rounds.FloorRounds` add its
@@ -379,7 +382,8 @@ class Harness:
 
         Before the file is written, the floors get their end round (not after an
         interrupt; in cache mode the cache keeps it) and every record's floor columns are
-        computed from all the session's rounds.
+        computed from all the session's rounds; every record gets the load average now
+        (``load_average_end``).
 
         Never overwrites: when the file exists (two runs in the same second) the name gets
         ``-2``, ``-3``, ... and the rows' run_id says the same. Only a name collision is

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from collections import Counter
@@ -194,11 +195,15 @@ def burst_seconds_per_step(call_ns: Sequence[int], calls_per_sample: int,
 
 
 def _field(column: Column, value: Any) -> str:
-    """One value as the writer writes it (None: empty)."""
-    if value is None:
+    """One value as the writer writes it: None and NaN (a frame's missing number) empty, a
+    whole float in an int column as the integer (the frame holds optional integers as
+    floats)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if column.type == "ints" and not isinstance(value, str):
         return " ".join(str(int(ns)) for ns in value)
+    if column.type == "int" and isinstance(value, float) and value.is_integer():
+        return str(int(value))
     text = str(value)
     return escape_text(text) if column.type == "str" else text
 
@@ -524,8 +529,8 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
         (:func:`burst_seconds_per_step`, NaN in failed rows). Integers that a failed row
         does not have are -1. A schema-1 file's rows get ``replicas`` 1 and the
         convention linfit then used (:func:`linfit.results.cell.legacy_convention`). The
-        columns of schema 3 come back from older files as -1 (integers), NaN (numbers)
-        and '' (text).
+        optional numbers of schema 3 (the machine's, the load, the peak memory) are
+        floats, NaN where a row or an older file has none; its text columns are '' there.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the line and the
@@ -549,8 +554,11 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
     rows = reader.read(open_input(path, "a pairs file", error=ResultsFileError))
     frame = pd.DataFrame.from_records(rows, columns=list(PAIRS_COLUMN_NAMES))
     for column in PAIRS_COLUMNS:
-        if column.type == "int":
+        if column.type == "int" and column.required:
             frame[column.name] = frame[column.name].fillna(-1).astype(np.int64)
+        elif column.type in ("int", "float"):
+            # An optional number: NaN where a row (or a file of an older schema) has none.
+            frame[column.name] = pd.to_numeric(frame[column.name]).astype(np.float64)
         elif column.type == "str":
             # '' for the text columns a file of an older schema does not have
             frame[column.name] = frame[column.name].astype(object).fillna("")
