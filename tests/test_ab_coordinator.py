@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ import pytest
 from builds_fake_index import isolated_environ, make_index, pip_args
 
 from linfit._errors import LinfitError
-from linfit.ab.analysis import analyse
+from linfit.ab.analysis import analyse, machine_warnings
 from linfit.ab.coordinator import (
     SessionCell,
     SessionConfig,
@@ -426,3 +427,38 @@ def test_a_cell_is_a_typed_record_sized_from_its_builds():
     assert planned.calibrated([ok, failed], 0.06).failed_sides == [1]
     with pytest.raises(dataclasses.FrozenInstanceError):
         cell.samples_per_burst = 2  # type: ignore[misc]
+
+
+def test_each_side_s_machine_load_and_peak_memory_reach_the_pairs_file(tmp_path):
+    two = {"logical_cores": 2, "physical_cores": 2, "memory_bytes": 24 * 2**30,
+           "cpu_affinity": "0-1", "cpu_model": "AMD EPYC", "virtual_machine": "kvm",
+           "container": "docker", "keras_version": "3.11.3", "cpu_frequency_mhz": 2596.1,
+           "cpu_governor": ""}
+    four = {**two, "logical_cores": 4, "physical_cores": 4, "cpu_affinity": "0-3"}
+    sides = _sides(a={"FAKE_AB_MACHINE": json.dumps(two), "FAKE_AB_LOAD": "3.5",
+                      "FAKE_AB_PEAK_RSS": "1048576"},
+                   b={"FAKE_AB_MACHINE": json.dumps(four), "FAKE_AB_LOAD": "1.25"})
+    result = run_session(_config(tmp_path, sides, min_pairs=2, max_pairs=2), _quiet)
+    assert result.failures == [] and result.path is not None
+    frame = read_pairs(result.path)
+    a, b = frame[frame["side_index"] == 0], frame[frame["side_index"] == 1]
+    for column, value in two.items():
+        assert set(a[column]) == {value}, column
+    assert set(b["logical_cores"]) == {4} and set(b["cpu_affinity"]) == {"0-3"}
+    assert set(a["load_average"]) == {3.5} and set(b["load_average"]) == {1.25}
+    assert set(a["peak_rss_bytes"]) == {1048576} and b["peak_rss_bytes"].isna().all()
+    assert frame["device_peak_bytes"].isna().all()  # not measured
+    assert machine_warnings(frame) == (
+        "side A: the load average reached 3.50 with 2 CPU(s) available: threads waited for a "
+        "CPU during the run (other work, or more framework threads than CPUs), so its times "
+        "may be inflated",
+        "the machines of sides A and B differ: logical cores 2 vs 4; physical cores 2 vs 4; "
+        "available CPUs 2 vs 4")
+
+
+def test_a_side_that_records_no_machine_gives_no_machine_warning(tmp_path):
+    result = run_session(_config(tmp_path, _sides(), min_pairs=2, max_pairs=2), _quiet)
+    frame = read_pairs(result.path)
+    assert frame["logical_cores"].isna().all() and set(frame["cpu_affinity"]) == {""}
+    assert frame["load_average"].isna().all()
+    assert machine_warnings(frame) == ()

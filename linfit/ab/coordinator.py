@@ -60,7 +60,7 @@ from linfit.harness import (
     sigterm_as_interrupt,
 )
 from linfit.results import KEY_COLUMNS, Cell
-from linfit.results.pairs import PARTIAL_SUFFIX, PairsWriter
+from linfit.results.pairs import PAIRS_MACHINE_COLUMNS, PARTIAL_SUFFIX, PairsWriter
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = [
@@ -326,6 +326,7 @@ class SideBuild:
         backend_version, device_name: what the side ran the cell with.
         call_seconds: a call's calibrated time (median of a few samples); NaN when the
             build failed before it was timed.
+        peak_rss_bytes, device_peak_bytes: the peak memory the build added (None: unknown).
     """
 
     status: str
@@ -333,6 +334,8 @@ class SideBuild:
     backend_version: str = ""
     device_name: str = ""
     call_seconds: float = math.nan
+    peak_rss_bytes: int | None = None
+    device_peak_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -345,7 +348,9 @@ class SideBuild:
         return cls(status=str(reply["status"]), message=str(reply.get("message") or ""),
                    backend_version=str(reply.get("backend_version") or ""),
                    device_name=str(reply.get("device_name") or ""),
-                   call_seconds=float(reply.get("call_seconds", math.nan)))
+                   call_seconds=float(reply.get("call_seconds", math.nan)),
+                   peak_rss_bytes=reply.get("peak_rss_bytes"),
+                   device_peak_bytes=reply.get("device_peak_bytes"))
 
 
 @dataclass(frozen=True)
@@ -545,7 +550,10 @@ class _Session:
                 "git_commit": hello["git_commit"],
                 "build": side.build.requirement if side.build else "",
                 "tensorflow_git_version": self.git_versions[side_index],
-                "tensorflow_commit": git_commit(self.git_versions[side_index]), **burst}
+                "tensorflow_commit": git_commit(self.git_versions[side_index]),
+                **{name: hello["machine"].get(name) for name in PAIRS_MACHINE_COLUMNS},
+                "peak_rss_bytes": built.peak_rss_bytes,
+                "device_peak_bytes": built.device_peak_bytes, **burst}
 
     def build(self, cells: list[SessionCell]) -> list[SessionCell]:
         request = {"op": "build", "keys": [c.worker_key for c in cells],
@@ -589,7 +597,8 @@ class _Session:
             raise worker.failed(f"failed a burst of {cell.worker_key}: {reply.get('error')}")
         row = self._row(side_index, cell, round=progress.pairs, order_position=position,
                         sequence=self.sequence, start_unix_ns=reply["start_unix_ns"],
-                        call_ns=reply["call_ns"], status="ok")
+                        call_ns=reply["call_ns"], load_average=reply.get("load_average"),
+                        status="ok")
         assert self.writer is not None
         self.writer.append(row)
         progress.rows.append(row)

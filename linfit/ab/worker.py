@@ -8,15 +8,19 @@ fault) or ``internal``.
 
 Requests (``"op"``):
 
-- ``hello``: versions and facts of this environment; imports linfit's harness (not the
-  frameworks). Loads the test plugins named in ``LINFIT_WORKER_PLUGINS`` first.
+- ``hello``: versions and facts of this environment and machine; imports linfit's harness
+  (not the frameworks). Loads the test plugins named in ``LINFIT_WORKER_PLUGINS`` first.
 - ``plan``: resolves the cell options (as ``pytest bench/`` does) and returns the cells,
   and ``tensorflow_git_version``: ``tf.version.GIT_VERSION`` where planning imported
   TensorFlow ('' where it did not: hello imports no framework).
 - ``build``: builds every cell once and runs the harness's checks on it (placement,
-  warm-up, trace count, convergence), then times a few samples to calibrate the bursts.
+  warm-up, trace count, convergence), then times a few samples to calibrate the bursts;
+  each cell's reply has the peak memory its build added (the harness's ``peak_rss_bytes``,
+  ``device_peak_bytes``: this worker's earlier cells are the baseline, see
+  :mod:`linfit.memory`).
 - ``burst``: times ``samples`` samples of ``calls_per_sample`` consecutive calls of one
-  cell, each call on its own clock (perf_counter_ns around the synchronised call).
+  cell, each call on its own clock (perf_counter_ns around the synchronised call), and
+  the 1-minute load average when the burst started.
 - ``quit``.
 """
 
@@ -34,6 +38,7 @@ from typing import Any
 from linfit import timing
 from linfit._errors import LinfitError
 from linfit._process import KIND_INPUT, KIND_INTERNAL, reply_stream, serve
+from linfit.machine import load_average
 
 __all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "main"]
 
@@ -129,6 +134,8 @@ class Worker:
                          first_call_seconds=record.first_call_seconds,
                          backend_version=record.facts.get("backend_version"),
                          device_name=record.facts.get("device_name"),
+                         peak_rss_bytes=record.facts.get("peak_rss_bytes"),
+                         device_peak_bytes=record.facts.get("device_peak_bytes"),
                          call_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
             if entry["status"] == "ok":
                 if captured:
@@ -147,11 +154,12 @@ class Worker:
     def burst(self, request: dict[str, Any]) -> dict[str, Any]:
         trainer = self.trainers[request["key"]]
         calls = int(request["samples"]) * int(request["calls_per_sample"])
+        load = load_average()  # before the clock: reading it is not part of the burst
         start_unix_ns = time.time_ns()
         # Each call on its own clock: the call synchronises the device itself (the Trainer
         # contract), so each reading follows finished work.
         call_ns = timing.time_calls(trainer.call, calls)
-        return {"start_unix_ns": start_unix_ns, "call_ns": call_ns}
+        return {"start_unix_ns": start_unix_ns, "call_ns": call_ns, "load_average": load}
 
     def close(self) -> None:
         self._sessions.close()

@@ -86,6 +86,10 @@ verdicts:
   too-few-pairs     fewer pairs than an interval needs (8 at alpha 0.01): the time budget
                     ran out first; raise --max-seconds or select fewer cells
 
+Where a side's load average exceeded its CPUs during the bursts, or the sides' machines
+differ (cores, memory, CPU model, VM or container), a warning goes to stderr; it does not
+change the exit status.
+
 exit status:
   0  no regression
   1  a cell is slower, a cell failed or got too few pairs, a worker failed, a side's build
@@ -284,7 +288,7 @@ def _session_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linfit.ab.analysis import analyse
+    from linfit.ab.analysis import analyse, machine_warnings
     from linfit.ab.coordinator import SessionConfig, run_session
     from linfit.ab.spec import aa_sides, parse_sides
     from linfit.results.pairs import read_pairs
@@ -320,7 +324,10 @@ def run(args: argparse.Namespace) -> int:
         path = result.path
         notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
                      f"in {result.seconds:.0f} s; pairs file: {path}")
-    comparison = analyse(read_pairs(path), args.threshold, args.alpha)
+    pairs = read_pairs(path)
+    comparison = analyse(pairs, args.threshold, args.alpha)
+    for line in machine_warnings(pairs):
+        print(f"linfit ab: warning: {line}", file=sys.stderr)
     if args.format == "csv":
         sys.stdout.write(render_csv(comparison))
         for note in notes:

@@ -11,7 +11,10 @@ journal.
 Each finished cell is a :class:`~linfit.results.record.CellResult`, built field by field as the cell
 is measured: raw per-call times from the timer, the checks' outcomes and the reference the
 weights were checked against (:func:`linfit.convergence.reference_for`); its statistics
-derive from the samples there.
+derive from the samples there. Its facts hold the machine's state (:mod:`linfit.machine`,
+with the load average when the session started, and when it wrote its file) and the peak
+memory the cell added (:class:`linfit.memory.PeakWatch`, from its data to its convergence
+run).
 
 A measurement outranks everything derived from it (issue 20): a finished cell reaches the
 journal first; only then does :class:`~linfit.harness._floor_rounds.FloorRounds` add its
@@ -45,6 +48,8 @@ from linfit.floors import Floors
 from linfit.harness._floor_rounds import FLOOR_ROUND_INTERVAL_SECONDS, FloorRounds
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.harness._render import error_line
+from linfit.machine import load_average
+from linfit.memory import PeakWatch, device_meter
 from linfit.results import Cell
 from linfit.results.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
 from linfit.results.record import CellResult, Reference
@@ -158,7 +163,9 @@ class Harness:
         self.options = options
         self.started = started or datetime.now(UTC)
         self.git_commit, self.git_dirty = git_state()
-        self.machine = machine_facts()
+        # The machine's facts and state, with the load before any cell runs; the load at
+        # the end joins them in write().
+        self.machine = {**machine_facts(), "load_average_start": load_average()}
         self._run_id = make_run_id(self.started, self.machine["host"], self.git_commit)
         self.written: Path | None = None
         # Lines for the user at session start: left-over journals, an unusable cache.
@@ -301,6 +308,12 @@ class Harness:
                            device_name=device.name, device_details=device.details,
                            compiled=variant.compiled, xla=variant.xla, loop=variant.loop,
                            **backend.thread_settings())
+        in_process = not isinstance(variant, DistributedVariant)
+        # The peak memory the cell adds, its data included, up to its convergence run
+        # (linfit.memory says what that isolates): in this process and on its one device.
+        # A distributed cell's work runs in worker processes, on several devices: not measured.
+        watch = PeakWatch(device_meter(cell.backend, cell.device, device.kind)
+                          if in_process else None, host=in_process)
         data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
         progress.add(w_ols=float(data.w_ols), b_ols=float(data.b_ols))
         with backend.session(), contextlib.ExitStack() as workers:
@@ -339,6 +352,8 @@ class Harness:
             progress.add(convergence_steps=CONVERGENCE_STEPS, final_w=float(final_w),
                          final_b=float(final_b), final_loss=float(history[-1].loss),
                          traces=int(traces))
+        peak = watch.read()
+        progress.add_facts(peak_rss_bytes=peak.host_bytes, device_peak_bytes=peak.device_bytes)
         problems = trace_problems(variant, traces)
         progress.add(check_traces="failed" if problems else "ok")
         reference = reference_for(cell)
@@ -374,7 +389,8 @@ class Harness:
 
         Before the file is written, the floors get their end round (not after an
         interrupt; in cache mode the cache keeps it) and every record's floor columns are
-        computed from all the session's rounds.
+        computed from all the session's rounds; every record gets the load average now
+        (``load_average_end``).
 
         Never overwrites: when the file exists (two runs in the same second) the name gets
         ``-2``, ``-3``, ... and the rows' run_id says the same. Only a name collision is
@@ -394,8 +410,10 @@ class Harness:
                 self.journal.discard()
             return None
         self.floor_rounds.finish(interrupted)
+        load_end = load_average()
         results = [replace(self.floor_rounds.with_columns(result),
-                           facts={**result.facts, "run_interrupted": interrupted})
+                           facts={**result.facts, "run_interrupted": interrupted,
+                                  "load_average_end": load_end})
                    for result in self._results.values()]
         try:
             self.written = write_run(results, self.options.results_dir, self.run_id)
