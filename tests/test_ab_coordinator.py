@@ -298,8 +298,10 @@ def test_keras_cells_are_measured_only_when_variants_are_named(tmp_path):
                          progress=lines.append)
     assert set(read_pairs(result.path).variant) == {"v0", "v1", "v2"}
     assert any(line.startswith("left out 1 Keras cells") for line in lines)
+    # A name from linfit's registries (the session checks them); the fake worker plans the
+    # same cells whatever is named.
     named = run_session(_config(tmp_path / "named", _sides(keras, keras),
-                                values={"linfit_variants": "v0,keras-xla"}), progress=_quiet)
+                                values={"linfit_variants": "eager,keras-xla"}), progress=_quiet)
     assert "keras-xla" in set(read_pairs(named.path).variant)
 
 
@@ -377,6 +379,17 @@ def test_a_session_takes_the_next_id_when_its_name_is_taken(tmp_path, monkeypatc
     ({"values": {"linfit_backends": "tensorflow,nosuch"}}, "unknown backend 'nosuch'"),
     ({"values": {"linfit_backends": " , "}}, "names nothing"),
     ({"environ": {"LINFIT_BACKENDS": "nosuch"}}, "unknown backend 'nosuch'"),
+    # Issue 20, class 4: an unknown variant reached the workers before it was refused.
+    ({"values": {"linfit_variants": "nosuch"}},
+     "--variants/LINFIT_VARIANTS: no backend has variant 'nosuch'; valid, alone or as "
+     "backend:variant: tensorflow: eager, function, xla"),
+    ({"environ": {"LINFIT_VARIANTS": "xla,tensorflow:nosuch"}},
+     "no backend has variant 'tensorflow:nosuch'"),
+    ({"values": {"linfit_variants": "jax:xla"}}, "no backend has variant 'jax:xla'"),
+    ({"values": {"linfit_backends": "jax", "linfit_variants": "xla"}},
+     "no backend of --backends jax has variant 'xla'; valid, alone or as backend:variant: "
+     "jax: eager, jit, jit-loop, sharded-jit"),
+    ({"values": {"linfit_variants": " , "}}, "--variants/LINFIT_VARIANTS ' , ' names nothing"),
 ])
 def test_options_that_cannot_make_sense_stop_before_any_worker_starts(tmp_path, overrides,
                                                                      message):
@@ -395,6 +408,20 @@ def test_sides_are_checked_by_the_config_too(tmp_path):
                            ((a, Side("Ω", sys.executable)), "is not a label")):
         with pytest.raises(LinfitError, match=message):
             check_config(_config(tmp_path, sides))
+
+
+@pytest.mark.parametrize("variants", [
+    "eager", "tensorflow:xla,jit", "keras-xla-spe", "mirrored-xla,jax:sharded-jit",
+    "torch:cuda-graph", " xla , eager "])
+def test_variants_in_the_registries_pass_in_every_form_the_harness_reads(tmp_path,
+                                                                          monkeypatch,
+                                                                          variants):
+    import linfit.ab.coordinator as coordinator
+
+    # Checked against linfit's registries, also where this interpreter has no backend.
+    monkeypatch.setattr(coordinator, "available_backends", lambda: [])
+    check_config(_config(tmp_path, _sides(), values={"linfit_variants": variants}))
+    check_config(_config(tmp_path, _sides(), environ={"LINFIT_VARIANTS": variants}))
 
 
 def test_cell_options_are_checked_with_the_harness_resolver(tmp_path, monkeypatch):

@@ -46,9 +46,10 @@ from linfit._paths import check_output_dir
 from linfit._process import KIND_INPUT, WorkerFailed, WorkerProcess
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
 from linfit.ab.spec import Side, check_sides
-from linfit.backends import BACKENDS
+from linfit.backends import BACKENDS, VARIANTS_BY_BACKEND
 from linfit.backends.variants import KERAS_VARIANTS
 from linfit.builds import BuildCache, BuildUnavailable, git_commit
+from linfit.distributed.variants import DISTRIBUTED_VARIANTS
 from linfit.environment import quiet_framework_env
 from linfit.harness import (
     BY_DEST,
@@ -258,6 +259,7 @@ def _check_cell_options(config: SessionConfig) -> None:
         if name not in BACKENDS:
             raise LinfitError(f"{cli_flag(_BACKENDS_OPTION)}/{_BACKENDS_OPTION.env}: unknown "
                               f"backend {name!r}; valid: {', '.join(BACKENDS)}")
+    _check_variants(config, _names(_BACKENDS_OPTION, backends) if backends else list(BACKENDS))
     if not available_backends():
         return  # nothing to resolve with here (the sides may be other interpreters)
     # Every other option, by the harness's own resolver; the backends were checked above
@@ -273,6 +275,26 @@ def _check_cell_options(config: SessionConfig) -> None:
         for option in OPTIONS:
             message = message.replace(f"{option.flag}/", f"{cli_flag(option)}/")
         raise LinfitError(message) from None
+
+
+def _check_variants(config: SessionConfig, backends: Sequence[str]) -> None:
+    """The variants named, against the registries of ``backends`` (no framework imported):
+    a name selects that variant of every backend that has it, ``backend:variant`` one
+    backend's, as :func:`linfit.harness.build_matrix` reads them on the workers."""
+    text = option_text(_VARIANTS_OPTION, config.values, config.environ)
+    registries = {backend: (*VARIANTS_BY_BACKEND[backend], *DISTRIBUTED_VARIANTS[backend])
+                  for backend in dict.fromkeys(backends)}
+    valid = {form for backend, names in registries.items() for name in names
+             for form in (name, f"{backend}:{name}")}
+    for name in _names(_VARIANTS_OPTION, text) if text else ():
+        if name not in valid:
+            listed = "; ".join(f"{backend}: {', '.join(names)}"
+                               for backend, names in registries.items())
+            among = ("" if list(registries) == list(BACKENDS)
+                     else f" of {cli_flag(_BACKENDS_OPTION)} {','.join(registries)}")
+            raise LinfitError(f"{cli_flag(_VARIANTS_OPTION)}/{_VARIANTS_OPTION.env}: no "
+                              f"backend{among} has variant {name!r}; valid, alone or as "
+                              f"backend:variant: {listed}")
 
 
 def _positive(value: float, flag: str) -> None:

@@ -116,20 +116,31 @@ def trace_problems(variant: Variant, traces: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt(on_signal: Callable[[str], None] | None = None) -> Iterator[None]:
     """Inside the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does; the previous
     handler is restored on the way out.
 
     SIGTERM is what CI cancellation and ``timeout`` send: handled like Ctrl-C, the session
     still writes the results of the cells that finished. Outside the main thread (where
     Python cannot install handlers) the block runs unchanged.
+
+    Args:
+        on_signal: called with the reason ("SIGTERM received") before the KeyboardInterrupt
+            is raised, to note the signal where the caller checks it anyway (between cells).
+            The raise alone can be lost: a handler runs wherever the main thread is, and a
+            KeyboardInterrupt raised inside a ``__del__`` or a weakref callback is only
+            reported as "Exception ignored" (Python's unraisable hook), so the run would
+            go on and end as a success.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+        reason = f"{signal.Signals(signum).name} received"
+        if on_signal is not None:
+            on_signal(reason)
+        raise KeyboardInterrupt(reason)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
