@@ -293,8 +293,8 @@ def test_check_bad_input_exits_2_with_one_line(which, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (f"linfit check: error: {bad} line 2, column schema_version: '7' is "
-                            "not a schema_version this linfit reads (it reads 1, 2, 3 and 4); it "
-                            "was written by a newer linfit\n")
+                            "not a schema_version this linfit reads (it reads 1, 2, 3, 4 and 5); "
+                            "it was written by a newer linfit\n")
 
 
 @pytest.mark.parametrize("flags", [["--rtol", "0"], ["--threshold", "2"], ["--alpha", "1"]])

@@ -299,10 +299,10 @@ BAD_FILES = {
     "wrong schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "0")),
                              "line 2, column schema_version: '0' is not a schema_version this "
                              "linfit reads"),
-    "future schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "5", row=3)),
-                              "line 5, column schema_version: '5' is not a schema_version this "
-                              "linfit reads (it reads 1, 2, 3 and 4); it was written by a newer "
-                              "linfit"),
+    "future schema_version": (lambda tmp: edited(tmp, set_field("schema_version", "6", row=3)),
+                              "line 5, column schema_version: '6' is not a schema_version this "
+                              "linfit reads (it reads 1, 2, 3, 4 and 5); it was written by a "
+                              "newer linfit"),
     "missing columns": (lambda tmp: edited(tmp, drop_columns("median_seconds", "samples_seconds")),
                         "missing columns: median_seconds, samples_seconds"),
     "non-numeric median": (lambda tmp: edited(tmp, set_field("median_seconds", "fast", row=2)),

@@ -126,7 +126,9 @@ def test_from_row_and_to_row_round_trip_a_harness_dict():
 def test_the_small_fixture_reads_as_records():
     results = read_results(SMALL)
     assert isinstance(results, ResultSet) and results.path == SMALL
-    assert results.schema_version == SCHEMA_VERSION == 4
+    assert results.schema_version == 4 and SCHEMA_VERSION == 5
+    # Schema 4 has no HLO account: every record's is unknown.
+    assert all(r.hlo_bytes_per_step is None and r.hlo_loops == "" for r in results)
     by_cell = results.by_cell()
     loop = by_cell[LOOP]
     assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
@@ -148,7 +150,12 @@ def test_write_then_read_is_exact(tmp_path):
     written = write_results(records, tmp_path / "again.csv")
     again = read_results(written)
     assert list(again) == list(records)
-    assert written.read_text() == SMALL.read_text()
+    # The schema-4 fixture written in schema 5: the same text, but the version and the HLO
+    # columns (issue 17), empty in every row.
+    lines = SMALL.read_text().splitlines()
+    hlo = ",hlo_kernels_per_step,hlo_loops,hlo_bytes_per_step,hlo_bytes_ratio"
+    expected = [lines[0] + hlo] + ["5" + line.removeprefix("4") + ",,,," for line in lines[1:]]
+    assert written.read_text() == "\n".join(expected) + "\n"
 
 
 def test_to_frame_is_the_frame_pandas_users_had():
@@ -295,9 +302,9 @@ def test_schema_1_samples_become_per_call_and_keep_their_statistics():
             assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
 
 
-def test_a_schema_1_file_rewritten_is_schema_4(tmp_path):
-    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v4.csv"))
-    assert again.schema_version == 4
+def test_a_schema_1_file_rewritten_is_the_current_schema(tmp_path):
+    again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v5.csv"))
+    assert again.schema_version == SCHEMA_VERSION == 5
     assert [r.per_call_seconds for r in again] == [r.per_call_seconds
                                                     for r in read_results(SCHEMA_1)]
     assert again[0].check_placement == "unknown"
@@ -392,9 +399,9 @@ REFUSALS: dict[str, tuple[Callable, str, str]] = {
                                "is empty in an ok row"),
     "duplicated cell": (lambda header, rows: rows.append(list(rows[0])), "lines 2 and 6",
                         "duplicated cell (tensorflow CPU:0 eager n=1000 float32 k=1)"),
-    "future schema_version": (_set("schema_version", "5", 0), "line 2, column schema_version",
-                              "'5' is not a schema_version this linfit reads (it reads 1, 2, 3 "
-                              "and 4); it was written by a newer linfit"),
+    "future schema_version": (_set("schema_version", "6", 0), "line 2, column schema_version",
+                              "'6' is not a schema_version this linfit reads (it reads 1, 2, 3, "
+                              "4 and 5); it was written by a newer linfit"),
     "mixed schema_versions": (_set("schema_version", "2", 2), "line 4, column schema_version",
                               "2 differs from the first row's 4"),
     "floor spread below 1": (_set("floor_spread", "0.9", 0), "line 2, column floor_spread",
@@ -463,9 +470,11 @@ def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
     assert not failed.ok and not failed.timed and failed.final_w is None
 
 
-def test_every_schema_4_column_is_declared_once():
+def test_every_schema_5_column_is_declared_once():
     assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
-    assert {"floor_rounds", "floor_spread"} == set(COLUMN_NAMES) - {
+    assert {"hlo_kernels_per_step", "hlo_loops", "hlo_bytes_per_step",
+            "hlo_bytes_ratio"} == set(COLUMN_NAMES) - {c.name for c in columns_of(4)}
+    assert {"floor_rounds", "floor_spread"} == {c.name for c in columns_of(4)} - {
         c.name for c in columns_of(3)}
     assert {"replicas", "convention", "strategy"} == {c.name for c in columns_of(3)} - {
         c.name for c in columns_of(2)}

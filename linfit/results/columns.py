@@ -47,8 +47,10 @@ __all__ = [
 # reference, reference_w/b, check_placement/traces/convergence and run_interrupted added.
 # 3: the cell key gains replicas and convention (issues 12 and 13); strategy added.
 # 4: floor_rounds and floor_spread (issue 12: the floor is the best of several probe rounds).
-SCHEMA_VERSION = 4
-READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
+# 5: the HLO account of a compiled cell (issue 17): hlo_kernels_per_step, hlo_loops,
+# hlo_bytes_per_step, hlo_bytes_ratio.
+SCHEMA_VERSION = 5
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 
 # A cell's status: it passed every check, or not (the reason is in ``message``).
 STATUSES = ("ok", "failed")
@@ -87,17 +89,18 @@ class Column:
     doc: str
     required: bool = True
     domain: str = ""
-    versions: tuple[int, ...] = (1, 2, 3, 4)
+    versions: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 def _c(name: str, type_: str, unit: str, doc: str, required: bool = True, domain: str = "",
-       versions: tuple[int, ...] = (1, 2, 3, 4)) -> Column:
+       versions: tuple[int, ...] = (1, 2, 3, 4, 5)) -> Column:
     return Column(name, type_, unit, doc, required, domain, versions)
 
 
-_V2 = (2, 3, 4)
-_V3 = (3, 4)
-_V4 = (4,)
+_V2 = (2, 3, 4, 5)
+_V3 = (3, 4, 5)
+_V4 = (4, 5)
+_V5 = (5,)
 
 # Every column of every readable version, in file order; columns_of() picks a version's.
 ALL_COLUMNS: tuple[Column, ...] = (
@@ -210,6 +213,18 @@ ALL_COLUMNS: tuple[Column, ...] = (
        required=False, domain=RATIO, versions=_V4),
     _c("efficiency", "float", "", "floor_seconds / median_seconds (1.0 = at the floor)",
        required=False, domain=POSITIVE),
+    # the HLO account (issue 17, linfit.hlo): empty where XLA does not compile the step, or
+    # where the account could not be made
+    _c("hlo_kernels_per_step", "float", "kernels/step", "kernel launches (fusions and unfused "
+       "ops) per training step in the optimized HLO", required=False, domain=NON_NEGATIVE,
+       versions=_V5),
+    _c("hlo_loops", "str", "", "the HLO's while loops: none, or while\N{MULTIPLICATION SIGN}"
+       "COUNT(trip N) ('trip ?' where the count is unknown)", required=False, versions=_V5),
+    _c("hlo_bytes_per_step", "float", "bytes/step", "bytes the HLO's kernels read and write "
+       "per training step (each reads its operands, writes its output)", required=False,
+       domain=NON_NEGATIVE, versions=_V5),
+    _c("hlo_bytes_ratio", "float", "", "hlo_bytes_per_step / the read floor (x and y read "
+       "once: 2 * n * itemsize)", required=False, domain=NON_NEGATIVE, versions=_V5),
 )
 
 

@@ -345,6 +345,11 @@ def _check_statistics(path: Path, line: int, row: Mapping[str, Any],
             stored_efficiency, derived_efficiency, rel_tol=STATISTIC_RTOL)):
         raise _fail(path, line, "efficiency", f"{stored_efficiency!r} is not floor_seconds / "
                     f"the median of the samples ({derived_efficiency!r})")
+    stored_ratio, derived_ratio = row.get("hlo_bytes_ratio"), record.hlo_bytes_ratio
+    if stored_ratio is not None and (derived_ratio is None or not math.isclose(
+            stored_ratio, derived_ratio, rel_tol=STATISTIC_RTOL)):
+        raise _fail(path, line, "hlo_bytes_ratio", f"{stored_ratio!r} is not hlo_bytes_per_step "
+                    f"/ the bytes of x and y ({derived_ratio!r})")
 
 
 def _parse_row(path: Path, line: int, fields: Sequence[str], index: Mapping[str, int],
@@ -375,7 +380,7 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     1 and 2 lack replicas, convention and strategy: every cell then ran on one device, and
     TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
     Schemas 1 to 3 lack floor_rounds and floor_spread: their floors were one measurement
-    whose spread nobody knew, so both are empty.
+    whose spread nobody knew, so both are empty. Schemas 1 to 4 lack the HLO account: empty.
     """
     if version == 1:
         row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
@@ -386,6 +391,9 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
                "convention": legacy_convention(row["backend"], bool(row["compiled"]))}
     if version < 4:
         row = {**row, "floor_rounds": None, "floor_spread": None}
+    if version < 5:
+        row = {**row, "hlo_kernels_per_step": None, "hlo_loops": "", "hlo_bytes_per_step": None,
+               "hlo_bytes_ratio": None}
     return row
 
 
