@@ -11,7 +11,9 @@ since the worker started. Each burst sleeps for its length and appends its real
 (``exit``: die before answering hello; ``kill``: SIGKILL itself there), ``FAKE_AB_PLAN``
 (``kill``: SIGKILL itself when asked to plan; ``input`` or ``internal``: answer plan with an
 error of that kind), ``FAKE_AB_KERAS`` (``1``: one more cell, TensorFlow's ``keras-xla``,
-which a session measures only when variants are named).
+which a session measures only when variants are named), ``FAKE_AB_HLO`` (a file: the
+``hlo`` request answers its text as every cell's optimized HLO, one step per execution;
+unset: no text, as for a cell XLA does not compile).
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ def main() -> int:
                  else "", "backend_version": "0", "device_name": "fake CPU",
                  "call_seconds": float(ENV.get("FAKE_AB_SECONDS", "0.001"))}
                 for key in request["keys"]]
+        elif op == "hlo":
+            if ENV.get("FAKE_AB_HLO"):
+                with open(ENV["FAKE_AB_HLO"]) as text:
+                    reply.update(text=text.read(), steps_per_execution=1,
+                                 loop_trip_count=None, source="fake")
+            else:
+                reply.update(text=None)
         elif op == "burst":
             bursts += 1
             if bursts > int(ENV.get("FAKE_AB_CRASH_AFTER", "1000000")):
