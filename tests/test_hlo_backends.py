@@ -8,6 +8,7 @@ loss), and a trace count that reading the HLO leaves alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -113,7 +114,24 @@ def test_an_hlo_that_cannot_be_read_costs_the_cell_nothing(tmp_path, monkeypatch
     assert result.ok and result.hlo_bytes_per_step is None and result.hlo_loops == ""
     assert "1 unknown (warning: first: jax CPU:0 jit n=64 float32 k=1: RuntimeError: no HLO " \
            "today)" in harness.hlo_note
-    off = Harness(_options(tmp_path), hlo_accounts=False)
+    off = Harness(replace(_options(tmp_path), hlo=False))
     assert off.run_cell(Cell("jax", "CPU:0", "jit", N, "float32", 1),
                         _one_round).hlo_loops == ""
     assert off.hlo_note == ""
+
+
+def test_the_hlo_option_turns_the_accounts_off():
+    from pathlib import Path
+
+    from linfit._errors import LinfitError
+    from linfit.harness import resolve_options
+
+    def resolve(values, environ=None):
+        return resolve_options(values, environ or {}, Path("/p"), Path("/p"))
+
+    assert resolve({}).hlo is True
+    assert resolve({"linfit_hlo": "off"}).hlo is False
+    assert resolve({}, {"LINFIT_HLO": "off"}).hlo is False
+    with pytest.raises(LinfitError, match="--linfit-hlo/LINFIT_HLO: unknown 'maybe'; valid: "
+                                          "on, off"):
+        resolve({"linfit_hlo": "maybe"})

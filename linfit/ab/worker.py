@@ -24,6 +24,7 @@ Requests (``"op"``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import platform
@@ -79,7 +80,7 @@ class Worker:
         options = resolve_options(request["values"], request["environ"], Path.cwd(), Path.cwd())
         # No HLO accounts at build (they would spend the session's budget): a cell's HLO is
         # read when the coordinator asks for it (hlo).
-        self.harness = Harness(options, hlo_accounts=False)
+        self.harness = Harness(dataclasses.replace(options, hlo=False))
         matrix = build_matrix(options)
         self.cells = {cell_id(m.cell): m.cell for m in matrix}
         return {"cells": [{"key": cell_id(m.cell), "backend": m.cell.backend,

@@ -148,8 +148,7 @@ class Harness:
     def __init__(self, options: HarnessOptions, started: datetime | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
                  floor_backends: Sequence[Backend] | None = None,
-                 floor_round_interval_seconds: float = FLOOR_ROUND_INTERVAL_SECONDS,
-                 hlo_accounts: bool = True) -> None:
+                 floor_round_interval_seconds: float = FLOOR_ROUND_INTERVAL_SECONDS) -> None:
         """A session; nothing is measured yet.
 
         Args:
@@ -159,9 +158,6 @@ class Harness:
             floor_backends: the backends whose probes measure the floors (default: the
                 options' backends); tests pass fakes.
             floor_round_interval_seconds: time between floor rounds in measure mode.
-            hlo_accounts: take the HLO account of every compiled cell (off: its columns
-                stay empty; ``linfit ab``'s workers, whose build time counts against the
-                session's budget, read a cell's HLO only when asked).
         """
         self.options = options
         self.started = started or datetime.now(UTC)
@@ -180,7 +176,6 @@ class Harness:
                                         interval_seconds=floor_round_interval_seconds)
         self._results: dict[Cell, CellResult] = {}
         self._references: dict[tuple[str, int, str], tuple[float, float]] = {}
-        self._hlo_accounts = hlo_accounts
         # The HLO accounts taken, their time in all (extraction and parsing), and the
         # first failure's cell and reason.
         self._hlo_cells = 0
@@ -360,7 +355,7 @@ class Harness:
             progress.add(convergence_steps=CONVERGENCE_STEPS, final_w=float(final_w),
                          final_b=float(final_b), final_loss=float(history[-1].loss),
                          traces=int(traces))
-            if self._hlo_accounts:
+            if self.options.hlo:
                 self._add_hlo_account(cell, trainer, progress)
         problems = trace_problems(variant, traces)
         progress.add(check_traces="failed" if problems else "ok")
