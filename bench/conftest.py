@@ -231,6 +231,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     for line in results_lines(frame, harness.written):
         write(line)
     write(harness.floors_note)
+    if harness.hlo_note:
+        write(harness.hlo_note)
     if harness.journal_error:
         write(f"warning: {harness.journal_error}")
     for line in config.stash.get(PLOTS, []):

@@ -1,4 +1,5 @@
-"""The markdown report of a run: environment, results, speed-ups, break-even steps, figures.
+"""The markdown report of a run: environment, results, speed-ups, break-even steps, the HLO
+account of the compiled cells, figures.
 
 :func:`render_report` turns finished tables and drawn figures into markdown text and
 computes nothing; :func:`write_report` computes the summaries, draws the figures into a
@@ -33,7 +34,8 @@ __all__ = [
 ]
 
 # The report's sections, in order; the tests check every one is there.
-SECTIONS = ("Environment", "Results", "Speed-up over eager", "Break-even steps", "Figures")
+SECTIONS = ("Environment", "Results", "Speed-up over eager", "Break-even steps",
+            "HLO account", "Figures")
 FIGURES_SUFFIX = "-figures"  # report.md keeps its figures in report-figures/
 
 # Environment columns, with the name the table gives them; one value per run usually.
@@ -228,6 +230,32 @@ def _speedup_section(speedups: pd.DataFrame) -> str:
                         "\n".join(lines)])
 
 
+_HLO_TEXT = (
+    "What XLA compiled, by its optimized HLO (linfit.hlo, docs/hlo.md): kernel launches "
+    "(fusions and unfused ops) per training step, the while loops with their trip counts, "
+    "and the bytes the kernels read and write per step (each kernel reads its operands and "
+    "writes its output; a loop body counts once per step), also over the read floor (x and "
+    "y read once: 8n bytes in float32). The HLO is deterministic for a version and its "
+    "flags: these are not timings."
+)
+
+
+def _hlo_section(frame: pd.DataFrame) -> str:
+    accounted = frame[frame["hlo_bytes_per_step"].notna()]
+    if accounted.empty:
+        return ("No HLO account: no cell of these results is compiled by XLA, or the results "
+                "predate it (schema 5).")
+    rows = [[row.backend, row.device, row.variant, f"{row.n_examples:,}", row.dtype,
+             row.steps_per_call, _number(row.hlo_kernels_per_step, 4), row.hlo_loops,
+             _number(row.hlo_bytes_per_step, 4), f"{_number(row.hlo_bytes_ratio, 3)}{TIMES}",
+             format_seconds(row.median_seconds)]
+            for row in accounted.sort_values(list(KEY_COLUMNS), kind="stable")
+            .itertuples(index=False)]
+    headers = ["backend", "device", "variant", "n", "dtype", "k", "kernels / step", "loops",
+               "bytes / step", "over the read floor", "median / step"]
+    return _HLO_TEXT + "\n\n" + markdown_table(headers, rows)
+
+
 def _break_even_cell(steps: float) -> str:
     return "never (not faster than eager)" if math.isinf(steps) else f"{steps:,.0f}"
 
@@ -291,6 +319,7 @@ def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.Da
         "Results": _results(frame, speedups, efficiencies, floor_rounds),
         "Speed-up over eager": _speedup_section(speedups),
         "Break-even steps": _break_even_section(break_even),
+        "HLO account": _hlo_section(frame),
         "Figures": _figures_section(figures, report_folder, convergence),
     }
     runs = ", ".join(pd.unique(frame["run_id"]))

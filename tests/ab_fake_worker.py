@@ -14,7 +14,9 @@ error of that kind), ``FAKE_AB_KERAS`` (``1``: one more cell, TensorFlow's ``ker
 which a session measures only when variants are named), ``FAKE_AB_GIT_VERSION`` (the
 ``tensorflow_git_version`` its plan reports; '' by default). The machine: ``FAKE_AB_MACHINE``
 (JSON: facts the hello adds to its host), ``FAKE_AB_PEAK_RSS`` (each build's peak, bytes),
-``FAKE_AB_LOAD`` (each burst's load average).
+``FAKE_AB_LOAD`` (each burst's load average). ``FAKE_AB_HLO`` (a file: the
+``hlo`` request answers its text as every cell's optimized HLO, one step per execution;
+unset: no text, as for a cell XLA does not compile).
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def main() -> int:
                  "peak_rss_bytes": int(ENV["FAKE_AB_PEAK_RSS"]) if "FAKE_AB_PEAK_RSS" in ENV
                  else None}
                 for key in request["keys"]]
+        elif op == "hlo":
+            if ENV.get("FAKE_AB_HLO"):
+                with open(ENV["FAKE_AB_HLO"]) as text:
+                    reply.update(text=text.read(), steps_per_execution=1,
+                                 loop_trip_count=None, source="fake")
+            else:
+                reply.update(text=None)
         elif op == "burst":
             bursts += 1
             if bursts > int(ENV.get("FAKE_AB_CRASH_AFTER", "1000000")):

@@ -129,6 +129,9 @@ def test_the_small_fixture_reads_as_records():
     results = read_results(SMALL)
     assert isinstance(results, ResultSet) and results.path == SMALL
     assert results.schema_version == SCHEMA_VERSION == 5
+    # Schema 4 has no HLO account: every record's is unknown.
+    assert all(r.hlo_bytes_per_step is None and r.hlo_loops == ""
+               for r in read_results(SCHEMA_4))
     by_cell = results.by_cell()
     loop = by_cell[LOOP]
     assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
@@ -339,9 +342,9 @@ def test_schema_1_samples_become_per_call_and_keep_their_statistics():
             assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
 
 
-def test_a_schema_1_file_rewritten_is_schema_5(tmp_path):
+def test_a_schema_1_file_rewritten_is_the_current_schema(tmp_path):
     again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v5.csv"))
-    assert again.schema_version == 5
+    assert again.schema_version == SCHEMA_VERSION == 5
     assert [r.per_call_seconds for r in again] == [r.per_call_seconds
                                                     for r in read_results(SCHEMA_1)]
     assert again[0].check_placement == "unknown"
@@ -513,7 +516,8 @@ def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
 
 def test_every_schema_5_column_is_declared_once():
     assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
-    assert {"tensorflow_git_version", "tensorflow_commit", *SCHEMA_5_MACHINE_AND_MEMORY} == (
+    assert {"tensorflow_git_version", "tensorflow_commit", *SCHEMA_5_MACHINE_AND_MEMORY,
+            "hlo_kernels_per_step", "hlo_loops", "hlo_bytes_per_step", "hlo_bytes_ratio"} == (
         set(COLUMN_NAMES) - {c.name for c in columns_of(4)})
     assert {"floor_rounds", "floor_spread"} == {c.name for c in columns_of(4)} - {
         c.name for c in columns_of(3)}

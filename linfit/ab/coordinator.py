@@ -45,6 +45,7 @@ from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
 from linfit._process import KIND_INPUT, WorkerFailed, WorkerProcess
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
+from linfit.ab.hlo_files import HloCapture, capture_changed_hlo
 from linfit.ab.spec import Side, check_sides
 from linfit.backends import BACKENDS, VARIANTS_BY_BACKEND
 from linfit.backends.variants import KERAS_VARIANTS
@@ -201,6 +202,8 @@ class SessionResult:
         decided: cells decided when it ended, of ``cells``.
         unavailable: one line per side left out because its build does not install or
             import (:class:`linfit.builds.BuildUnavailable`).
+        hlo: the optimized HLO of every changed cell on its base and changed sides
+            (:mod:`linfit.ab.hlo_files`); empty when none changed or the session ended early.
     """
 
     path: Path | None = None
@@ -212,6 +215,7 @@ class SessionResult:
     cells: int = 0
     decided: int = 0
     unavailable: list[str] = field(default_factory=list)
+    hlo: tuple[HloCapture, ...] = ()
 
 
 # A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
@@ -475,6 +479,7 @@ class _Session:
         self.started = time.monotonic()
         self.sequence = 0
         self._session_id = ""
+        self.measured: list[_CellProgress] = []
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
@@ -631,6 +636,7 @@ class _Session:
         rng = np.random.default_rng(config.seed)
         sides = len(self.workers)
         states = [_CellProgress(cell) for cell in cells]
+        self.measured = states
         round_seconds = 0.0
         self.result.cells = len(cells)
         while True:
@@ -699,6 +705,18 @@ class _Session:
         self.result.seconds = time.monotonic() - self.started
 
 
+def _capture_hlo(session: _Session) -> tuple[HloCapture, ...]:
+    """The optimized HLO of the cells the session found changed, from the workers that
+    still hold them (:func:`linfit.ab.hlo_files.capture_changed_hlo`)."""
+    rows = [row for state in session.measured for row in state.rows]
+    if not rows:
+        return ()
+    return capture_changed_hlo(
+        session.workers, [side.label for side in session.config.sides], _frame(rows),
+        {state.cell.cell: state.cell.worker_key for state in session.measured},
+        session.config.threshold, session.config.alpha, session.progress)
+
+
 def _frame(rows: list[dict[str, Any]]) -> Any:
     """Rows of one cell as the frame :func:`linfit.ab.analysis.is_decided` takes."""
     import pandas as pd
@@ -751,6 +769,7 @@ def run_session(config: SessionConfig,
                 session.open_writer()
                 ready = session.build(cells)
                 session.measure(ready)
+                session.result.hlo = _capture_hlo(session)
             except WorkerFailed as error:
                 session.result.failures.append(str(error))
             except KeyboardInterrupt:

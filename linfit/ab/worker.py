@@ -21,12 +21,16 @@ Requests (``"op"``):
 - ``burst``: times ``samples`` samples of ``calls_per_sample`` consecutive calls of one
   cell, each call on its own clock (perf_counter_ns around the synchronised call), and
   the 1-minute load average when the burst started.
+- ``hlo``: the optimized HLO of one built cell (:meth:`linfit.backends.Trainer.compiled_hlo`):
+  its text, the steps one execution runs and the trip count of its loop; ``text`` null where
+  XLA does not compile the cell. Asked after the bursts, for the cells that changed.
 - ``quit``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import platform
@@ -42,7 +46,8 @@ from linfit.machine import load_average
 
 __all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "main"]
 
-PROTOCOL_VERSION = 1
+# 2: the hlo request (issue 17).
+PROTOCOL_VERSION = 2
 # Comma-separated modules the worker imports before anything else: test-only plugins such
 # as tests/ab_slower_step.py (importable through the side's PYTHONPATH).
 PLUGINS_ENV = "LINFIT_WORKER_PLUGINS"
@@ -81,7 +86,9 @@ class Worker:
         from linfit.harness import Harness, build_matrix, cell_id, resolve_options
 
         options = resolve_options(request["values"], request["environ"], Path.cwd(), Path.cwd())
-        self.harness = Harness(options)
+        # No HLO accounts at build (they would spend the session's budget): a cell's HLO is
+        # read when the coordinator asks for it (hlo).
+        self.harness = Harness(dataclasses.replace(options, hlo=False))
         matrix = build_matrix(options)
         self.cells = {cell_id(m.cell): m.cell for m in matrix}
         return {"tensorflow_git_version": imported_git_version(),
@@ -161,6 +168,20 @@ class Worker:
         call_ns = timing.time_calls(trainer.call, calls)
         return {"start_unix_ns": start_unix_ns, "call_ns": call_ns, "load_average": load}
 
+    def hlo(self, request: dict[str, Any]) -> dict[str, Any]:
+        trainer = self.trainers[request["key"]]
+        try:
+            program = trainer.compiled_hlo()
+        except Exception as error:
+            # Broad on purpose: the HLO is derived, and a framework that cannot print it
+            # must not end the worker (serve() ends it on any error it does not map).
+            return {"text": None, "error": f"{type(error).__name__}: "
+                    + " ".join(str(error).split())[:1000]}
+        if program is None:
+            return {"text": None}
+        return {"text": program.text, "steps_per_execution": program.steps_per_execution,
+                "loop_trip_count": program.loop_trip_count, "source": program.source}
+
     def close(self) -> None:
         self._sessions.close()
 
@@ -179,7 +200,7 @@ def main() -> int:
     try:
         serve(sys.stdin, replies,
               {"hello": worker.hello, "plan": worker.plan, "build": worker.build,
-               "burst": worker.burst},
+               "burst": worker.burst, "hlo": worker.hlo},
               # Bad options are the user's; an unknown cell key is the coordinator's bug. Any
               # other error ends the worker, its traceback on stderr for the coordinator.
               {LinfitError: KIND_INPUT, KeyError: KIND_INTERNAL})

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -24,6 +25,9 @@ from linfit.compare import EXIT_OK, EXIT_REGRESSION
 from linfit.harness import BY_DEST
 from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
+
+if TYPE_CHECKING:
+    from linfit.ab.coordinator import SessionResult
 
 FORMATS = ("terminal", "markdown", "csv")
 # The options of `pytest bench/` that choose cells, from the harness's option table; the
@@ -287,6 +291,26 @@ def _session_options(args: argparse.Namespace) -> None:
             setattr(args, dest, default)
 
 
+def _save_hlo(result: SessionResult, path: Path) -> list[str]:
+    """Write the changed cells' HLO and diffs beside the pairs file; the notes to print.
+    A file that cannot be written costs nothing measured: it is a note."""
+    from linfit.ab.hlo_files import hlo_folder, write_hlo_files
+
+    if not result.hlo:
+        return []
+    try:
+        written, problems = write_hlo_files(result.hlo, path)
+    except OSError as error:
+        return [f"warning: the HLO files could not be written to {hlo_folder(path)}: "
+                f"{error.strerror or error}"]
+    cells = len({capture.worker_key for capture in result.hlo})
+    notes = [f"warning: {problem}" for problem in problems]
+    if written:
+        notes.append(f"optimized HLO of the {cells} changed cells and their diffs: "
+                     f"{hlo_folder(path)}/ ({len(written)} files)")
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     from linfit.ab.analysis import analyse, machine_warnings
     from linfit.ab.coordinator import SessionConfig, run_session
@@ -324,6 +348,7 @@ def run(args: argparse.Namespace) -> int:
         path = result.path
         notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
                      f"in {result.seconds:.0f} s; pairs file: {path}")
+        notes += _save_hlo(result, path)
     pairs = read_pairs(path)
     comparison = analyse(pairs, args.threshold, args.alpha)
     for line in machine_warnings(pairs):

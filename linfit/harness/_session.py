@@ -16,6 +16,10 @@ with the load average when the session started, and when it wrote its file) and 
 memory the cell added (:class:`linfit.memory.PeakWatch`, from its data to its convergence
 run).
 
+The HLO account of a compiled cell (issue 17, :mod:`linfit.hlo`) is taken from the trainer
+once its checks are done: its columns are derived, so a failure to take it leaves them
+empty and :attr:`Harness.hlo_note` says why, once; it never costs the cell.
+
 A measurement outranks everything derived from it (issue 20): a finished cell reaches the
 journal first; only then does :class:`~linfit.harness._floor_rounds.FloorRounds` add its
 floor columns, as known then, and a failure there leaves them empty and costs nothing. The
@@ -40,7 +44,7 @@ from linfit._paths import check_output_dir
 from linfit.backends import Backend, Trainer, Variant, get_backend
 from linfit.builds import git_commit, imported_git_version
 from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
-from linfit.data import make_dataset
+from linfit.data import make_dataset, xy_bytes
 from linfit.distributed import DistributedVariant, distributed_variant, open_trainer, strategy_of
 from linfit.environment import env_flags, git_state, machine_facts
 from linfit.fit import fit, train
@@ -48,6 +52,7 @@ from linfit.floors import Floors
 from linfit.harness._floor_rounds import FLOOR_ROUND_INTERVAL_SECONDS, FloorRounds
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.harness._render import error_line
+from linfit.hlo import account
 from linfit.machine import load_average
 from linfit.memory import PeakWatch, device_meter
 from linfit.results import Cell
@@ -190,6 +195,11 @@ class Harness:
                                         interval_seconds=floor_round_interval_seconds)
         self._results: dict[Cell, CellResult] = {}
         self._references: dict[tuple[str, int, str], tuple[float, float]] = {}
+        # The HLO accounts taken, their time in all (extraction and parsing), and the
+        # first failure's cell and reason.
+        self._hlo_cells = 0
+        self._hlo_seconds = 0.0
+        self._hlo_failures: list[str] = []
 
     @property
     def run_id(self) -> str:
@@ -238,6 +248,19 @@ class Harness:
     def floors(self) -> Floors | None:
         """The floors as known now: every round so far (None: off, or not recorded)."""
         return self.floor_rounds.floors
+
+    @property
+    def hlo_note(self) -> str:
+        """One line on the HLO accounts for the session's summary: how many, their time in
+        all, and the first that could not be taken; '' where no cell is compiled by XLA."""
+        if not (self._hlo_cells or self._hlo_failures):
+            return ""
+        note = (f"HLO accounts of {self._hlo_cells} compiled cells in "
+                f"{self._hlo_seconds:.2f} s (reading and parsing the optimized HLO)")
+        if self._hlo_failures:
+            note += (f"; {len(self._hlo_failures)} unknown (warning: first: "
+                     f"{self._hlo_failures[0]})")
+        return note
 
     @property
     def floors_note(self) -> str:
@@ -363,8 +386,12 @@ class Harness:
             progress.add(convergence_steps=CONVERGENCE_STEPS, final_w=float(final_w),
                          final_b=float(final_b), final_loss=float(history[-1].loss),
                          traces=int(traces))
-        peak = watch.read()
-        progress.add_facts(peak_rss_bytes=peak.host_bytes, device_peak_bytes=peak.device_bytes)
+            # Read before the HLO account, whose compilation is not the cell's.
+            peak = watch.read()
+            progress.add_facts(peak_rss_bytes=peak.host_bytes,
+                               device_peak_bytes=peak.device_bytes)
+            if self.options.hlo:
+                self._add_hlo_account(cell, trainer, progress)
         problems = trace_problems(variant, traces)
         progress.add(check_traces="failed" if problems else "ok")
         reference = reference_for(cell)
@@ -375,6 +402,26 @@ class Harness:
                                         data.w_ols, data.b_ols, cell.dtype)
         progress.add(check_convergence="failed" if numerics else "ok")
         return problems + numerics
+
+    def _add_hlo_account(self, cell: Cell, trainer: Trainer, progress: _CellProgress) -> None:
+        """The HLO account's columns of a cell whose step XLA compiles (none otherwise)."""
+        start = time.perf_counter()
+        try:
+            program = trainer.compiled_hlo()
+            if program is None:
+                return
+            result = account(program, xy_bytes(cell.n_examples, cell.dtype))
+        except Exception as error:
+            # Broad on purpose: the account is derived (a framework that cannot print its
+            # HLO, a text this parser does not read), and nothing derived may cost the
+            # measured cell (issue 20). Not hidden: hlo_note names the first.
+            self._hlo_failures.append(f"{cell}: {error_line(error)}")
+            return
+        finally:
+            self._hlo_seconds += time.perf_counter() - start
+        self._hlo_cells += 1
+        progress.add(hlo_kernels_per_step=result.kernels_per_step, hlo_loops=result.loops_text,
+                     hlo_bytes_per_step=result.bytes_per_step)
 
     def _record(self, result: CellResult) -> CellResult:
         """Keep a finished cell's record and put it in the journal; then, and only then, add

@@ -50,6 +50,8 @@ __all__ = [
 # 5: tensorflow_git_version and tensorflow_commit (issue 17: the build a TensorFlow row ran);
 # the machine's state (cores, memory, affinity, load, frequency, governor, VM, container),
 # keras_version, and the peak memory a cell adds (issue 18).
+# 5 also: the HLO account of a compiled cell (issue 17): hlo_kernels_per_step, hlo_loops,
+# hlo_bytes_per_step, hlo_bytes_ratio.
 SCHEMA_VERSION = 5
 READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 
@@ -249,6 +251,18 @@ ALL_COLUMNS: tuple[Column, ...] = (
        required=False, domain=RATIO, versions=_V4),
     _c("efficiency", "float", "", "floor_seconds / median_seconds (1.0 = at the floor)",
        required=False, domain=POSITIVE),
+    # the HLO account (issue 17, linfit.hlo): empty where XLA does not compile the step, or
+    # where the account could not be made
+    _c("hlo_kernels_per_step", "float", "kernels/step", "kernel launches (fusions and unfused "
+       "ops) per training step in the optimized HLO", required=False, domain=NON_NEGATIVE,
+       versions=_V5),
+    _c("hlo_loops", "str", "", "the HLO's while loops: none, or while\N{MULTIPLICATION SIGN}"
+       "COUNT(trip N) ('trip ?' where the count is unknown)", required=False, versions=_V5),
+    _c("hlo_bytes_per_step", "float", "bytes/step", "bytes the HLO's kernels read and write "
+       "per training step (each reads its operands, writes its output)", required=False,
+       domain=NON_NEGATIVE, versions=_V5),
+    _c("hlo_bytes_ratio", "float", "", "hlo_bytes_per_step / the read floor (x and y read "
+       "once: 2 * n * itemsize)", required=False, domain=NON_NEGATIVE, versions=_V5),
 )
 
 

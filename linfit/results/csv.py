@@ -355,6 +355,11 @@ def _check_statistics(path: Path, line: int, row: Mapping[str, Any],
             stored_efficiency, derived_efficiency, rel_tol=STATISTIC_RTOL)):
         raise _fail(path, line, "efficiency", f"{stored_efficiency!r} is not floor_seconds / "
                     f"the median of the samples ({derived_efficiency!r})")
+    stored_ratio, derived_ratio = row.get("hlo_bytes_ratio"), record.hlo_bytes_ratio
+    if stored_ratio is not None and (derived_ratio is None or not math.isclose(
+            stored_ratio, derived_ratio, rel_tol=STATISTIC_RTOL)):
+        raise _fail(path, line, "hlo_bytes_ratio", f"{stored_ratio!r} is not hlo_bytes_per_step "
+                    f"/ the bytes of x and y ({derived_ratio!r})")
 
 
 def _parse_row(path: Path, line: int, fields: Sequence[str], index: Mapping[str, int],
@@ -391,8 +396,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
     Schemas 1 to 3 lack floor_rounds and floor_spread: their floors were one measurement
     whose spread nobody knew, so both are empty. Schemas 1 to 4 did not record the
-    TensorFlow build's commit, the machine's state, the Keras version or the peak memory:
-    unknown, empty.
+    TensorFlow build's commit, the machine's state, the Keras version, the peak memory or
+    the HLO account: unknown, empty.
     """
     if version == 1:
         row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
@@ -406,7 +411,9 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     if version < 5:
         row = {**row, "tensorflow_git_version": "", "tensorflow_commit": "",
                **{column.name: "" if column.type == "str" else None
-                  for column in ALL_COLUMNS if column.name in _MACHINE_AND_MEMORY}}
+                  for column in ALL_COLUMNS if column.name in _MACHINE_AND_MEMORY},
+               "hlo_kernels_per_step": None, "hlo_loops": "", "hlo_bytes_per_step": None,
+               "hlo_bytes_ratio": None}
     return row
 
 
