@@ -122,7 +122,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     # SIGTERM (CI cancellation, `timeout`) while cells run is handled like Ctrl-C, so the
     # session still ends and writes what finished; the previous handler comes back after.
-    with sigterm_as_interrupt():
+    # shouldstop too: pytest stops after the cell in flight even where the KeyboardInterrupt
+    # was lost (raised inside a __del__), instead of running on to exit 0.
+    def stop(reason: str) -> None:
+        session.shouldstop = reason
+
+    with sigterm_as_interrupt(on_signal=stop):
         return (yield)
 
 
@@ -226,6 +231,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     for line in results_lines(frame, harness.written):
         write(line)
     write(harness.floors_note)
+    if harness.hlo_note:
+        write(harness.hlo_note)
     if harness.journal_error:
         write(f"warning: {harness.journal_error}")
     for line in config.stash.get(PLOTS, []):

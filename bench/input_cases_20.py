@@ -44,6 +44,12 @@ WORKER_MODULE = "linfit.ab.worker"
 # 2-core machine (about 2 s), so a case that runs longer is blocked (a FIFO) or reading
 # endless input (/dev/zero).
 READ_TIMEOUT_SECONDS = 20
+# A command that first imports TensorFlow (`floors` reads its cache after the backend is
+# loaded) or draws figures (`plot` of a good pairs file): on the 2-core VM at a load average
+# of about 6, 13 to 21 s for `floors --cache /dev/zero`, 14 to 16 s for `plot` of the
+# original pairs file. A blocked read never ends and an endless one hits MEMORY_CAP_BYTES,
+# so this longer limit still tells them apart.
+START_UP_TIMEOUT_SECONDS = 60
 # An option check runs before any worker starts: linfit's import and argparse take about a
 # second. A command still running after this long has started a session.
 OPTION_SECONDS = 10
@@ -341,7 +347,9 @@ def special_cases(folder: Path) -> list[Case]:
             if command == "history" and kind == "a folder":
                 continue  # a folder is what history reads: the cases below
             cases.append(Case(2, f"{command} <{kind}>", argv, needles=needles,
-                              memory_cap=True))
+                              memory_cap=True,
+                              timeout=START_UP_TIMEOUT_SECONDS if command == "floors --cache"
+                              else READ_TIMEOUT_SECONDS))
     for number, (what, trap) in enumerate(traps.items()):
         # Skipped with a warning or refused in one line, but never a hang or a traceback.
         cases.append(Case(2, f"history <a folder holding {what}>",
@@ -422,7 +430,9 @@ def pairs_cases(folder: Path) -> list[Case]:
                     same = done.stdout.replace(str(path), str(PAIRS)) == stdout
                     return "" if same and done.returncode == rc else "reads unlike the original"
             cases.append(Case(3, f"{command}: {name}", argv, (0,) if good else (2,),
-                              needles=needles, after=after))
+                              needles=needles, after=after,
+                              timeout=START_UP_TIMEOUT_SECONDS if good and command == "plot"
+                              else READ_TIMEOUT_SECONDS))
 
     for number, (name, edit, line, column) in enumerate(mutations):
         rows = [header[:], *(row[:] for row in data)]

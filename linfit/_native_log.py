@@ -28,8 +28,12 @@ their setting, and ``TF_CPP_MIN_LOG_LEVEL=0`` shows every line. A setting that i
 of TensorFlow's levels (``abc``, ``9``, ``-1``) gets a one-line warning, once a process, and
 the filter applies linfit's level 2 instead: TensorFlow would read ``abc`` as 0 and show
 everything, ``9`` as "nothing, not even a fatal error", and neither is likely what was meant.
-Any other output passes through unchanged. oneDNN itself is untouched
-(``TF_ENABLE_ONEDNN_OPTS``): switching it off would change the kernels being measured.
+One record is two lines: TensorFlow's CPU-feature notice (``cpu_feature_guard.cc``, at
+INFO) goes on in a line of its own, "To enable the following instructions: AVX2 ...,
+rebuild TensorFlow ..."; that known line goes with the record when it directly follows a
+dropped one (:class:`LineFilter`). Any other output passes through unchanged. oneDNN
+itself is untouched (``TF_ENABLE_ONEDNN_OPTS``): switching it off would change the kernels
+being measured.
 
 The filter is a separate small process (this file run as a script), not a thread: it reads
 while TensorFlow's loader holds the GIL, and it still passes on what was written before
@@ -43,11 +47,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "FALLBACK_LOG_LEVEL",
     "TF_LOG_LEVEL_ENV",
+    "LineFilter",
     "filter_level",
     "keep_line",
     "min_log_level",
@@ -62,8 +67,15 @@ LOG_LEVELS = range(4)
 FALLBACK_LOG_LEVEL = 2
 # Abseil's line: severity letter, MMDD, time, thread, file:line]. Before InitializeLog()
 # the time reads 00:00:<seconds since the epoch>.
-_ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
+_ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ ([^ \]]+):\d+\] ")
 _ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called"
+# The CPU-feature notice's source file, and the second line of its message (TensorFlow's
+# tensorflow/core/platform/cpu_feature_guard.cc: "To enable the following instructions:
+# <names>, in other operations, rebuild TensorFlow with the appropriate compiler flags.").
+_CPU_FEATURE_GUARD = b"cpu_feature_guard.cc"
+_CPU_FEATURE_CONTINUATION = re.compile(
+    rb"^To enable the following instructions: [A-Za-z0-9_ ]+, in other operations, "
+    rb"rebuild TensorFlow with the appropriate compiler flags\.\r?$")
 _SEVERITY_RANK = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
 # Logged at E by the CUDA platform where there is no NVIDIA driver at all: the same fact as
 # cudart_stub's "Could not find cuda drivers" line, so it goes with it.
@@ -129,16 +141,50 @@ def keep_line(line: bytes, level: int, nvidia_driver: bool) -> bool:
     return _SEVERITY_RANK[match.group(1)] >= level
 
 
+class LineFilter:
+    """:func:`keep_line` for a stream of lines, with the one context a line needs: the
+    CPU-feature notice's second line ("To enable the following instructions: ...") is
+    dropped when it directly follows a dropped ``cpu_feature_guard`` record. Every other
+    line, after a dropped record or not, is judged by :func:`keep_line` alone.
+    """
+
+    def __init__(self, level: int, nvidia_driver: bool) -> None:
+        """A filter at ``level`` (``TF_CPP_MIN_LOG_LEVEL``); ``nvidia_driver`` as for
+        :func:`keep_line`."""
+        self.level = level
+        self.nvidia_driver = nvidia_driver
+        self._after_dropped_guard = False
+
+    def keep(self, line: bytes) -> bool:
+        """Whether ``line`` (the next line of the stream, without its newline) is shown."""
+        after_dropped_guard, self._after_dropped_guard = self._after_dropped_guard, False
+        if after_dropped_guard and _CPU_FEATURE_CONTINUATION.match(line):
+            return False
+        if keep_line(line, self.level, self.nvidia_driver):
+            return True
+        match = _ABSL_LINE.match(line)
+        self._after_dropped_guard = match is not None and match.group(2) == _CPU_FEATURE_GUARD
+        return False
+
+
+def _filtered(chunks: Iterable[bytes], level: int, nvidia_driver: bool) -> Iterator[bytes]:
+    """What the filter passes on of ``chunks`` (the reads of one stream, in turn): the lines
+    :class:`LineFilter` keeps, a line cut between reads passed on whole."""
+    lines_filter = LineFilter(level, nvidia_driver)
+    pending = b""
+    for chunk in chunks:
+        *lines, pending = (pending + chunk).split(b"\n")
+        kept = b"".join(line + b"\n" for line in lines if lines_filter.keep(line))
+        if kept:
+            yield kept
+    if pending and lines_filter.keep(pending):
+        yield pending
+
+
 def _filter(source: int, target: int, level: int, nvidia_driver: bool) -> None:
     """Copy lines from ``source`` to ``target`` until end of file, dropping the noise."""
-    pending = b""
-    while chunk := os.read(source, 65536):
-        *lines, pending = (pending + chunk).split(b"\n")
-        kept = b"".join(line + b"\n" for line in lines if keep_line(line, level, nvidia_driver))
-        if kept:
-            os.write(target, kept)
-    if pending and keep_line(pending, level, nvidia_driver):
-        os.write(target, pending)
+    for kept in _filtered(iter(lambda: os.read(source, 65536), b""), level, nvidia_driver):
+        os.write(target, kept)
 
 
 def _flush_python_stderr() -> None:

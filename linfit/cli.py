@@ -30,7 +30,7 @@ EXIT_BROKEN_PIPE = 128 + 13
 
 # Subcommand modules, in the order --help lists them. Each has register(subparsers).
 COMMANDS = ("devices", "fit", "floors", "compare", "ab", "bisect", "builds", "check", "plot",
-            "report", "recover", "history", "export")
+            "report", "recover", "history", "export", "explain")
 
 
 class _HelpFormatter(argparse.HelpFormatter):

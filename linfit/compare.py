@@ -10,7 +10,9 @@ interval and a verdict:
 * **several runs per side**: the unit is the per-run median, and the interval runs over
   runs (:func:`linfit.stats.ratio_of_run_medians`), so drift between runs is in it.
 
-It also lists how the runs' machines and software differ. It returns data;
+It also lists how the runs' machines and software differ, and warns where a run's machine
+was loaded beyond its CPUs or the two sides ran on different machines
+(:func:`machine_warnings`). It returns data;
 :func:`decide` turns a comparison into a :class:`Decision` (exit status and reasons), and
 the ``linfit compare`` command renders both.
 """
@@ -29,6 +31,7 @@ import pandas as pd
 
 from linfit._errors import LinfitError, ResultsFileError
 from linfit._format import format_ratio, format_seconds  # re-exported; home: linfit._format
+from linfit.machine import load_warning, machine_differences
 from linfit.results import KEY_COLUMNS, Cell, read_results
 from linfit.results.record import CellResult
 from linfit.stats import (
@@ -57,6 +60,7 @@ __all__ = [
     "decide",
     "format_ratio",
     "format_seconds",
+    "machine_warnings",
     "records_of",
 ]
 
@@ -100,8 +104,8 @@ COMPARISON_COLUMNS = (
 # is the point.
 ENVIRONMENT_COLUMNS = (
     "host", "cpu_model", "device_name", "os", "python_version", "numpy_version",
-    "backend_version", "backend_build", "tf_enable_onednn_opts", "xla_flags", "tf_xla_flags",
-    "omp_num_threads", "intra_op_threads", "inter_op_threads", "git_dirty",
+    "keras_version", "backend_version", "backend_build", "tf_enable_onednn_opts", "xla_flags",
+    "tf_xla_flags", "omp_num_threads", "intra_op_threads", "inter_op_threads", "git_dirty",
 )
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Comparison:
         differences: machine, software and environment differences (warnings only).
         threshold, alpha: the settings the verdicts used.
         base_runs, new_runs: how many runs each side had.
+        machine_warnings: :func:`machine_warnings` of the runs (warnings only).
     """
 
     table: pd.DataFrame
@@ -137,6 +142,7 @@ class Comparison:
     alpha: float
     base_runs: int = 1
     new_runs: int = 1
+    machine_warnings: tuple[str, ...] = ()
 
     @property
     def over_runs(self) -> bool:
@@ -331,6 +337,48 @@ def _differences(base_runs: Sequence[Mapping[Cell, CellResult]],
                  in sorted(pairs.items(), key=lambda item: (order[item[0][0]], item[0][1:])))
 
 
+def _machine(run: Sequence[CellResult]) -> Mapping[str, Any]:
+    """A run's machine facts: every record of a run has the same; {} for no record."""
+    return run[0].facts if run else {}
+
+
+def machine_warnings(base_runs: Sequence[Iterable[CellResult]],
+                     new_runs: Sequence[Iterable[CellResult]],
+                     base_label: str = "base", new_label: str = "new") -> tuple[str, ...]:
+    """Why the runs' times may not be what their machines can do, one line each: a run whose
+    load average exceeded the CPUs it could use (:func:`linfit.machine.load_warning`), and
+    each base and new machine that differ in cores, memory, CPU model, VM or container
+    (:func:`linfit.machine.machine_differences`). Figures a run did not record (files
+    before schema 5) are not compared.
+
+    Args:
+        base_runs, new_runs: the runs of each side (either may be empty: the load of the
+            other side's runs is still checked).
+        base_label, new_label: how the lines name the sides; a side of several runs names
+            each by its run_id.
+
+    Returns:
+        The lines, without a prefix, duplicates dropped.
+    """
+    lines: list[str] = []
+    sides = []
+    for label, runs in ((base_label, base_runs), (new_label, new_runs)):
+        machines = [_machine(list(run)) for run in runs]
+        for machine in machines:
+            name = label if len(machines) == 1 else str(machine.get("run_id") or label)
+            warning = load_warning(machine)
+            if warning is not None:
+                lines.append(f"{name}: {warning}")
+        sides.append(machines)
+    for base in sides[0]:
+        for new in sides[1]:
+            differences = machine_differences(base, new)
+            if differences:
+                lines.append(f"the machines of {base_label} and {new_label} differ: "
+                             f"{'; '.join(differences)}; their times are not like for like")
+    return tuple(dict.fromkeys(lines))
+
+
 def _sort_key(cell: Cell) -> tuple[Any, ...]:
     return (cell.device, cell.backend, cell.dtype, cell.n_examples, cell.variant,
             cell.steps_per_call)
@@ -356,7 +404,7 @@ def compare_results(base_runs: Sequence[Iterable[CellResult]],
         base_label, new_label: how messages name the two sides.
 
     Returns:
-        The comparison table and the environment differences.
+        The comparison table, the environment differences and the machine warnings.
 
     Raises:
         LinfitError: for a side without runs, or one run on one side and several on the
@@ -380,7 +428,10 @@ def compare_results(base_runs: Sequence[Iterable[CellResult]],
     ]
     table = pd.DataFrame.from_records(records, columns=list(COMPARISON_COLUMNS))
     return Comparison(table, _differences(base_maps, new_maps), threshold, alpha,
-                      len(base_maps), len(new_maps))
+                      len(base_maps), len(new_maps),
+                      machine_warnings([list(m.values()) for m in base_maps],
+                                       [list(m.values()) for m in new_maps],
+                                       base_label, new_label))
 
 
 def compare_frames(base: pd.DataFrame | Iterable[CellResult],

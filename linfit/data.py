@@ -32,6 +32,7 @@ __all__ = [
     "make_dataset",
     "memory_needed_bytes",
     "memory_problem",
+    "xy_bytes",
 ]
 
 # The numbers of TensorFlow's "custom training: basics" tutorial.
@@ -73,6 +74,16 @@ def numpy_dtype(dtype: str) -> np.dtype:
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(dtype)
+
+
+def xy_bytes(n_examples: int, dtype: str) -> int:
+    """The bytes of x and y: what a step must read at least (the read floor's bytes,
+    8n in float32).
+
+    Raises:
+        LinfitError: for an unknown dtype.
+    """
+    return 2 * n_examples * numpy_dtype(dtype).itemsize
 
 
 def memory_needed_bytes(n_examples: int, dtype: str) -> int:

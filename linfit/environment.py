@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from linfit._errors import LinfitError
 from linfit._native_log import TF_LOG_LEVEL_ENV
+from linfit.machine import machine_state
 
 __all__ = [
     "ENV_FLAGS",
@@ -25,6 +28,7 @@ __all__ = [
     "env_flags",
     "git_state",
     "gpu_driver_version",
+    "keras_version",
     "machine_facts",
     "quiet_framework_env",
 ]
@@ -135,12 +139,25 @@ def git_state(path: Path | None = None) -> tuple[str, bool]:
     return commit, bool(status)
 
 
-def machine_facts() -> dict[str, str]:
-    """Host, OS, Python, NumPy and CPU model, as result-file columns."""
+def keras_version() -> str:
+    """The installed Keras' version, from its package metadata (Keras is not imported);
+    '' where it is not installed."""
+    try:
+        return importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def machine_facts() -> dict[str, Any]:
+    """Host, OS, Python, NumPy, Keras and CPU model, and the machine's state
+    (:func:`linfit.machine.machine_state`: cores, memory, CPU affinity, frequency and
+    governor, VM and container), as result-file columns; None or '' where unreadable."""
     return {
         "host": socket.gethostname(),
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
+        "keras_version": keras_version(),
         "cpu_model": cpu_model(),
+        **machine_state(),
     }

@@ -63,10 +63,12 @@ __all__ = [
     "comparison_figure_size",
     "draw_run_figures",
     "grid_figure_size",
+    "memory_rows",
     "plot_comparison",
     "plot_convergence",
     "plot_first_call",
     "plot_fit_history",
+    "plot_peak_memory",
     "plot_speedups",
     "plot_step_times",
     "registry_colors",
@@ -151,8 +153,16 @@ MIN_BAR_SLOTS = 4  # the first-call bars are never wider than a quarter of their
 MIN_SPEEDUP_GROUPS = 3  # nor a group of speed-up bars wider than a third
 
 TIMES = "\N{MULTIPLICATION SIGN}"  # the "x" of "2x faster"
+# The peak-memory figure's y axis is logarithmic above this many bytes and linear below,
+# so that a cell that added nothing (0 bytes) is drawn, at 0. 100 kB is a few dozen pages:
+# below it a figure is mostly which allocator arena a cell happened to reuse.
+MEMORY_LINEAR_BYTES = 100_000
+# The peak memory columns (linfit.memory), the figure's rows: host first.
+MEMORY_COLUMNS = (("peak_rss_bytes", "host: resident memory added"),
+                  ("device_peak_bytes", "device: allocator memory added"))
 
 _SECONDS = EngFormatter(unit="s")
+_BYTES = EngFormatter(unit="B")
 _COUNT = EngFormatter(sep="")
 _TIMES = FuncFormatter(lambda value, _: f"{value:g}{TIMES}")
 
@@ -163,7 +173,7 @@ class DrawnFigure:
 
     Attributes:
         name: short name, also the end of the file names: ``step-time``, ``speedup``,
-            ``first-call``, ``convergence``.
+            ``first-call``, ``peak-memory``, ``scaling``, ``convergence``.
         title: one line that says what the figure shows (the report's caption).
         paths: the saved files, one per format, in the order asked.
     """
@@ -625,6 +635,71 @@ def plot_convergence(runs: ConvergenceRuns, path: str | os.PathLike[str]) -> Pat
     return _save(figure, path)
 
 
+def memory_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ok, one-replica rows of a results frame with a peak memory figure: what
+    :func:`plot_peak_memory` draws (empty for files before schema 5, or none measured)."""
+    columns = [name for name, _ in MEMORY_COLUMNS if name in frame.columns]
+    if not columns:
+        return frame.iloc[0:0]
+    rows = frame[(frame["status"] == "ok") & (frame["replicas"] == 1)]
+    return rows[rows[columns].notna().any(axis=1)]
+
+
+def plot_peak_memory(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """The peak memory each cell added against n_examples: one panel per device (and dtype),
+    a row for the host's resident memory and, where any was measured, one for the device's.
+
+    One line per variant, coloured and styled as in the step-time figure. The y axis is
+    logarithmic above :data:`MEMORY_LINEAR_BYTES` and linear below, so that a cell that
+    added nothing is at 0.
+    What a figure isolates is :mod:`linfit.memory`'s to say.
+
+    Args:
+        frame: a results frame with at least one row of :func:`memory_rows`.
+        path: where to save; the suffix picks the format.
+    """
+    table = memory_rows(frame)
+    panels = _panels(table)
+    measures = [(name, what) for name, what in MEMORY_COLUMNS
+                if name in table.columns and table[name].notna().any()]
+    with_backend = table["backend"].nunique() > 1
+    series = _series_order(table)
+    figure, axes = plt.subplots(len(measures), len(panels),
+                                figsize=grid_figure_size(len(panels), len(measures)),
+                                layout="constrained", sharex=True, squeeze=False)
+    for row_axes, (column, what) in zip(axes, measures, strict=True):
+        for ax, (device, dtype, title) in zip(row_axes, panels, strict=True):
+            panel = table[(table["device"] == device) & (table["dtype"] == dtype)
+                          & table[column].notna()]
+            if panel.empty:
+                ax.text(0.5, 0.5, "not measured here (a CPU has no device figure)",
+                        transform=ax.transAxes, ha="center", va="center", color="gray")
+            for backend, variant, steps_per_call, loop in series:
+                line = panel[(panel["backend"] == backend) & (panel["variant"] == variant)
+                             & (panel["steps_per_call"] == steps_per_call)]
+                line = line.sort_values("n_examples")
+                if not line.empty:
+                    ax.plot(line["n_examples"], line[column].astype(float),
+                            color=variant_color(backend, variant), markersize=5,
+                            **(LOOP_STYLE if loop else STEP_STYLE))
+            ax.set_xscale("log")
+            ax.set_yscale("symlog", linthresh=MEMORY_LINEAR_BYTES)
+            ax.yaxis.set_major_formatter(_BYTES)
+            if panel.empty:
+                ax.set_yticks([])
+            else:
+                ax.set_ylim(bottom=0)  # memory added is never negative
+            ax.set_title(f"{title}\n{what}", fontsize="medium")
+            ax.grid(which="major", alpha=0.3)
+        row_axes[0].set_ylabel("peak memory added (decimal prefixes)")
+    for ax in axes[-1]:
+        ax.set_xlabel("n_examples (examples per step)")
+        _log_axis(ax.xaxis, _COUNT)
+    _figure_legend(figure, [_series_handle(*key, with_backend) for key in series])
+    figure.suptitle("Peak memory each cell added, over what the process held before it")
+    return _save(figure, path)
+
+
 def _cell_label(row: pd.Series) -> str:
     return str(Cell.from_row(row))
 
@@ -743,6 +818,7 @@ def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], ste
     Files are named ``{stem}-{figure}.{format}`` and replace figures of the same name (they
     are derived from the results, which are never touched). The speed-up figure is left out
     when no cell has an eager cell to compare with, the first-call figure when no cell ran,
+    the peak-memory figure when no cell has a peak memory figure (files before schema 5),
     the convergence figure when ``convergence`` is None. Cells of more than one replica are
     left out of these and drawn in the scaling figure (:func:`plot_scaling`), the only one
     when no one-replica cell ran.
@@ -786,6 +862,10 @@ def draw_run_figures(frame: pd.DataFrame, directory: str | os.PathLike[str], ste
         figures.append(draw("first-call", "First-call time, step time and break-even steps "
                             f"(n={_COUNT(int(times['n_examples'].min()))})",
                             plot_first_call, times, even))
+        if not memory_rows(frame).empty:
+            figures.append(draw("peak-memory", "Peak memory each cell added (host resident "
+                                "memory; device memory where measured)", plot_peak_memory,
+                                frame))
     if scaled:
         figures.append(draw("scaling", "Data-parallel step time per replica count, beside the "
                             "one-device step", plot_scaling,

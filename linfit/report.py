@@ -1,4 +1,5 @@
-"""The markdown report of a run: environment, results, speed-ups, break-even steps, figures.
+"""The markdown report of a run: environment, results, speed-ups, break-even steps, the HLO
+account of the compiled cells, figures.
 
 :func:`render_report` turns finished tables and drawn figures into markdown text and
 computes nothing; :func:`write_report` computes the summaries, draws the figures into a
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +34,8 @@ __all__ = [
 ]
 
 # The report's sections, in order; the tests check every one is there.
-SECTIONS = ("Environment", "Results", "Speed-up over eager", "Break-even steps", "Figures")
+SECTIONS = ("Environment", "Results", "Speed-up over eager", "Break-even steps",
+            "HLO account", "Figures")
 FIGURES_SUFFIX = "-figures"  # report.md keeps its figures in report-figures/
 
 # Environment columns, with the name the table gives them; one value per run usually.
@@ -52,11 +54,36 @@ _ENVIRONMENT = (
     ("tf_xla_flags", "TF_XLA_FLAGS"),
     ("omp_num_threads", "OMP_NUM_THREADS"),
 )
+# The machine's text columns (schema 5): '' is "not recorded or not readable".
+_MACHINE_TEXT = (
+    ("keras_version", "Keras"),
+    ("cpu_affinity", "CPUs the run could use"),
+    ("cpu_governor", "CPU governor"),
+    ("virtual_machine", "virtual machine"),
+    ("container", "container"),
+)
+# The machine's numbers (schema 5), with the name the table gives them and how each reads.
+_GIB = 2**30
+_MACHINE_NUMBERS = (
+    ("logical_cores", "logical cores", lambda v: f"{v:.0f}"),
+    ("physical_cores", "physical cores", lambda v: f"{v:.0f}"),
+    ("memory_bytes", "memory", lambda v: f"{v / _GIB:.1f} GiB"),
+    ("cpu_frequency_mhz", "CPU frequency at the start", lambda v: f"{v:.0f} MHz"),
+    ("load_average_start", "load average at the start (1 min)", lambda v: f"{v:.2f}"),
+    ("load_average_end", "load average at the end (1 min)", lambda v: f"{v:.2f}"),
+)
 
 _SPEEDUP_TEXT = (
     f"Speed-up = eager's median time per step / the variant's, on the same backend, device, "
     f"n_examples and dtype: 2{TIMES} means a step takes half of eager's time. Loop variants "
     f"(k = steps per call) share one call's dispatch among k steps."
+)
+_MEMORY_TEXT = (
+    "Peak RSS added: the most resident memory the cell (its data, build, first call, "
+    "warm-up, timing and convergence run) added to the benchmark process at its peak, over "
+    "what the process held when the cell started (linfit.memory: the kernel's high-water "
+    "mark, reset before each cell). Memory earlier cells left behind is the baseline, not "
+    "the cell's: a fresh process per cell (bench/peak_memory.py) isolates more."
 )
 _BREAK_EVEN_TEXT = (
     "Running N steps costs about overhead + N x step, where step is the median time per step "
@@ -69,9 +96,17 @@ _BREAK_EVEN_TEXT = (
 )
 
 
-def _distinct(frame: pd.DataFrame, column: str) -> str:
+def _distinct(frame: pd.DataFrame, column: str, empty: str = "(unset)") -> str:
     values = [str(v) for v in pd.unique(frame[column])]
-    return ", ".join(v if v else "(unset)" for v in values)
+    return ", ".join(v if v else empty for v in values)
+
+
+def _numbers(frame: pd.DataFrame, column: str, text: Callable[[float], str]) -> str:
+    """A numeric column's distinct values as text; ``unknown`` where not recorded."""
+    if column not in frame.columns:
+        return "unknown"
+    values = [text(float(v)) if pd.notna(v) else "unknown" for v in pd.unique(frame[column])]
+    return ", ".join(dict.fromkeys(values))
 
 
 def _environment(frame: pd.DataFrame, sources: Sequence[str]) -> str:
@@ -81,6 +116,8 @@ def _environment(frame: pd.DataFrame, sources: Sequence[str]) -> str:
         f"{commit} (with local changes)" if dirty else str(commit)
         for commit, dirty in commits.itertuples(index=False))))
     rows += [(name, _distinct(frame, column)) for column, name in _ENVIRONMENT]
+    rows += [(name, _distinct(frame, column, "unknown")) for column, name in _MACHINE_TEXT]
+    rows += [(name, _numbers(frame, column, text)) for column, name, text in _MACHINE_NUMBERS]
     for backend, rows_of_backend in frame.groupby("backend", sort=True):
         builds = [b for b in pd.unique(rows_of_backend["backend_build"]) if b]
         rows.append((f"backend {backend}", _distinct(rows_of_backend, "backend_version")
@@ -89,6 +126,11 @@ def _environment(frame: pd.DataFrame, sources: Sequence[str]) -> str:
     for device, name, details in devices.sort_values("device").itertuples(index=False):
         rows.append((f"device {device}", f"{name}" + (f" ({details})" if details else "")))
     return markdown_table(["", "value"], rows)
+
+
+def _bytes(value: float) -> str:
+    """``12.6 MB`` (decimal, as the figure's axis); ``-`` where not measured."""
+    return f"{value / 1e6:.3g} MB" if pd.notna(value) else "-"
 
 
 def _number(value: float, digits: int = 6) -> str:
@@ -125,9 +167,11 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame,
     speed = {tuple(row[:-1]): row[-1] for row in
              speedups[[*keys, "speedup"]].itertuples(index=False, name=None)}
     floors = frame["floor_seconds"].notna().any()
+    memory = "peak_rss_bytes" in frame.columns and frame["peak_rss_bytes"].notna().any()
     headers = ["backend", "device", "variant", "n", "dtype", "k", "median / step", "IQR",
                "min", "first call", "traces", "speed-up", *(["floor", "efficiency"] if floors
-                                                            else []), "W", "b", "status"]
+                                                            else []),
+               *(["peak RSS added"] if memory else []), "W", "b", "status"]
     rows = []
     # Rows and their efficiency ranges by position: an index need not be unique.
     frame = frame.reset_index(drop=True)
@@ -149,6 +193,7 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame,
             format_seconds(row["first_call_seconds"]),
             _number(row["traces"]), f"{ratio:.3g}{TIMES}" if math.isfinite(ratio) else "-",
             *([format_seconds(row["floor_seconds"]), efficiency] if floors else []),
+            *([_bytes(row["peak_rss_bytes"])] if memory else []),
             _number(row["final_w"], 7), _number(row["final_b"], 7), status,
         ])
     steps = sorted({int(s) for s in summary.ok_rows(frame)["convergence_steps"]})
@@ -157,7 +202,8 @@ def _results(frame: pd.DataFrame, speedups: pd.DataFrame,
             "(trace + compile + its k steps). W and b are the weights after "
             f"{' or '.join(map(str, steps))} steps from W=5, b=0.\n\n")
     table = markdown_table(headers, rows)
-    return text + table + (f"\n\n{_floors_text(rounds)}" if floors else "")
+    return (text + table + (f"\n\n{_floors_text(rounds)}" if floors else "")
+            + (f"\n\n{_MEMORY_TEXT}" if memory else ""))
 
 
 def _speedup_section(speedups: pd.DataFrame) -> str:
@@ -182,6 +228,32 @@ def _speedup_section(speedups: pd.DataFrame) -> str:
              for row in best.itertuples(index=False)]
     return "\n\n".join([_SPEEDUP_TEXT, markdown_table(["device", "dtype", "n", *columns], rows),
                         "\n".join(lines)])
+
+
+_HLO_TEXT = (
+    "What XLA compiled, by its optimized HLO (linfit.hlo, docs/hlo.md): kernel launches "
+    "(fusions and unfused ops) per training step, the while loops with their trip counts, "
+    "and the bytes the kernels read and write per step (each kernel reads its operands and "
+    "writes its output; a loop body counts once per step), also over the read floor (x and "
+    "y read once: 8n bytes in float32). The HLO is deterministic for a version and its "
+    "flags: these are not timings."
+)
+
+
+def _hlo_section(frame: pd.DataFrame) -> str:
+    accounted = frame[frame["hlo_bytes_per_step"].notna()]
+    if accounted.empty:
+        return ("No HLO account: no cell of these results is compiled by XLA, or the results "
+                "predate it (schema 5).")
+    rows = [[row.backend, row.device, row.variant, f"{row.n_examples:,}", row.dtype,
+             row.steps_per_call, _number(row.hlo_kernels_per_step, 4), row.hlo_loops,
+             _number(row.hlo_bytes_per_step, 4), f"{_number(row.hlo_bytes_ratio, 3)}{TIMES}",
+             format_seconds(row.median_seconds)]
+            for row in accounted.sort_values(list(KEY_COLUMNS), kind="stable")
+            .itertuples(index=False)]
+    headers = ["backend", "device", "variant", "n", "dtype", "k", "kernels / step", "loops",
+               "bytes / step", "over the read floor", "median / step"]
+    return _HLO_TEXT + "\n\n" + markdown_table(headers, rows)
 
 
 def _break_even_cell(steps: float) -> str:
@@ -247,6 +319,7 @@ def render_report(frame: pd.DataFrame, speedups: pd.DataFrame, break_even: pd.Da
         "Results": _results(frame, speedups, efficiencies, floor_rounds),
         "Speed-up over eager": _speedup_section(speedups),
         "Break-even steps": _break_even_section(break_even),
+        "HLO account": _hlo_section(frame),
         "Figures": _figures_section(figures, report_folder, convergence),
     }
     runs = ", ".join(pd.unique(frame["run_id"]))

@@ -12,7 +12,11 @@ since the worker started. Each burst sleeps for its length and appends its real
 (``kill``: SIGKILL itself when asked to plan; ``input`` or ``internal``: answer plan with an
 error of that kind), ``FAKE_AB_KERAS`` (``1``: one more cell, TensorFlow's ``keras-xla``,
 which a session measures only when variants are named), ``FAKE_AB_GIT_VERSION`` (the
-``tensorflow_git_version`` its plan reports; '' by default).
+``tensorflow_git_version`` its plan reports; '' by default). The machine: ``FAKE_AB_MACHINE``
+(JSON: facts the hello adds to its host), ``FAKE_AB_PEAK_RSS`` (each build's peak, bytes),
+``FAKE_AB_LOAD`` (each burst's load average). ``FAKE_AB_HLO`` (a file: the
+``hlo`` request answers its text as every cell's optimized HLO, one step per execution;
+unset: no text, as for a cell XLA does not compile).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def main() -> int:
         if op == "hello":
             reply.update(python=sys.executable, python_version="3.11.0",
                          installed_backends=["fake"], git_commit="fake", git_dirty=False,
-                         machine={"host": "fakehost"})
+                         machine={"host": "fakehost",
+                                  **json.loads(ENV.get("FAKE_AB_MACHINE", "{}"))})
         elif op == "plan" and ENV.get("FAKE_AB_PLAN") in ("input", "internal"):
             reply = {"ok": False, "kind": ENV["FAKE_AB_PLAN"], "error": "fake plan error"}
         elif op == "plan":
@@ -71,8 +76,17 @@ def main() -> int:
                 {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",
                  "message": "fake convergence failure" if key == ENV.get("FAKE_AB_FAIL_CELL")
                  else "", "backend_version": "0", "device_name": "fake CPU",
-                 "call_seconds": float(ENV.get("FAKE_AB_SECONDS", "0.001"))}
+                 "call_seconds": float(ENV.get("FAKE_AB_SECONDS", "0.001")),
+                 "peak_rss_bytes": int(ENV["FAKE_AB_PEAK_RSS"]) if "FAKE_AB_PEAK_RSS" in ENV
+                 else None}
                 for key in request["keys"]]
+        elif op == "hlo":
+            if ENV.get("FAKE_AB_HLO"):
+                with open(ENV["FAKE_AB_HLO"]) as text:
+                    reply.update(text=text.read(), steps_per_execution=1,
+                                 loop_trip_count=None, source="fake")
+            else:
+                reply.update(text=None)
         elif op == "burst":
             bursts += 1
             if bursts > int(ENV.get("FAKE_AB_CRASH_AFTER", "1000000")):
@@ -96,6 +110,8 @@ def main() -> int:
                 with open(ENV["FAKE_AB_LOG"], "a") as log:
                     log.write(f"{start} {end} {label} {os.getpid()}\n")
             reply.update(start_unix_ns=start, call_ns=[int(per_call * 1e9)] * calls)
+            if "FAKE_AB_LOAD" in ENV:
+                reply["load_average"] = float(ENV["FAKE_AB_LOAD"])
         replies.write(json.dumps(reply) + "\n")
     return 0
 

@@ -9,8 +9,10 @@ starts it. The environment describes the build:
 - ``FAKE_BISECT_CHANGES``: the planted changes, ``INDEX:FACTOR[:VARIANT],...``: from build
   INDEX on, a call of cell VARIANT (of every cell without one) takes FACTOR times longer;
 - ``FAKE_BISECT_SECONDS``: a call's time before any change (default 1 ms);
-- ``FAKE_BISECT_CELLS``: cells ``fake-v0``, ``fake-v1``, ... (default 2), narrowed by the
-  ``plan`` request's variants (``v0`` or ``fake:v0``) and sizes;
+- ``FAKE_BISECT_CELLS``: how many of TensorFlow's ``function`` and ``xla`` cells at n=1e3
+  (default 2), narrowed by the ``plan`` request's variants (``xla`` or ``tensorflow:xla``)
+  and sizes. Real names, since a session checks variants against linfit's registries
+  before any worker starts; nothing of TensorFlow runs;
 - ``FAKE_BISECT_NOISE``: the spread of a call's time, a lognormal sigma (default 0: every
   call of a burst takes the same time);
 - ``FAKE_BISECT_INTERRUPT_AFTER``: after that many bursts, SIGINT to the coordinator (Ctrl-C),
@@ -18,7 +20,10 @@ starts it. The environment describes the build:
 - ``FAKE_BISECT_CRASH_AFTER``: after that many bursts, exit with status 3;
 - ``FAKE_BISECT_LOG``: a file that gets one ``hello BUILD PID`` line per worker started;
 - ``FAKE_BISECT_HELLO``: ``exit``: die before answering hello, as a worker that cannot
-  import linfit.
+  import linfit;
+- ``FAKE_BISECT_HLO``: ``BEFORE,AFTER``, two files: the ``hlo`` request answers BEFORE's
+  text as a cell's optimized HLO where no planted change is in effect on that cell, else
+  AFTER's (without it: no HLO).
 
 :class:`FakeBuilds` is the bisect's environments object over such builds: the tests hand
 it to :func:`linfit.bisect.run_bisect`.
@@ -47,6 +52,8 @@ ENV = os.environ
 # A nightly's GIT_VERSION: the last tag, the commits since, and "g" + the short hash.
 GIT_VERSION = "v1.12.1-{count}-g{index:05x}c0ffee"
 FIRST_COUNT = 148000
+# The fake cells' variants, in order.
+CELL_VARIANTS = ("function", "xla")
 
 
 class FakeBuilds:
@@ -112,7 +119,7 @@ def _factor(build: int, variant: str) -> float:
 def _selected(request: dict, variant: str, n: int) -> bool:
     """Whether the plan request's variants and sizes select cell ``variant`` at ``n``."""
     variants = request["values"].get("linfit_variants")
-    if variants and not {variant, f"fake:{variant}"} & set(variants.split(",")):
+    if variants and not {variant, f"tensorflow:{variant}"} & set(variants.split(",")):
         return False
     sizes = request["values"].get("linfit_sizes")
     return not sizes or n in {int(float(size)) for size in sizes.split(",")}
@@ -142,16 +149,16 @@ def main() -> int:
                 with open(ENV["FAKE_BISECT_LOG"], "a") as log:
                     log.write(f"hello {build} {os.getpid()}\n")
             reply.update(python=sys.executable, python_version="3.11.0",
-                         installed_backends=["fake"], git_commit="fake", git_dirty=False,
+                         installed_backends=["tensorflow"], git_commit="fake", git_dirty=False,
                          machine={"host": "fakehost"})
         elif op == "plan":
             cells = []
-            for i in range(int(ENV.get("FAKE_BISECT_CELLS", "2"))):
-                key = f"fake-v{i}-CPU:0-n=1e+03-float32-k=1"
-                if _selected(request, f"v{i}", 1000):
-                    variants[key] = f"v{i}"
-                    cells.append({"key": key, "backend": "fake", "device": "CPU:0",
-                                  "variant": f"v{i}", "n_examples": 1000, "dtype": "float32",
+            for variant in CELL_VARIANTS[:int(ENV.get("FAKE_BISECT_CELLS", "2"))]:
+                key = f"tensorflow-{variant}-CPU:0-n=1000-float32-k=1"
+                if _selected(request, variant, 1000):
+                    variants[key] = variant
+                    cells.append({"key": key, "backend": "tensorflow", "device": "CPU:0",
+                                  "variant": variant, "n_examples": 1000, "dtype": "float32",
                                   "steps_per_call": 1, "skip_reason": ""})
             reply["cells"] = cells
             if ENV.get("FAKE_BISECT_GIT") != "none":
@@ -162,6 +169,14 @@ def main() -> int:
                                "backend_version": f"0.dev{build}", "device_name": "fake CPU",
                                "call_seconds": seconds * _factor(build, variants[key])}
                               for key in request["keys"]]
+        elif op == "hlo":
+            reply["text"] = None
+            if ENV.get("FAKE_BISECT_HLO"):
+                before, after = ENV["FAKE_BISECT_HLO"].split(",")
+                changed = _factor(build, variants[request["key"]]) != 1.0
+                with open(after if changed else before) as text:
+                    reply.update(text=text.read(), steps_per_execution=1,
+                                 loop_trip_count=None, source="fake")
         elif op == "burst":
             bursts += 1
             if bursts > int(ENV.get("FAKE_BISECT_CRASH_AFTER", "1000000")):

@@ -54,6 +54,11 @@ def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
     assert set(frame["tensorflow_git_version"]) == {tf.version.GIT_VERSION}
     assert set(frame["tensorflow_commit"]) == {git_commit(tf.version.GIT_VERSION)} != {""}
     assert set(frame["build"]) == {""}
+    # Each side's machine from its worker, each burst's load, each build's peak memory.
+    assert (frame["logical_cores"] == os.cpu_count()).all()
+    assert (frame["cpu_model"] != "").all() and (frame["memory_bytes"] > 0).all()
+    if sys.platform.startswith("linux"):
+        assert (frame["load_average"] >= 0).all() and (frame["peak_rss_bytes"] >= 0).all()
 
 
 def test_a_nonexistent_interpreter_is_bad_input():
@@ -123,6 +128,32 @@ def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "**slower**" in done.stdout and "| B/A [99% CI] |" in done.stdout
     assert "1.30 [" in done.stdout
+
+
+def test_a_loaded_side_and_different_machines_are_warnings_on_stderr(tmp_path):
+    from linfit.results.pairs import PairsWriter
+
+    writer = PairsWriter(tmp_path / "s-ab.csv")
+    machines = [{"logical_cores": 2, "cpu_affinity": "0-1", "cpu_model": "AMD EPYC"},
+                {"logical_cores": 2, "cpu_affinity": "0-1", "cpu_model": "Intel Xeon"}]
+    for pair in range(10):
+        for side in (0, 1):
+            writer.append({"session_id": "s", "backend": "tensorflow", "device": "CPU:0",
+                           "variant": "xla", "n_examples": 1000, "dtype": "float32",
+                           "steps_per_call": 1, "side_index": side,
+                           "side_label": "AB"[side], "round": pair, "order_position": side,
+                           "start_unix_ns": pair, "calls_per_sample": 10, "status": "ok",
+                           "call_ns": [int(1e5 * (1 + 0.01 * (pair % 3)))] * 20,
+                           "load_average": 0.5 + side * pair / 3, **machines[side]})
+    path = writer.finish()
+    done = _linfit("ab", "--from", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "linfit ab: warning: side B: the load average reached 3.50 with 2 CPU(s) available: "
+        "threads waited for a CPU during the run (other work, or more framework threads than "
+        "CPUs), so its times may be inflated",
+        "linfit ab: warning: the machines of sides A and B differ: CPU 'AMD EPYC' vs "
+        "'Intel Xeon'"]
 
 
 LONG_LABEL = "a" * 100_000

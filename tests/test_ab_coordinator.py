@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ import pytest
 from builds_fake_index import isolated_environ, make_index, pip_args
 
 from linfit._errors import LinfitError
-from linfit.ab.analysis import analyse
+from linfit.ab.analysis import analyse, machine_warnings
 from linfit.ab.coordinator import (
     SessionCell,
     SessionConfig,
@@ -297,8 +298,10 @@ def test_keras_cells_are_measured_only_when_variants_are_named(tmp_path):
                          progress=lines.append)
     assert set(read_pairs(result.path).variant) == {"v0", "v1", "v2"}
     assert any(line.startswith("left out 1 Keras cells") for line in lines)
+    # A name from linfit's registries (the session checks them); the fake worker plans the
+    # same cells whatever is named.
     named = run_session(_config(tmp_path / "named", _sides(keras, keras),
-                                values={"linfit_variants": "v0,keras-xla"}), progress=_quiet)
+                                values={"linfit_variants": "eager,keras-xla"}), progress=_quiet)
     assert "keras-xla" in set(read_pairs(named.path).variant)
 
 
@@ -376,6 +379,17 @@ def test_a_session_takes_the_next_id_when_its_name_is_taken(tmp_path, monkeypatc
     ({"values": {"linfit_backends": "tensorflow,nosuch"}}, "unknown backend 'nosuch'"),
     ({"values": {"linfit_backends": " , "}}, "names nothing"),
     ({"environ": {"LINFIT_BACKENDS": "nosuch"}}, "unknown backend 'nosuch'"),
+    # Issue 20, class 4: an unknown variant reached the workers before it was refused.
+    ({"values": {"linfit_variants": "nosuch"}},
+     "--variants/LINFIT_VARIANTS: no backend has variant 'nosuch'; valid, alone or as "
+     "backend:variant: tensorflow: eager, function, xla"),
+    ({"environ": {"LINFIT_VARIANTS": "xla,tensorflow:nosuch"}},
+     "no backend has variant 'tensorflow:nosuch'"),
+    ({"values": {"linfit_variants": "jax:xla"}}, "no backend has variant 'jax:xla'"),
+    ({"values": {"linfit_backends": "jax", "linfit_variants": "xla"}},
+     "no backend of --backends jax has variant 'xla'; valid, alone or as backend:variant: "
+     "jax: eager, jit, jit-loop, sharded-jit"),
+    ({"values": {"linfit_variants": " , "}}, "--variants/LINFIT_VARIANTS ' , ' names nothing"),
 ])
 def test_options_that_cannot_make_sense_stop_before_any_worker_starts(tmp_path, overrides,
                                                                      message):
@@ -394,6 +408,20 @@ def test_sides_are_checked_by_the_config_too(tmp_path):
                            ((a, Side("Ω", sys.executable)), "is not a label")):
         with pytest.raises(LinfitError, match=message):
             check_config(_config(tmp_path, sides))
+
+
+@pytest.mark.parametrize("variants", [
+    "eager", "tensorflow:xla,jit", "keras-xla-spe", "mirrored-xla,jax:sharded-jit",
+    "torch:cuda-graph", " xla , eager "])
+def test_variants_in_the_registries_pass_in_every_form_the_harness_reads(tmp_path,
+                                                                          monkeypatch,
+                                                                          variants):
+    import linfit.ab.coordinator as coordinator
+
+    # Checked against linfit's registries, also where this interpreter has no backend.
+    monkeypatch.setattr(coordinator, "available_backends", lambda: [])
+    check_config(_config(tmp_path, _sides(), values={"linfit_variants": variants}))
+    check_config(_config(tmp_path, _sides(), environ={"LINFIT_VARIANTS": variants}))
 
 
 def test_cell_options_are_checked_with_the_harness_resolver(tmp_path, monkeypatch):
@@ -426,3 +454,38 @@ def test_a_cell_is_a_typed_record_sized_from_its_builds():
     assert planned.calibrated([ok, failed], 0.06).failed_sides == [1]
     with pytest.raises(dataclasses.FrozenInstanceError):
         cell.samples_per_burst = 2  # type: ignore[misc]
+
+
+def test_each_side_s_machine_load_and_peak_memory_reach_the_pairs_file(tmp_path):
+    two = {"logical_cores": 2, "physical_cores": 2, "memory_bytes": 24 * 2**30,
+           "cpu_affinity": "0-1", "cpu_model": "AMD EPYC", "virtual_machine": "kvm",
+           "container": "docker", "keras_version": "3.11.3", "cpu_frequency_mhz": 2596.1,
+           "cpu_governor": ""}
+    four = {**two, "logical_cores": 4, "physical_cores": 4, "cpu_affinity": "0-3"}
+    sides = _sides(a={"FAKE_AB_MACHINE": json.dumps(two), "FAKE_AB_LOAD": "3.5",
+                      "FAKE_AB_PEAK_RSS": "1048576"},
+                   b={"FAKE_AB_MACHINE": json.dumps(four), "FAKE_AB_LOAD": "1.25"})
+    result = run_session(_config(tmp_path, sides, min_pairs=2, max_pairs=2), _quiet)
+    assert result.failures == [] and result.path is not None
+    frame = read_pairs(result.path)
+    a, b = frame[frame["side_index"] == 0], frame[frame["side_index"] == 1]
+    for column, value in two.items():
+        assert set(a[column]) == {value}, column
+    assert set(b["logical_cores"]) == {4} and set(b["cpu_affinity"]) == {"0-3"}
+    assert set(a["load_average"]) == {3.5} and set(b["load_average"]) == {1.25}
+    assert set(a["peak_rss_bytes"]) == {1048576} and b["peak_rss_bytes"].isna().all()
+    assert frame["device_peak_bytes"].isna().all()  # not measured
+    assert machine_warnings(frame) == (
+        "side A: the load average reached 3.50 with 2 CPU(s) available: threads waited for a "
+        "CPU during the run (other work, or more framework threads than CPUs), so its times "
+        "may be inflated",
+        "the machines of sides A and B differ: logical cores 2 vs 4; physical cores 2 vs 4; "
+        "available CPUs 2 vs 4")
+
+
+def test_a_side_that_records_no_machine_gives_no_machine_warning(tmp_path):
+    result = run_session(_config(tmp_path, _sides(), min_pairs=2, max_pairs=2), _quiet)
+    frame = read_pairs(result.path)
+    assert frame["logical_cores"].isna().all() and set(frame["cpu_affinity"]) == {""}
+    assert frame["load_average"].isna().all()
+    assert machine_warnings(frame) == ()

@@ -44,10 +44,10 @@ def test_the_report_names_the_first_bad_build_its_commits_and_the_link(builds, t
     assert (f"https://github.com/tensorflow/tensorflow/compare/{COMMIT.format(4)}..."
             f"{COMMIT.format(5)}") in out
     # The confirming table and every step with its ratios and intervals.
-    assert re.search(r"fake-v0-CPU:0-n=1000-float32-k=1\s+8\s.*1\.40 \[1\.40, 1\.40\].*slower",
-                     out)
+    assert re.search(r"tensorflow-function-CPU:0-n=1000-float32-k=1\s+8\s.*"
+                     r"1\.40 \[1\.40, 1\.40\].*slower", out)
     assert "MID/GOOD [99% CI]" in out and "MID/BAD [99% CI]" in out
-    steps = [line for line in out.splitlines() if re.match(r"\s+\d+\s+fake-v", line)]
+    steps = [line for line in out.splitlines() if re.match(r"\s+\d+\s+tensorflow-", line)]
     assert len(steps) == 3
     assert re.search(rf"{re.escape(fake.builds[4])}.*1\.00 \[1\.00, 1\.00\]\s+0\.71 "
                      r"\[0\.71, 0\.71\].*good", out)
@@ -150,12 +150,13 @@ def test_an_unknown_cell_is_bad_input_after_the_confirming_session(builds, tmp_p
     # Known once the session listed its cells: progress, then the error as the last line.
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("linfit bisect: error: --cell 'nope' is not a cell of the session; "
-                       "valid: fake-v0-CPU:0-n=1000-float32-k=1, fake-v1-CPU:0-n=1000-float32-k=1")
+                       "valid: tensorflow-function-CPU:0-n=1000-float32-k=1, "
+                       "tensorflow-xla-CPU:0-n=1000-float32-k=1")
     # The session is saved: the corrected command measures only the steps.
-    assert _bisect(fake, *state, "--cell", "fake-v1-CPU:0-n=1000-float32-k=1") == 0
+    assert _bisect(fake, *state, "--cell", "tensorflow-xla-CPU:0-n=1000-float32-k=1") == 0
     out = capsys.readouterr().out
-    assert "fake-v1-CPU:0-n=1000-float32-k=1: found" in out
-    assert "fake-v0-CPU:0-n=1000-float32-k=1: found" not in out
+    assert "tensorflow-xla-CPU:0-n=1000-float32-k=1: found" in out
+    assert "tensorflow-function-CPU:0-n=1000-float32-k=1: found" not in out
     assert re.search(r"\(2 sessions, 1 measured by this run\)", out)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from bisect_fake_worker import FakeBuilds
+from test_hlo import FUSION, SPLIT
 
 from linfit._errors import LinfitError
 from linfit.ab.coordinator import SessionConfig
@@ -26,7 +27,7 @@ from linfit.bisect.state import STATE_FILE
 
 # The fake's commit of build INDEX (its GIT_VERSION ends in -g<INDEX as 5 hex>c0ffee).
 COMMIT = "{:05x}c0ffee"
-CELL_V0 = "fake-v0-CPU:0-n=1000-float32-k=1"
+CELL_FUNCTION = "tensorflow-function-CPU:0-n=1000-float32-k=1"
 
 
 def _session(**overrides: object) -> SessionConfig:
@@ -73,6 +74,28 @@ def test_it_finds_the_planted_build_in_few_sessions(tmp_path):
     assert set(result.step_times["cell"]) == {change.cell}
     assert set(result.step_times["build"]) == {fake.builds[0], fake.builds[-1],
                                                *(step.mid for step in result.steps)}
+
+
+def test_the_hlo_of_the_last_good_and_first_bad_build_is_diffed(tmp_path):
+    # Builds before the change compile to one fused kernel, from it on to two
+    # (tests/test_hlo.py's FUSION and SPLIT): the last step's session saves both and a diff.
+    (tmp_path / "before.hlo").write_text(FUSION)
+    (tmp_path / "after.hlo").write_text(SPLIT)
+    fake = FakeBuilds(tmp_path, 9, changes="5:1.3", settings={
+        "FAKE_BISECT_HLO": f"{tmp_path / 'before.hlo'},{tmp_path / 'after.hlo'}"})
+    result = _bisect(tmp_path, fake)
+    assert result.status == FOUND, result.message
+    [change] = result.changes
+    assert (change.last_good, change.first_bad) == (fake.builds[4], fake.builds[5])
+    assert change.hlo_diff is not None
+    # The last step's MID (5, bad) is its session's base, against GOOD (4).
+    assert change.hlo_diff.name == ("tensorflow-function-CPU_0-n_1000-float32-k_1."
+                                    "0.dev05-vs-0.dev04.diff.txt")
+    diff = change.hlo_diff.read_text().splitlines()
+    assert diff[0] == "HLO of 0.dev05 (A) and 0.dev04 (B)"
+    assert "  -1  multiply  [outside loops]  (1 -> 0)" in diff
+    texts = {path.name: path.read_text() for path in change.hlo_diff.parent.glob("*.hlo.txt")}
+    assert sorted(texts.values()) == sorted([FUSION, SPLIT])
 
 
 def test_a_build_that_does_not_install_is_skipped_and_named(tmp_path):
@@ -215,29 +238,29 @@ def test_two_changes_beyond_max_changes_are_reported_as_ambiguous(tmp_path):
 
 
 def test_distinct_changes_in_two_cells_are_bisected_each(tmp_path):
-    # v0 slows by 1.3 at build 3, v1 by 1.8 at build 6: intervals apart, two changes.
-    fake = FakeBuilds(tmp_path, 9, changes="3:1.3:v0,6:1.8:v1")
+    # function slows by 1.3 at build 3, xla by 1.8 at build 6: intervals apart, two changes.
+    fake = FakeBuilds(tmp_path, 9, changes="3:1.3:function,6:1.8:xla")
     result = _bisect(tmp_path, fake)
     assert result.status == FOUND, result.message
     by_cell = {change.cell: (change.last_good, change.first_bad) for change in result.changes}
-    assert by_cell == {CELL_V0: (fake.builds[2], fake.builds[3]),
-                       "fake-v1-CPU:0-n=1000-float32-k=1": (fake.builds[5], fake.builds[6])}
+    assert by_cell == {CELL_FUNCTION: (fake.builds[2], fake.builds[3]),
+                       "tensorflow-xla-CPU:0-n=1000-float32-k=1": (fake.builds[5], fake.builds[6])}
     # The larger change first.
-    assert result.changes[0].cell.startswith("fake-v1")
+    assert result.changes[0].cell.startswith("tensorflow-xla")
 
 
 def test_cell_bisects_that_cells_change_only(tmp_path):
-    fake = FakeBuilds(tmp_path, 9, changes="3:1.3:v0,6:1.8:v1")
-    result = _bisect(tmp_path, fake, cell=CELL_V0)
+    fake = FakeBuilds(tmp_path, 9, changes="3:1.3:function,6:1.8:xla")
+    result = _bisect(tmp_path, fake, cell=CELL_FUNCTION)
     assert result.status == FOUND, result.message
-    assert [(c.cell, c.first_bad) for c in result.changes] == [(CELL_V0, fake.builds[3])]
+    assert [(c.cell, c.first_bad) for c in result.changes] == [(CELL_FUNCTION, fake.builds[3])]
     assert list(result.confirm.table["verdict"]) == ["slower", "slower"]
 
 
 def test_a_cell_that_is_not_measured_is_bad_input(tmp_path):
     fake = FakeBuilds(tmp_path, 5, changes="2:1.3")
     with pytest.raises(LinfitError, match="--cell 'tf-xla' is not a cell of the session; "
-                                          f"valid: {CELL_V0}"):
+                                          f"valid: {CELL_FUNCTION}"):
         _bisect(tmp_path, fake, cell="tf-xla")
 
 

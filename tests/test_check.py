@@ -306,3 +306,36 @@ def test_check_bad_flags_exit_2(flags, capsys):
     assert status == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1
+
+
+# --- the machines (issue 18): warnings on stderr, never the exit status -------------------
+
+SMALL_V5 = DATA / "small-v5.csv"  # a 2-CPU KVM guest, load 0.52 at the start, 1.73 at the end
+
+
+def _on_machine(tmp_path: Path, name: str, **facts: object) -> Path:
+    records = [dataclasses.replace(r, facts={**r.facts, **facts})
+               for r in read_results(SMALL_V5)]
+    return write_results(records, tmp_path / name)
+
+
+def test_a_loaded_run_is_a_warning_on_stderr(tmp_path, capsys):
+    loaded = _on_machine(tmp_path, "loaded.csv", load_average_start=2.75)
+    quiet_status = main(["check", str(SMALL_V5)])
+    assert "linfit check: warning" not in capsys.readouterr().err
+    assert main(["check", str(loaded)]) == quiet_status  # a warning only
+    assert capsys.readouterr().err == (
+        f"linfit check: warning: {loaded}: the load average reached 2.75 with 2 CPU(s) "
+        "available: threads waited for a CPU during the run (other work, or more framework "
+        "threads than CPUs), so its times may be inflated\n")
+
+
+def test_a_baseline_on_another_machine_is_a_warning_on_stderr(tmp_path, capsys):
+    other = _on_machine(tmp_path, "other.csv", memory_bytes=64 * 2**30, virtual_machine="none",
+                        container="none", cpu_model="Intel Xeon")
+    main(["check", str(SMALL_V5), "--baseline", str(other)])
+    assert capsys.readouterr().err == (
+        f"linfit check: warning: the machines of {other} and {SMALL_V5} differ: memory 64.0 "
+        "GiB vs 23.5 GiB; CPU 'Intel Xeon' vs 'Intel(R) Xeon(R) CPU @ 2.20GHz'; VM: none vs "
+        "kvm; container: none vs "
+        "docker; their times are not like for like\n")

@@ -561,3 +561,45 @@ def test_a_cell_failed_in_any_run_of_a_side_is_failed(tmp_path):
     table = compare_files(base, new).table.set_index(["device", "variant", "n_examples"])
     assert table.loc[("CPU:0", "xla", 1000)].verdict == "failed"
     assert table.loc[("CPU:0", "xla", 1000)].new_status == "failed"
+
+
+# --- the machines (issue 18): warnings on stderr, never the exit status -------------------
+
+SMALL_V5 = DATA / "small-v5.csv"  # a 2-CPU KVM guest, load 0.52 at the start, 1.73 at the end
+
+
+def _on_machine(tmp_path: Path, name: str, **facts: object) -> Path:
+    records = [dataclasses.replace(r, facts={**r.facts, **facts})
+               for r in read_results(SMALL_V5)]
+    return write_results(records, tmp_path / name)
+
+
+def test_a_loaded_run_and_another_machine_are_warnings_on_stderr(tmp_path, capsys):
+    new = _on_machine(tmp_path, "new.csv", logical_cores=4, physical_cores=4,
+                      cpu_affinity="0-3", load_average_end=5.0)
+    assert main(["compare", str(SMALL_V5), str(new)]) == EXIT_OK  # warnings only
+    err = capsys.readouterr().err.splitlines()
+    prefix = f"linfit compare: warning: {SMALL_V5} -> {new}: "
+    assert err == [
+        f"{prefix}{new}: the load average reached 5.00 with 4 CPU(s) available: threads "
+        "waited for a CPU during the run (other work, or more framework threads than CPUs), "
+        "so its times may be inflated",
+        f"{prefix}the machines of {SMALL_V5} and {new} differ: logical cores 2 vs 4; physical "
+        "cores 2 vs 4; available CPUs 2 vs 4; their times are not like for like"]
+
+
+def test_the_same_machine_unloaded_gives_no_machine_warning(tmp_path, capsys):
+    again = _on_machine(tmp_path, "again.csv")
+    comparison = compare_files(SMALL_V5, again)
+    assert comparison.machine_warnings == ()
+    main(["compare", str(SMALL_V5), str(again), "--format", "csv"])
+    assert "load average" not in capsys.readouterr().err
+    # Files before schema 5 record no machine: nothing to compare, no warning.
+    assert compare_files(BASE, NEW).machine_warnings == ()
+
+
+def test_several_runs_per_side_name_each_loaded_run_by_its_run_id(tmp_path):
+    runs = [_on_machine(tmp_path, f"r{i}.csv", run_id=f"run-{i}", load_average_end=load)
+            for i, load in enumerate([1.0, 2.5, 1.5, 3.0])]
+    comparison = compare_files(runs[:2], runs[2:])
+    assert [line.split(":")[0] for line in comparison.machine_warnings] == ["run-1", "run-3"]

@@ -5,6 +5,7 @@ that cannot be written, SIGTERM and SIGKILL, a session that times nothing."""
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import itertools
 import json
 import os
@@ -21,7 +22,7 @@ from types import MappingProxyType
 import pandas as pd
 import pytest
 
-from linfit import floors
+from linfit import floors, machine, memory
 from linfit._errors import LinfitError
 from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
@@ -49,6 +50,7 @@ from linfit.harness import (
     step_statistics,
     trace_problems,
 )
+from linfit.machine import MACHINE_COLUMNS
 from linfit.results import COLUMN_NAMES, COLUMNS, Cell, read_frame, read_results, write_results
 from linfit.results.record import CellResult
 
@@ -359,6 +361,52 @@ def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
     assert frame.samples_seconds[0] == pytest.approx(result.per_step_seconds)
     assert frame.status.tolist() == ["ok"]
     assert frame.run_interrupted.tolist() == [False]
+
+
+def test_a_cell_records_the_machine_and_the_peak_memory_it_added(tf_backend, tmp_path):
+    harness = Harness(_options(tmp_path), started=STARTED)
+    result = harness.run_cell(Cell("tensorflow", "CPU:0", "eager", 100_000, "float32", 1),
+                              _perf_counter_timer(rounds=2))
+    assert result.ok, result.message
+    facts = result.facts
+    assert set(MACHINE_COLUMNS) <= set(facts)
+    assert facts["logical_cores"] == os.cpu_count()
+    assert facts["keras_version"] == importlib.metadata.version("keras")
+    assert facts["device_peak_bytes"] is None  # a CPU cell
+    if sys.platform.startswith("linux"):
+        assert facts["load_average_start"] >= 0 and facts["memory_bytes"] > 0
+        assert isinstance(facts["peak_rss_bytes"], int) and facts["peak_rss_bytes"] >= 0
+    [written] = read_results(harness.write())
+    assert {name: written.facts[name] for name in MACHINE_COLUMNS} == {
+        name: facts[name] for name in MACHINE_COLUMNS}
+    assert written.facts["peak_rss_bytes"] == facts["peak_rss_bytes"]
+    if sys.platform.startswith("linux"):
+        assert written.facts["load_average_end"] >= 0  # taken when the file was written
+
+
+def test_a_machine_and_memory_that_cannot_be_read_leave_empty_columns(tf_backend, tmp_path,
+                                                                     monkeypatch):
+    unreadable = tmp_path / "a-folder"
+    unreadable.mkdir()
+    monkeypatch.setattr(memory, "STATUS_PATH", unreadable)
+    monkeypatch.setattr(machine, "PROC_MEMINFO", unreadable)
+    monkeypatch.setattr(machine, "DETECT_VIRT", str(tmp_path / "no-such-command"))
+    monkeypatch.setattr(machine, "PROC_1_CGROUP", unreadable)
+    monkeypatch.setattr(machine, "DOCKERENV", tmp_path / "none")
+    monkeypatch.setattr(machine, "CONTAINERENV", tmp_path / "none")
+
+    def no_load_average() -> tuple[float, float, float]:
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(os, "getloadavg", no_load_average)
+    harness = Harness(_options(tmp_path / "results"), started=STARTED)
+    result = harness.run_cell(Cell("tensorflow", "CPU:0", "eager", 100, "float32", 1),
+                              _perf_counter_timer(rounds=2))
+    assert result.ok, result.message
+    [written] = read_results(harness.write())
+    assert (written.facts["peak_rss_bytes"], written.facts["memory_bytes"],
+            written.facts["load_average_start"], written.facts["load_average_end"],
+            written.facts["container"]) == (None, None, None, None, "")
 
 
 def test_a_failing_cell_keeps_its_record_and_untimed_cells_write_nothing(tf_backend, tmp_path):
@@ -715,6 +763,28 @@ def test_sigterm_raises_keyboard_interrupt_inside_and_the_old_handler_comes_back
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+class _SignalInDel:
+    """Sends SIGTERM to this process from its ``__del__``: Python runs the handler there,
+    and what the handler raises is only reported as "Exception ignored"."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        len([])  # a call: the pending handler runs here, inside __del__
+
+
+def test_sigterm_is_noted_even_where_its_keyboard_interrupt_is_lost(monkeypatch):
+    """The flake of test_sigterm_writes_every_finished_cell...: a SIGTERM whose
+    KeyboardInterrupt was raised inside a __del__ was lost, and the run ended with exit 0."""
+    lost: list[type[BaseException]] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: lost.append(
+        unraisable.exc_type))
+    noted: list[str] = []
+    with sigterm_as_interrupt(on_signal=noted.append):
+        _SignalInDel()
+    assert lost == [KeyboardInterrupt]  # the raise alone would have been lost
+    assert noted == ["SIGTERM received"]
+
+
 def test_results_readme_documents_every_column():
     readme = (ROOT / "results" / "README.md").read_text()
     missing = [column.name for column in COLUMNS if f"| `{column.name}` |" not in readme]
@@ -1031,6 +1101,52 @@ def test_sigterm_writes_every_finished_cell_and_says_the_run_was_interrupted(tf_
     assert all(record.facts["run_interrupted"] for record in records)
     assert "the run was interrupted" in run.stdout
     assert not list(results.glob("*.journal.jsonl"))
+
+
+# A plugin for a bench run (-p): SIGTERM inside a __del__ just before the second cell's call,
+# so the handler's KeyboardInterrupt is lost, as it can be when the signal lands in a
+# framework's finaliser.
+SIGTERM_IN_DEL_PLUGIN = """\
+import os
+import signal
+
+import pytest
+
+
+class SignalInDel:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        len([])
+
+
+calls = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    calls.append(item.nodeid)
+    if len(calls) == 2:
+        SignalInDel()
+    return (yield)
+"""
+
+
+def test_a_sigterm_whose_interrupt_is_lost_still_ends_the_run_after_the_cell(tf_backend,
+                                                                            tmp_path):
+    (tmp_path / "sigterm_in_del.py").write_text(SIGTERM_IN_DEL_PLUGIN)
+    command, env = _bench_command(tmp_path, *SMALL, "--linfit-variants", "eager,function,xla",
+                                  "-p", "sigterm_in_del")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert "KeyboardInterrupt" in run.stdout + run.stderr  # reported as lost in __del__
+    assert run.returncode == 2, run.stdout + run.stderr  # interrupted, not a success
+    records = read_results(next((tmp_path / "results").glob("*.csv")))
+    # The cell in flight when the signal came finishes; the third never starts.
+    assert [record.cell.variant for record in records] == ["eager", "function"]
+    assert all(record.facts["run_interrupted"] for record in records)
+    assert "the run was interrupted" in run.stdout
+    assert not list((tmp_path / "results").glob("*.journal.jsonl"))
 
 
 def test_a_killed_run_is_recovered_from_its_journal(tf_backend, tmp_path, capsys):

@@ -10,6 +10,8 @@ import pytest
 
 from linfit._native_log import (
     FALLBACK_LOG_LEVEL,
+    LineFilter,
+    _filtered,
     filter_level,
     keep_line,
     min_log_level,
@@ -104,4 +106,66 @@ def test_an_invalid_level_warns_once_a_process_and_holds_the_noise_back():
     assert done.returncode == 0, done.stderr
     lines = done.stderr.decode().splitlines()
     assert len([line for line in lines if "linfit: warning: TF_CPP_MIN_LOG_LEVEL" in line]) == 1
+    assert lines[1:] == ["keep me", "after"]
+
+
+GUARD = (b"I0000 00:00:1796361572.688621   25322 cpu_feature_guard.cc:227] This TensorFlow "
+         b"binary is optimized to use available CPU instructions in performance-critical "
+         b"operations.")
+GUARD_CONTINUATION = (b"To enable the following instructions: AVX2 AVX512F AVX512_VNNI "
+                      b"AVX512_BF16 FMA, in other operations, rebuild TensorFlow with the "
+                      b"appropriate compiler flags.")
+
+
+def _kept(lines: list[bytes], level: int) -> list[bytes]:
+    lines_filter = LineFilter(level, nvidia_driver=False)
+    return [line for line in lines if lines_filter.keep(line)]
+
+
+def test_the_cpu_feature_notice_goes_with_both_its_lines():
+    """Issue 20, class 8: at an invalid level the notice's second line got through alone."""
+    assert _kept([GUARD, GUARD_CONTINUATION, b"keep me"], 2) == [b"keep me"]
+    # Shown whole where the record is shown.
+    assert _kept([GUARD, GUARD_CONTINUATION], 0) == [GUARD, GUARD_CONTINUATION]
+
+
+@pytest.mark.parametrize("lines", [
+    # Ordinary lines after dropped records, the notice's included, are kept.
+    [GUARD, b"an ordinary line"],
+    [ONEDNN, b"an ordinary line"],
+    [GUARD, PREAMBLE, b"an ordinary line"],
+    # The known text is held back only directly after a dropped notice: not after another
+    # dropped record, not one line later, not on its own.
+    [ONEDNN, GUARD_CONTINUATION],
+    [GUARD, b"an ordinary line", GUARD_CONTINUATION],
+    [GUARD, GUARD_CONTINUATION, GUARD_CONTINUATION],
+    [GUARD_CONTINUATION],
+    # A line that only starts like the notice's second line is not it.
+    [GUARD, b"To enable the following instructions: AVX2, and something else."],
+])
+def test_only_the_notices_own_second_line_is_held_back(lines):
+    dropped = {ONEDNN, PREAMBLE}
+    expected = [line for line in lines if line not in dropped and line != GUARD]
+    if lines[:2] == [GUARD, GUARD_CONTINUATION]:
+        expected.remove(GUARD_CONTINUATION)
+    assert _kept(lines, 2) == expected
+
+
+@pytest.mark.parametrize("cut", [10, len(GUARD), len(GUARD) + 1, len(GUARD) + 5])
+def test_the_notice_is_held_back_when_the_reads_cut_it(cut):
+    """The record and its second line may reach the filter in separate reads."""
+    written = GUARD + b"\n" + GUARD_CONTINUATION + b"\nkeep me\n"
+    chunks = [written[:cut], written[cut:]]
+    assert b"".join(_filtered(chunks, 2, nvidia_driver=False)) == b"keep me\n"
+    assert b"".join(_filtered(chunks, 0, nvidia_driver=False)) == written
+
+
+def test_an_invalid_level_holds_back_the_whole_cpu_feature_notice():
+    written = (PREAMBLE + b"\n" + GUARD + b"\n" + GUARD_CONTINUATION + b"\nkeep me\n").decode()
+    done = subprocess.run([sys.executable, "-c", NATIVE_WRITER,
+                           written.encode("unicode_escape").decode(), "abc"],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 3 and "linfit: warning: TF_CPP_MIN_LOG_LEVEL='abc'" in lines[0]
     assert lines[1:] == ["keep me", "after"]

@@ -276,3 +276,31 @@ def test_comparison_of_two_runs_from_linfit_compare(multi, tmp_path):
     assert "slower" in set(table["verdict"]) and "only-in-base" in set(table["verdict"])
     path = plots.plot_comparison(table, tmp_path / "compare.png")
     assert_png(path, plots.comparison_figure_size(len(table)))
+
+
+def _with_peaks(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a peak memory per cell: host figures everywhere (0 for the smallest
+    size: a cell can add nothing), device figures on the GPU."""
+    gpu = frame["device"].str.startswith("GPU")
+    return frame.assign(
+        peak_rss_bytes=np.where(frame["n_examples"] == frame["n_examples"].min(), 0,
+                                frame["n_examples"] * 16),
+        device_peak_bytes=np.where(gpu, frame["n_examples"] * 8, np.nan))
+
+
+def test_peak_memory_has_a_row_for_the_host_and_one_for_the_device(multi, tmp_path):
+    frame = _with_peaks(multi)
+    panels = len(plots.memory_rows(frame)[["device", "dtype"]].drop_duplicates())
+    path = plots.plot_peak_memory(frame, tmp_path / "memory.png")
+    assert_png(path, plots.grid_figure_size(panels, 2))
+    host_only = frame.assign(device_peak_bytes=np.nan)
+    assert_png(plots.plot_peak_memory(host_only, tmp_path / "host.png"),
+               plots.grid_figure_size(panels, 1))
+
+
+def test_the_peak_memory_figure_is_drawn_only_where_a_run_measured_it(multi, tmp_path):
+    names = [f.name for f in plots.draw_run_figures(_with_peaks(multi), tmp_path, "m")]
+    assert names == ["step-time", "speedup", "first-call", "peak-memory"]
+    # A file before schema 5 (or a run where nothing could be read): no figure.
+    assert "peak-memory" not in [f.name for f in plots.draw_run_figures(multi, tmp_path, "o")]
+    assert plots.memory_rows(multi.drop(columns=["peak_rss_bytes", "device_peak_bytes"])).empty

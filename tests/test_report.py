@@ -161,3 +161,26 @@ def test_report_command_refuses_an_output_it_cannot_write(output, force, message
     after = {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()}
     assert after == before
     assert list((tmp_path / "a-folder").iterdir()) == []
+
+
+def test_report_shows_the_machine_and_the_peak_memory(tmp_path):
+    small = Path(__file__).parent / "data" / "compare" / "small-v5.csv"  # schema 5
+    target = report.write_report(read_frame(small), tmp_path / "run.md", [str(small)])
+    text = target.read_text(encoding="utf-8")
+    for row in ("| Keras | 3.11.3 |", "| CPUs the run could use | 0-1 |",
+                "| CPU governor | unknown |", "| virtual machine | kvm |",
+                "| container | docker |", "| logical cores | 2 |", "| physical cores | 2 |",
+                "| memory | 23.5 GiB |", "| CPU frequency at the start | 2596 MHz |",
+                "| load average at the start (1 min) | 0.52 |",
+                "| load average at the end (1 min) | 1.73 |"):
+        assert row in text, row
+    assert "| peak RSS added |" in text and "| 1.57 MB |" in text
+    assert "Peak RSS added: the most resident memory the cell" in text
+    assert "run-figures/run-peak-memory.png" in _links(text)
+    # A file before schema 5: the machine is unknown, and there is no memory column.
+    old = report.render_report(*_parts(read_frame(MULTI)), [], tmp_path, ["multi.csv"])
+    assert "| logical cores | unknown |" in old and "peak RSS added" not in old
+
+
+def _parts(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return frame, summary.speedups(frame), summary.break_even(frame)

@@ -123,12 +123,15 @@ def test_from_row_and_to_row_round_trip_a_harness_dict():
     assert set(FACT_COLUMNS) >= {"host", "git_commit", "xla_flags", "run_interrupted"}
 
 
-# --- writing and reading schema 4 ------------------------------------------------------
+# --- writing and reading schema 5 ------------------------------------------------------
 
 def test_the_small_fixture_reads_as_records():
     results = read_results(SMALL)
     assert isinstance(results, ResultSet) and results.path == SMALL
     assert results.schema_version == SCHEMA_VERSION == 5
+    # Schema 4 has no HLO account: every record's is unknown.
+    assert all(r.hlo_bytes_per_step is None and r.hlo_loops == ""
+               for r in read_results(SCHEMA_4))
     by_cell = results.by_cell()
     loop = by_cell[LOOP]
     assert loop.per_step_seconds == tuple(s / 100 for s in loop.per_call_seconds)
@@ -237,12 +240,20 @@ def test_a_replicated_cell_round_trips(tmp_path):
 
 # --- schemas 4, 3 and 2 ----------------------------------------------------------------
 
+def _without_schema_5(record: CellResult) -> CellResult:
+    """A schema-5 record as its schema-4 file reads: every column schema 5 added empty."""
+    text = {c.name for c in columns_of(5) if c.type == "str"}
+    empty = {name: "" if name in text else None for name in (
+        "tensorflow_git_version", "tensorflow_commit", *SCHEMA_5_MACHINE_AND_MEMORY)}
+    return dataclasses.replace(record, facts={**record.facts, **empty})
+
+
 def test_a_schema_4_file_reads_with_no_tensorflow_commit():
     old, new = read_results(SCHEMA_4), read_results(SMALL)
     assert (old.schema_version, new.schema_version) == (4, 5)
-    # small-v5.csv is small-v4.csv's four records with the TensorFlow cells' build.
-    build = {"tensorflow_git_version": "", "tensorflow_commit": ""}
-    assert list(old) == [dataclasses.replace(r, facts={**r.facts, **build}) for r in new]
+    # small-v5.csv is small-v4.csv's four records with the TensorFlow cells' build (and the
+    # machine and each peak, below).
+    assert list(old) == [_without_schema_5(r) for r in new]
     assert {(r.cell.backend, r.facts["tensorflow_commit"]) for r in new} == {
         ("tensorflow", "a481b10260d"), ("jax", "")}
     frame = old.to_frame()
@@ -261,6 +272,27 @@ def test_a_schema_3_file_reads_with_no_floor_rounds_or_spread():
     assert eager.floor_seconds == 8e-5 and eager.efficiency_high == eager.efficiency
     frame = old.to_frame()
     assert frame["floor_rounds"].isna().all() and frame["floor_spread"].isna().all()
+
+
+# The columns schema 5 added (issue 18): the machine's state, Keras, the peak memory.
+SCHEMA_5_MACHINE_AND_MEMORY = (
+    "keras_version", "logical_cores", "physical_cores", "memory_bytes", "cpu_affinity",
+    "cpu_frequency_mhz", "cpu_governor", "virtual_machine", "container", "load_average_start",
+    "load_average_end", "peak_rss_bytes", "device_peak_bytes")
+
+
+def test_a_schema_4_file_reads_with_the_machine_and_memory_columns_empty():
+    old, new = read_results(SCHEMA_4), read_results(SMALL)
+    assert (old.schema_version, new.schema_version) == (4, 5)
+    # small-v5.csv is small-v4.csv's four records with the machine and each peak (and the
+    # TensorFlow cells' build, above).
+    assert list(old) == [_without_schema_5(r) for r in new]
+    assert new.by_cell()[EAGER].facts["logical_cores"] == 2
+    assert new.by_cell()[EAGER].facts["peak_rss_bytes"] == 1_572_864
+    assert new.by_cell()[LOOP].facts["load_average_end"] == 1.73
+    frame = old.to_frame()
+    assert frame["logical_cores"].isna().all() and (frame["virtual_machine"] == "").all()
+    assert frame["peak_rss_bytes"].isna().all()
 
 
 def test_a_schema_2_file_gives_the_same_cells_with_the_old_convention_filled_in():
@@ -310,9 +342,9 @@ def test_schema_1_samples_become_per_call_and_keep_their_statistics():
             assert record.median_seconds == pytest.approx(row["median_seconds"], rel=1e-12)
 
 
-def test_a_schema_1_file_rewritten_is_schema_5(tmp_path):
+def test_a_schema_1_file_rewritten_is_the_current_schema(tmp_path):
     again = read_results(write_results(read_results(SCHEMA_1), tmp_path / "v5.csv"))
-    assert again.schema_version == 5
+    assert again.schema_version == SCHEMA_VERSION == 5
     assert [r.per_call_seconds for r in again] == [r.per_call_seconds
                                                     for r in read_results(SCHEMA_1)]
     assert again[0].check_placement == "unknown"
@@ -484,8 +516,9 @@ def test_a_failed_row_may_lack_what_it_never_measured(tmp_path):
 
 def test_every_schema_5_column_is_declared_once():
     assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES)
-    assert {"tensorflow_git_version", "tensorflow_commit"} == set(COLUMN_NAMES) - {
-        c.name for c in columns_of(4)}
+    assert {"tensorflow_git_version", "tensorflow_commit", *SCHEMA_5_MACHINE_AND_MEMORY,
+            "hlo_kernels_per_step", "hlo_loops", "hlo_bytes_per_step", "hlo_bytes_ratio"} == (
+        set(COLUMN_NAMES) - {c.name for c in columns_of(4)})
     assert {"floor_rounds", "floor_spread"} == {c.name for c in columns_of(4)} - {
         c.name for c in columns_of(3)}
     assert {"replicas", "convention", "strategy"} == {c.name for c in columns_of(3)} - {

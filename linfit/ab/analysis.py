@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from linfit.backends import VARIANTS_BY_BACKEND
+from linfit.machine import load_warning, machine_differences
 from linfit.results import KEY_COLUMNS
 from linfit.stats import (
     DEFAULT_ALPHA,
@@ -32,6 +33,7 @@ __all__ = [
     "analyse",
     "cell_pairs",
     "estimate_cell",
+    "machine_warnings",
 ]
 
 # The smallest change an A/B session reports: 5%, well under the 10% that must be caught.
@@ -166,3 +168,31 @@ def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
                                "variant", "new_label"], kind="stable")
     table = table.drop(columns="_variant_order").reset_index(drop=True)
     return ABComparison(table, threshold, alpha, labels)
+
+
+def machine_warnings(frame: pd.DataFrame) -> tuple[str, ...]:
+    """Why a session's times may not be what its machines can do, one line each: a side
+    whose load average at its bursts exceeded the CPUs its worker could use
+    (:func:`linfit.machine.load_warning`), and a side whose machine differs from side 0's
+    (:func:`linfit.machine.machine_differences`). Files before pairs schema 3 record
+    neither: no line.
+
+    Args:
+        frame: a pairs frame (:func:`linfit.results.pairs.read_pairs`).
+    """
+    lines = []
+    machines = []
+    for _, rows in frame.sort_values("side_index").groupby("side_index", sort=True):
+        machine = rows.iloc[0].to_dict()
+        machines.append(machine)
+        loads = rows.get("load_average", ())
+        warning = load_warning(machine, loads)
+        if warning is not None:
+            lines.append(f"side {machine['side_label']}: {warning}")
+    base = machines[0] if machines else {}
+    for machine in machines[1:]:
+        differences = machine_differences(base, machine)
+        if differences:
+            lines.append(f"the machines of sides {base['side_label']} and "
+                         f"{machine['side_label']} differ: {'; '.join(differences)}")
+    return tuple(lines)

@@ -45,10 +45,12 @@ from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
 from linfit._process import KIND_INPUT, WorkerFailed, WorkerProcess
 from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
+from linfit.ab.hlo_files import HloCapture, capture_changed_hlo
 from linfit.ab.spec import Side, check_sides
-from linfit.backends import BACKENDS
+from linfit.backends import BACKENDS, VARIANTS_BY_BACKEND
 from linfit.backends.variants import KERAS_VARIANTS
 from linfit.builds import BuildCache, BuildUnavailable, git_commit
+from linfit.distributed.variants import DISTRIBUTED_VARIANTS
 from linfit.environment import quiet_framework_env
 from linfit.harness import (
     BY_DEST,
@@ -60,7 +62,7 @@ from linfit.harness import (
     sigterm_as_interrupt,
 )
 from linfit.results import KEY_COLUMNS, Cell
-from linfit.results.pairs import PARTIAL_SUFFIX, PairsWriter
+from linfit.results.pairs import PAIRS_MACHINE_COLUMNS, PARTIAL_SUFFIX, PairsWriter
 from linfit.stats import DEFAULT_ALPHA
 
 __all__ = [
@@ -200,6 +202,8 @@ class SessionResult:
         decided: cells decided when it ended, of ``cells``.
         unavailable: one line per side left out because its build does not install or
             import (:class:`linfit.builds.BuildUnavailable`).
+        hlo: the optimized HLO of every changed cell on its base and changed sides
+            (:mod:`linfit.ab.hlo_files`); empty when none changed or the session ended early.
     """
 
     path: Path | None = None
@@ -211,6 +215,7 @@ class SessionResult:
     cells: int = 0
     decided: int = 0
     unavailable: list[str] = field(default_factory=list)
+    hlo: tuple[HloCapture, ...] = ()
 
 
 # A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
@@ -258,6 +263,7 @@ def _check_cell_options(config: SessionConfig) -> None:
         if name not in BACKENDS:
             raise LinfitError(f"{cli_flag(_BACKENDS_OPTION)}/{_BACKENDS_OPTION.env}: unknown "
                               f"backend {name!r}; valid: {', '.join(BACKENDS)}")
+    _check_variants(config, _names(_BACKENDS_OPTION, backends) if backends else list(BACKENDS))
     if not available_backends():
         return  # nothing to resolve with here (the sides may be other interpreters)
     # Every other option, by the harness's own resolver; the backends were checked above
@@ -273,6 +279,26 @@ def _check_cell_options(config: SessionConfig) -> None:
         for option in OPTIONS:
             message = message.replace(f"{option.flag}/", f"{cli_flag(option)}/")
         raise LinfitError(message) from None
+
+
+def _check_variants(config: SessionConfig, backends: Sequence[str]) -> None:
+    """The variants named, against the registries of ``backends`` (no framework imported):
+    a name selects that variant of every backend that has it, ``backend:variant`` one
+    backend's, as :func:`linfit.harness.build_matrix` reads them on the workers."""
+    text = option_text(_VARIANTS_OPTION, config.values, config.environ)
+    registries = {backend: (*VARIANTS_BY_BACKEND[backend], *DISTRIBUTED_VARIANTS[backend])
+                  for backend in dict.fromkeys(backends)}
+    valid = {form for backend, names in registries.items() for name in names
+             for form in (name, f"{backend}:{name}")}
+    for name in _names(_VARIANTS_OPTION, text) if text else ():
+        if name not in valid:
+            listed = "; ".join(f"{backend}: {', '.join(names)}"
+                               for backend, names in registries.items())
+            among = ("" if list(registries) == list(BACKENDS)
+                     else f" of {cli_flag(_BACKENDS_OPTION)} {','.join(registries)}")
+            raise LinfitError(f"{cli_flag(_VARIANTS_OPTION)}/{_VARIANTS_OPTION.env}: no "
+                              f"backend{among} has variant {name!r}; valid, alone or as "
+                              f"backend:variant: {listed}")
 
 
 def _positive(value: float, flag: str) -> None:
@@ -326,6 +352,7 @@ class SideBuild:
         backend_version, device_name: what the side ran the cell with.
         call_seconds: a call's calibrated time (median of a few samples); NaN when the
             build failed before it was timed.
+        peak_rss_bytes, device_peak_bytes: the peak memory the build added (None: unknown).
     """
 
     status: str
@@ -333,6 +360,8 @@ class SideBuild:
     backend_version: str = ""
     device_name: str = ""
     call_seconds: float = math.nan
+    peak_rss_bytes: int | None = None
+    device_peak_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -345,7 +374,9 @@ class SideBuild:
         return cls(status=str(reply["status"]), message=str(reply.get("message") or ""),
                    backend_version=str(reply.get("backend_version") or ""),
                    device_name=str(reply.get("device_name") or ""),
-                   call_seconds=float(reply.get("call_seconds", math.nan)))
+                   call_seconds=float(reply.get("call_seconds", math.nan)),
+                   peak_rss_bytes=reply.get("peak_rss_bytes"),
+                   device_peak_bytes=reply.get("device_peak_bytes"))
 
 
 @dataclass(frozen=True)
@@ -448,6 +479,7 @@ class _Session:
         self.started = time.monotonic()
         self.sequence = 0
         self._session_id = ""
+        self.measured: list[_CellProgress] = []
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
@@ -545,7 +577,10 @@ class _Session:
                 "git_commit": hello["git_commit"],
                 "build": side.build.requirement if side.build else "",
                 "tensorflow_git_version": self.git_versions[side_index],
-                "tensorflow_commit": git_commit(self.git_versions[side_index]), **burst}
+                "tensorflow_commit": git_commit(self.git_versions[side_index]),
+                **{name: hello["machine"].get(name) for name in PAIRS_MACHINE_COLUMNS},
+                "peak_rss_bytes": built.peak_rss_bytes,
+                "device_peak_bytes": built.device_peak_bytes, **burst}
 
     def build(self, cells: list[SessionCell]) -> list[SessionCell]:
         request = {"op": "build", "keys": [c.worker_key for c in cells],
@@ -589,7 +624,8 @@ class _Session:
             raise worker.failed(f"failed a burst of {cell.worker_key}: {reply.get('error')}")
         row = self._row(side_index, cell, round=progress.pairs, order_position=position,
                         sequence=self.sequence, start_unix_ns=reply["start_unix_ns"],
-                        call_ns=reply["call_ns"], status="ok")
+                        call_ns=reply["call_ns"], load_average=reply.get("load_average"),
+                        status="ok")
         assert self.writer is not None
         self.writer.append(row)
         progress.rows.append(row)
@@ -600,6 +636,7 @@ class _Session:
         rng = np.random.default_rng(config.seed)
         sides = len(self.workers)
         states = [_CellProgress(cell) for cell in cells]
+        self.measured = states
         round_seconds = 0.0
         self.result.cells = len(cells)
         while True:
@@ -668,6 +705,18 @@ class _Session:
         self.result.seconds = time.monotonic() - self.started
 
 
+def _capture_hlo(session: _Session) -> tuple[HloCapture, ...]:
+    """The optimized HLO of the cells the session found changed, from the workers that
+    still hold them (:func:`linfit.ab.hlo_files.capture_changed_hlo`)."""
+    rows = [row for state in session.measured for row in state.rows]
+    if not rows:
+        return ()
+    return capture_changed_hlo(
+        session.workers, [side.label for side in session.config.sides], _frame(rows),
+        {state.cell.cell: state.cell.worker_key for state in session.measured},
+        session.config.threshold, session.config.alpha, session.progress)
+
+
 def _frame(rows: list[dict[str, Any]]) -> Any:
     """Rows of one cell as the frame :func:`linfit.ab.analysis.is_decided` takes."""
     import pandas as pd
@@ -720,6 +769,7 @@ def run_session(config: SessionConfig,
                 session.open_writer()
                 ready = session.build(cells)
                 session.measure(ready)
+                session.result.hlo = _capture_hlo(session)
             except WorkerFailed as error:
                 session.result.failures.append(str(error))
             except KeyboardInterrupt:

@@ -8,21 +8,29 @@ fault) or ``internal``.
 
 Requests (``"op"``):
 
-- ``hello``: versions and facts of this environment; imports linfit's harness (not the
-  frameworks). Loads the test plugins named in ``LINFIT_WORKER_PLUGINS`` first.
+- ``hello``: versions and facts of this environment and machine; imports linfit's harness
+  (not the frameworks). Loads the test plugins named in ``LINFIT_WORKER_PLUGINS`` first.
 - ``plan``: resolves the cell options (as ``pytest bench/`` does) and returns the cells,
   and ``tensorflow_git_version``: ``tf.version.GIT_VERSION`` where planning imported
   TensorFlow ('' where it did not: hello imports no framework).
 - ``build``: builds every cell once and runs the harness's checks on it (placement,
-  warm-up, trace count, convergence), then times a few samples to calibrate the bursts.
+  warm-up, trace count, convergence), then times a few samples to calibrate the bursts;
+  each cell's reply has the peak memory its build added (the harness's ``peak_rss_bytes``,
+  ``device_peak_bytes``: this worker's earlier cells are the baseline, see
+  :mod:`linfit.memory`).
 - ``burst``: times ``samples`` samples of ``calls_per_sample`` consecutive calls of one
-  cell, each call on its own clock (perf_counter_ns around the synchronised call).
+  cell, each call on its own clock (perf_counter_ns around the synchronised call), and
+  the 1-minute load average when the burst started.
+- ``hlo``: the optimized HLO of one built cell (:meth:`linfit.backends.Trainer.compiled_hlo`):
+  its text, the steps one execution runs and the trip count of its loop; ``text`` null where
+  XLA does not compile the cell. Asked after the bursts, for the cells that changed.
 - ``quit``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import platform
@@ -34,10 +42,12 @@ from typing import Any
 from linfit import timing
 from linfit._errors import LinfitError
 from linfit._process import KIND_INPUT, KIND_INTERNAL, reply_stream, serve
+from linfit.machine import load_average
 
 __all__ = ["CALIBRATION_SAMPLES", "PLUGINS_ENV", "PROTOCOL_VERSION", "Worker", "main"]
 
-PROTOCOL_VERSION = 1
+# 2: the hlo request (issue 17).
+PROTOCOL_VERSION = 2
 # Comma-separated modules the worker imports before anything else: test-only plugins such
 # as tests/ab_slower_step.py (importable through the side's PYTHONPATH).
 PLUGINS_ENV = "LINFIT_WORKER_PLUGINS"
@@ -76,7 +86,9 @@ class Worker:
         from linfit.harness import Harness, build_matrix, cell_id, resolve_options
 
         options = resolve_options(request["values"], request["environ"], Path.cwd(), Path.cwd())
-        self.harness = Harness(options)
+        # No HLO accounts at build (they would spend the session's budget): a cell's HLO is
+        # read when the coordinator asks for it (hlo).
+        self.harness = Harness(dataclasses.replace(options, hlo=False))
         matrix = build_matrix(options)
         self.cells = {cell_id(m.cell): m.cell for m in matrix}
         return {"tensorflow_git_version": imported_git_version(),
@@ -129,6 +141,8 @@ class Worker:
                          first_call_seconds=record.first_call_seconds,
                          backend_version=record.facts.get("backend_version"),
                          device_name=record.facts.get("device_name"),
+                         peak_rss_bytes=record.facts.get("peak_rss_bytes"),
+                         device_peak_bytes=record.facts.get("device_peak_bytes"),
                          call_seconds=sorted(calibration)[len(calibration) // 2] * 1e-9)
             if entry["status"] == "ok":
                 if captured:
@@ -147,11 +161,26 @@ class Worker:
     def burst(self, request: dict[str, Any]) -> dict[str, Any]:
         trainer = self.trainers[request["key"]]
         calls = int(request["samples"]) * int(request["calls_per_sample"])
+        load = load_average()  # before the clock: reading it is not part of the burst
         start_unix_ns = time.time_ns()
         # Each call on its own clock: the call synchronises the device itself (the Trainer
         # contract), so each reading follows finished work.
         call_ns = timing.time_calls(trainer.call, calls)
-        return {"start_unix_ns": start_unix_ns, "call_ns": call_ns}
+        return {"start_unix_ns": start_unix_ns, "call_ns": call_ns, "load_average": load}
+
+    def hlo(self, request: dict[str, Any]) -> dict[str, Any]:
+        trainer = self.trainers[request["key"]]
+        try:
+            program = trainer.compiled_hlo()
+        except Exception as error:
+            # Broad on purpose: the HLO is derived, and a framework that cannot print it
+            # must not end the worker (serve() ends it on any error it does not map).
+            return {"text": None, "error": f"{type(error).__name__}: "
+                    + " ".join(str(error).split())[:1000]}
+        if program is None:
+            return {"text": None}
+        return {"text": program.text, "steps_per_execution": program.steps_per_execution,
+                "loop_trip_count": program.loop_trip_count, "source": program.source}
 
     def close(self) -> None:
         self._sessions.close()
@@ -171,7 +200,7 @@ def main() -> int:
     try:
         serve(sys.stdin, replies,
               {"hello": worker.hello, "plan": worker.plan, "build": worker.build,
-               "burst": worker.burst},
+               "burst": worker.burst, "hlo": worker.hlo},
               # Bad options are the user's; an unknown cell key is the coordinator's bug. Any
               # other error ends the worker, its traceback on stderr for the coordinator.
               {LinfitError: KIND_INPUT, KeyError: KIND_INTERNAL})

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from linfit._errors import DeviceError, LinfitError
 from linfit.data import DTYPES, Dataset
+from linfit.hlo import HloProgram
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "Backend", "Device", "Trainer", "Variant",
            "normalise_device_id", "variant_registry"]
@@ -143,6 +144,16 @@ class Trainer(abc.ABC):
         A trainer whose step runs elsewhere (linfit.distributed's worker processes) returns
         the times taken there: the caller's clock would count the pipe and the other
         workers' replies.
+        """
+        return None
+
+    def compiled_hlo(self) -> HloProgram | None:
+        """The optimized HLO of the program XLA compiled for this trainer's call, with the
+        training steps one execution of it runs; None where XLA does not compile the step
+        (the default: eager, tf.function without XLA, PyTorch).
+
+        Called after the first call (the program then exists); it compiles nothing the
+        call runs and leaves the trace count as it was.
         """
         return None
 

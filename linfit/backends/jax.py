@@ -20,6 +20,7 @@ from linfit.backends.base import Backend, Device, Trainer, Variant
 from linfit.backends.variants import JAX_VARIANTS
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
 from linfit.environment import cpu_model, gpu_driver_version
+from linfit.hlo import HloProgram
 
 __all__ = ["BACKEND", "JaxBackend", "ShardedStep", "train_loop", "train_step"]
 
@@ -161,7 +162,9 @@ class _JaxTrainer(_JaxState, Trainer):
             self.reset()
             self.set_learning_rate(learning_rate)
         body = train_loop if variant.loop else train_step
-        step: Callable[..., State] = jax.jit(self._counted(body)) if variant.compiled else body
+        # The jitted step itself, for compiled_hlo(): the x64 decorator below hides it.
+        self._jitted = jax.jit(self._counted(body)) if variant.compiled else None
+        step: Callable[..., State] = self._jitted or body
         if data.dtype == "float64":
             # Decorated once here, so float32 calls pay nothing for it.
             step = jax.enable_x64(True)(step)
@@ -177,6 +180,22 @@ class _JaxTrainer(_JaxState, Trainer):
         else:
             state = self._step(self._w, self._b, self._x, self._y, self._lr)
         self._take(state)
+
+    def compiled_hlo(self) -> HloProgram | None:
+        """XLA's optimized HLO of the jitted step, by
+        ``jax.jit(f).lower(*args).compile().as_text()``. After the first call JAX has the
+        trace and the executable cached: neither is made again (about 1 ms). A loop call
+        runs ``train_loop``: one step, then ``steps - 1`` in a ``fori_loop`` whose trip
+        count is an argument."""
+        if self._jitted is None:
+            return None
+        loop_args = (self._steps,) if self.variant.loop else ()
+        with _float64_scope(self.data.dtype):
+            text = self._jitted.lower(self._w, self._b, self._x, self._y, self._lr,
+                                      *loop_args).compile().as_text()
+        steps = self.steps_per_call if self.variant.loop else 1
+        return HloProgram(text, steps, steps - 1 if self.variant.loop else None,
+                          "jax.jit(...).lower(...).compile()")
 
     def reset(self) -> None:
         with _float64_scope(self.data.dtype):

@@ -22,8 +22,14 @@ import tensorflow as tf
 from linfit._errors import LinfitError
 from linfit.backends.base import Device, Trainer, Variant
 from linfit.data import INITIAL_B, INITIAL_W, Dataset
+from linfit.hlo import HloProgram
 
 __all__ = ["KerasTrainer", "TutorialModel"]
+
+# Where Keras 3 (TensorFlow backend, keras/src/backend/tensorflow/trainer.py _make_function)
+# keeps its XLA-compiled step: a free variable of the train function, wrapped by
+# functools.wraps (its __wrapped__ is the tf.function). Keras has no public handle on it.
+_KERAS_STEP_FUNCTION = "one_step_on_data"
 
 # variant name -> (run_eagerly, jit_compile, steps_per_execution is steps_per_call).
 _SETTINGS = {
@@ -124,6 +130,36 @@ class KerasTrainer(Trainer):
     @property
     def traces(self) -> int:
         return self.model.traces
+
+    def compiled_hlo(self) -> HloProgram | None:
+        """XLA's optimized HLO of Keras' compiled training step, by
+        ``experimental_get_compiler_ir((x, y))(stage="optimized_hlo")`` on the tf.function
+        Keras compiles with ``jit_compile=True``: one step on one batch. Keras runs it once
+        per step; with steps_per_execution its loop over the steps is a ``tf.while_loop``
+        in a tf.function that XLA does not compile, so no loop is in the HLO.
+
+        Keras has no public handle on that tf.function: it is found among the free
+        variables of ``model.train_function`` (:data:`_KERAS_STEP_FUNCTION`).
+
+        Raises:
+            LinfitError: where this Keras keeps its step elsewhere.
+        """
+        if not self.model.jit_compile:
+            return None
+        train_function = self.model.train_function
+        if train_function is None:
+            raise LinfitError("Keras' train function is not made yet: call() first")
+        free = dict(zip(train_function.__code__.co_freevars,
+                        (cell.cell_contents for cell in train_function.__closure__ or ()),
+                        strict=True))
+        step = getattr(free.get(_KERAS_STEP_FUNCTION), "__wrapped__", None)
+        if step is None or not hasattr(step, "experimental_get_compiler_ir"):
+            raise LinfitError(f"Keras {keras.__version__} keeps no tf.function named "
+                              f"{_KERAS_STEP_FUNCTION} in its train function: its HLO "
+                              "cannot be read")
+        with tf.device(self._scope):
+            text = step.experimental_get_compiler_ir((self._x, self._y))(stage="optimized_hlo")
+        return HloProgram(text, 1, None, "Keras one_step_on_data, tf.function(jit_compile=True)")
 
     def result_device(self) -> str:
         if self._start is None:

@@ -48,7 +48,14 @@ from linfit._errors import LinfitError
 from linfit._format import format_ratio
 from linfit._paths import check_output_dir
 from linfit.ab.analysis import ABComparison, analyse
-from linfit.ab.coordinator import SessionConfig, check_config, option_text, run_session
+from linfit.ab.coordinator import (
+    SessionConfig,
+    SessionResult,
+    check_config,
+    option_text,
+    run_session,
+)
+from linfit.ab.hlo_files import hlo_folder, write_hlo_files
 from linfit.ab.spec import MAX_LABEL_CHARS, Side
 from linfit.bisect.decide import (
     AMBIGUOUS,
@@ -203,6 +210,8 @@ class Change:
         last_good, first_bad: the range's ends when it ended.
         last_good_commit, first_bad_commit: their commits ('' when unknown).
         untested: the skipped builds between them.
+        hlo_diff: the diff of their optimized HLO (kernels and ops that came and went),
+            where a step saved one (:mod:`linfit.ab.hlo_files`); None otherwise.
         note: why it is not found.
     """
 
@@ -215,6 +224,7 @@ class Change:
     first_bad_commit: str = ""
     untested: tuple[str, ...] = ()
     note: str = ""
+    hlo_diff: Path | None = None
 
     @property
     def compare_url(self) -> str:
@@ -429,9 +439,39 @@ class _Bisect:
                                failures=tuple(result.failures))
         self.state.add_session(record)
         self.fresh.add(key)
+        self._save_hlo(result)
         if result.interrupted:
             raise KeyboardInterrupt
         return record
+
+    def _save_hlo(self, result: SessionResult) -> None:
+        """Write the optimized HLO of the session's changed cells (MID and the end it
+        differs from) and their diffs beside its pairs file; after the session is saved,
+        and a file that cannot be written is a warning, never a lost session."""
+        if not result.hlo or result.path is None:
+            return
+        try:
+            _, problems = write_hlo_files(result.hlo, result.path)
+        except OSError as error:
+            problems = [f"the HLO files could not be written to {hlo_folder(result.path)}: "
+                        f"{error.strerror or error}"]
+        for problem in problems:
+            self.progress(f"warning: {problem}")
+
+    def _hlo_diff(self, cell: str, first: str, second: str) -> Path | None:
+        """The HLO diff of two builds in ``cell`` from a step that measured both and found
+        them different (a step's session holds that cell only): for the last good and
+        first bad build, the last step's. None where no step wrote one."""
+        for record in reversed(self.state.sessions):
+            if record.cell != cell or not {first, second} <= set(record.sides):
+                continue
+            labels = dict(zip(record.sides, _labels(record.sides), strict=True))
+            folder = hlo_folder(self.state.directory / record.pairs)
+            for a, b in ((first, second), (second, first)):
+                found = sorted(folder.glob(f"*.{labels[a]}-vs-{labels[b]}.diff.txt"))
+                if found:
+                    return found[0]
+        return None
 
     def _stop_on_failures(self, record: SessionRecord) -> None:
         """Stop when a worker of GOOD or BAD failed in a session this run measured; a
@@ -624,7 +664,8 @@ class _Bisect:
         self.changes.append(Change(
             cell=cell_id(cell), ratio=change, status=status, last_good=self.builds[good],
             first_bad=self.builds[bad], last_good_commit=self._commit(self.builds[good]),
-            first_bad_commit=self._commit(self.builds[bad]), untested=untested, note=note))
+            first_bad_commit=self._commit(self.builds[bad]), untested=untested, note=note,
+            hlo_diff=self._hlo_diff(cell_id(cell), self.builds[good], self.builds[bad])))
 
     # -- the whole --------------------------------------------------------------------------
     def run(self) -> None:

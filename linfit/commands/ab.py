@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -30,6 +31,9 @@ from linfit.commands._args import (
 from linfit.compare import EXIT_OK, EXIT_REGRESSION
 from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
+
+if TYPE_CHECKING:
+    from linfit.ab.coordinator import SessionResult
 
 FORMATS = ("terminal", "markdown", "csv")
 # Options that shape a session, by dest, with their defaults filled in by _session_options;
@@ -86,6 +90,10 @@ verdicts:
   no-pairs          no complete pair was measured
   too-few-pairs     fewer pairs than an interval needs (8 at alpha 0.01): the time budget
                     ran out first; raise --max-seconds or select fewer cells
+
+Where a side's load average exceeded its CPUs during the bursts, or the sides' machines
+differ (cores, memory, CPU model, VM or container), a warning goes to stderr; it does not
+change the exit status.
 
 exit status:
   0  no regression
@@ -281,8 +289,28 @@ def _session_options(args: argparse.Namespace) -> None:
             setattr(args, dest, default)
 
 
+def _save_hlo(result: SessionResult, path: Path) -> list[str]:
+    """Write the changed cells' HLO and diffs beside the pairs file; the notes to print.
+    A file that cannot be written costs nothing measured: it is a note."""
+    from linfit.ab.hlo_files import hlo_folder, write_hlo_files
+
+    if not result.hlo:
+        return []
+    try:
+        written, problems = write_hlo_files(result.hlo, path)
+    except OSError as error:
+        return [f"warning: the HLO files could not be written to {hlo_folder(path)}: "
+                f"{error.strerror or error}"]
+    cells = len({capture.worker_key for capture in result.hlo})
+    notes = [f"warning: {problem}" for problem in problems]
+    if written:
+        notes.append(f"optimized HLO of the {cells} changed cells and their diffs: "
+                     f"{hlo_folder(path)}/ ({len(written)} files)")
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
-    from linfit.ab.analysis import analyse
+    from linfit.ab.analysis import analyse, machine_warnings
     from linfit.ab.coordinator import SessionConfig, run_session
     from linfit.ab.spec import aa_sides, parse_sides
     from linfit.results.pairs import read_pairs
@@ -318,7 +346,11 @@ def run(args: argparse.Namespace) -> int:
         path = result.path
         notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
                      f"in {result.seconds:.0f} s; pairs file: {path}")
-    comparison = analyse(read_pairs(path), args.threshold, args.alpha)
+        notes += _save_hlo(result, path)
+    pairs = read_pairs(path)
+    comparison = analyse(pairs, args.threshold, args.alpha)
+    for line in machine_warnings(pairs):
+        print(f"linfit ab: warning: {line}", file=sys.stderr)
     if args.format == "csv":
         sys.stdout.write(render_csv(comparison))
         for note in notes:

@@ -256,6 +256,8 @@ def render(result: BisectResult, figure: Path | None) -> str:
                 f"  first bad  {change.first_bad}{_commit_text(change.first_bad_commit)}"]
         if change.compare_url:
             out.append(f"  {change.compare_url}")
+        if change.hlo_diff is not None:
+            out.append(f"  HLO diff: {change.hlo_diff}")
         if change.untested:
             out.append(f"  untested between them: {', '.join(change.untested)}")
         if change.note:

@@ -7,11 +7,12 @@ and returns the exit status.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from linfit.check import RULES, check_results, exit_status
 from linfit.commands._args import alpha_level, fraction, positive_float
-from linfit.compare import DRIFT_NOTE
+from linfit.compare import DRIFT_NOTE, machine_warnings
 from linfit.convergence import TOLERANCES
 from linfit.results import read_results
 from linfit.stats import DEFAULT_ALPHA, DEFAULT_THRESHOLD
@@ -34,7 +35,9 @@ rules (one line is printed per failure, with the numbers):
                best CPU variant
 
 default rtol per dtype: {_DEFAULT_RTOLS}.
-Warnings never change the exit status. The performance rule compares one run with one
+Warnings never change the exit status, nor do those on stderr where a run's load
+average exceeded its CPUs or (with --baseline) the two runs' machines differ (cores,
+memory, CPU model, VM or container). The performance rule compares one run with one
 run: its interval covers the noise within each run, not the drift between runs; for
 that, compare several runs per side with 'linfit compare --base ... --new ...', or
 measure both interleaved with 'linfit ab'.
@@ -81,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
                              allow_missing=args.allow_missing)
     for finding in findings:
         print(finding)
+    for line in machine_warnings([] if baseline is None else [baseline], [results],
+                                 str(args.baseline), str(args.results)):
+        print(f"linfit check: warning: {line}", file=sys.stderr)
     rules = [rule for rule in RULES if args.baseline or rule != "performance"]
     errors = sum(finding.severity == "error" for finding in findings)
     warnings = len(findings) - errors

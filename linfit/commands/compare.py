@@ -72,7 +72,9 @@ verdicts:
 
 With BASE NEW1 NEW2 ..., BASE is compared with each NEW in turn (one run per side).
 Warnings about different machines, software versions, environment flags or device names
-are printed but do not change the exit status.
+are printed but do not change the exit status; so are the warnings on stderr where a
+run's load average exceeded its CPUs or the two sides' machines differ (cores, memory,
+CPU model, VM or container).
 
 exit status:
   0  no regression, and something was compared
@@ -250,6 +252,9 @@ def run(args: argparse.Namespace) -> int:
                                                            args.alpha))
                    for base, new in sides]
     decisions = [decide(comparison, args.allow_missing) for _, _, comparison in comparisons]
+    for base, new, comparison in comparisons:
+        for line in comparison.machine_warnings:
+            print(f"linfit compare: warning: {base} -> {new}: {line}", file=sys.stderr)
     if args.format == "csv":
         sys.stdout.write(render_csv(comparisons))
         for (base, new, comparison), decision in zip(comparisons, decisions, strict=True):

@@ -135,11 +135,15 @@ OPTIONS: tuple[Option, ...] = (
             "(MirroredStrategy, MultiWorkerMirroredStrategy, JAX sharding); any count above 1 "
             "adds them to the matrix at every count given, the one-device variants stay at 1 "
             "(default: 1, no distributed variant unless named in --linfit-variants)"),
+    _option("hlo", "MODE", "on: the HLO account of every cell XLA compiles in the results "
+            "(kernels, loops and bytes per step; TensorFlow runs XLA's HLO passes again: "
+            "about 0.1-0.6 s a cell on a 2-core VM), off: none (default: on)"),
     _option("conventions", "NAMES", "how TensorFlow's compiled variants are called: "
             f"comma-separated from {', '.join(TENSORFLOW_CONVENTIONS)}, or all: each its own "
             f"cell (default: {DEFAULT_TENSORFLOW_CONVENTION}, the fastest a user can write)"),
 )
 FLOORS_MODES = ("cache", "measure", "off")
+HLO_MODES = ("on", "off")
 BY_DEST = {option.dest: option for option in OPTIONS}
 
 
@@ -166,6 +170,8 @@ class HarnessOptions:
     conventions: tuple[str, ...] | None = None
     # Replica counts of the distributed variants; (1,): none unless named.
     replicas: tuple[int, ...] = (1,)
+    # Whether each cell XLA compiles gets the HLO account's columns (issue 17).
+    hlo: bool = True
     learning_rate: float = DEFAULT_LEARNING_RATE
     seed: int = DEFAULT_SEED
 
@@ -292,6 +298,8 @@ def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str]
     baseline = invocation_dir / Path(text).expanduser() if text else None
     text = get("replicas")
     replicas = parse_replicas(text) if text else (1,)
+    text = get("hlo")
+    hlo = (_choose(BY_DEST["linfit_hlo"], text, HLO_MODES)[0] if text else "on") == "on"
     text = get("conventions")
     conventions = None
     if text:
@@ -300,5 +308,6 @@ def resolve_options(values: Mapping[str, str | None], environ: Mapping[str, str]
     return HarnessOptions(backends=backends, variants=variants, devices=devices, sizes=sizes,
                           profile=profile, dtypes=dtypes, steps_per_call=steps_per_call,
                           results_dir=results_dir, floors=floors,
-                          baseline=baseline, conventions=conventions, replicas=replicas)
+                          baseline=baseline, conventions=conventions, replicas=replicas,
+                          hlo=hlo)
 

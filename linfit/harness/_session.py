@@ -11,7 +11,14 @@ journal.
 Each finished cell is a :class:`~linfit.results.record.CellResult`, built field by field as the cell
 is measured: raw per-call times from the timer, the checks' outcomes and the reference the
 weights were checked against (:func:`linfit.convergence.reference_for`); its statistics
-derive from the samples there.
+derive from the samples there. Its facts hold the machine's state (:mod:`linfit.machine`,
+with the load average when the session started, and when it wrote its file) and the peak
+memory the cell added (:class:`linfit.memory.PeakWatch`, from its data to its convergence
+run).
+
+The HLO account of a compiled cell (issue 17, :mod:`linfit.hlo`) is taken from the trainer
+once its checks are done: its columns are derived, so a failure to take it leaves them
+empty and :attr:`Harness.hlo_note` says why, once; it never costs the cell.
 
 A measurement outranks everything derived from it (issue 20): a finished cell reaches the
 journal first; only then does :class:`~linfit.harness._floor_rounds.FloorRounds` add its
@@ -37,7 +44,7 @@ from linfit._paths import check_output_dir
 from linfit.backends import Backend, Trainer, Variant, get_backend
 from linfit.builds import git_commit, imported_git_version
 from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, reference_for
-from linfit.data import make_dataset
+from linfit.data import make_dataset, xy_bytes
 from linfit.distributed import DistributedVariant, distributed_variant, open_trainer, strategy_of
 from linfit.environment import env_flags, git_state, machine_facts
 from linfit.fit import fit, train
@@ -45,6 +52,9 @@ from linfit.floors import Floors
 from linfit.harness._floor_rounds import FLOOR_ROUND_INTERVAL_SECONDS, FloorRounds
 from linfit.harness._options import BY_DEST, HarnessOptions
 from linfit.harness._render import error_line
+from linfit.hlo import account
+from linfit.machine import load_average
+from linfit.memory import PeakWatch, device_meter
 from linfit.results import Cell
 from linfit.results.journal import JOURNAL_SUFFIX, Journal, leftover_journals, write_run
 from linfit.results.record import CellResult, Reference
@@ -111,20 +121,31 @@ def trace_problems(variant: Variant, traces: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt(on_signal: Callable[[str], None] | None = None) -> Iterator[None]:
     """Inside the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does; the previous
     handler is restored on the way out.
 
     SIGTERM is what CI cancellation and ``timeout`` send: handled like Ctrl-C, the session
     still writes the results of the cells that finished. Outside the main thread (where
     Python cannot install handlers) the block runs unchanged.
+
+    Args:
+        on_signal: called with the reason ("SIGTERM received") before the KeyboardInterrupt
+            is raised, to note the signal where the caller checks it anyway (between cells).
+            The raise alone can be lost: a handler runs wherever the main thread is, and a
+            KeyboardInterrupt raised inside a ``__del__`` or a weakref callback is only
+            reported as "Exception ignored" (Python's unraisable hook), so the run would
+            go on and end as a success.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+        reason = f"{signal.Signals(signum).name} received"
+        if on_signal is not None:
+            on_signal(reason)
+        raise KeyboardInterrupt(reason)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -158,7 +179,9 @@ class Harness:
         self.options = options
         self.started = started or datetime.now(UTC)
         self.git_commit, self.git_dirty = git_state()
-        self.machine = machine_facts()
+        # The machine's facts and state, with the load before any cell runs; the load at
+        # the end joins them in write().
+        self.machine = {**machine_facts(), "load_average_start": load_average()}
         self._run_id = make_run_id(self.started, self.machine["host"], self.git_commit)
         self.written: Path | None = None
         # Lines for the user at session start: left-over journals, an unusable cache.
@@ -172,6 +195,11 @@ class Harness:
                                         interval_seconds=floor_round_interval_seconds)
         self._results: dict[Cell, CellResult] = {}
         self._references: dict[tuple[str, int, str], tuple[float, float]] = {}
+        # The HLO accounts taken, their time in all (extraction and parsing), and the
+        # first failure's cell and reason.
+        self._hlo_cells = 0
+        self._hlo_seconds = 0.0
+        self._hlo_failures: list[str] = []
 
     @property
     def run_id(self) -> str:
@@ -220,6 +248,19 @@ class Harness:
     def floors(self) -> Floors | None:
         """The floors as known now: every round so far (None: off, or not recorded)."""
         return self.floor_rounds.floors
+
+    @property
+    def hlo_note(self) -> str:
+        """One line on the HLO accounts for the session's summary: how many, their time in
+        all, and the first that could not be taken; '' where no cell is compiled by XLA."""
+        if not (self._hlo_cells or self._hlo_failures):
+            return ""
+        note = (f"HLO accounts of {self._hlo_cells} compiled cells in "
+                f"{self._hlo_seconds:.2f} s (reading and parsing the optimized HLO)")
+        if self._hlo_failures:
+            note += (f"; {len(self._hlo_failures)} unknown (warning: first: "
+                     f"{self._hlo_failures[0]})")
+        return note
 
     @property
     def floors_note(self) -> str:
@@ -301,6 +342,12 @@ class Harness:
                            device_name=device.name, device_details=device.details,
                            compiled=variant.compiled, xla=variant.xla, loop=variant.loop,
                            **backend.thread_settings())
+        in_process = not isinstance(variant, DistributedVariant)
+        # The peak memory the cell adds, its data included, up to its convergence run
+        # (linfit.memory says what that isolates): in this process and on its one device.
+        # A distributed cell's work runs in worker processes, on several devices: not measured.
+        watch = PeakWatch(device_meter(cell.backend, cell.device, device.kind)
+                          if in_process else None, host=in_process)
         data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
         progress.add(w_ols=float(data.w_ols), b_ols=float(data.b_ols))
         with backend.session(), contextlib.ExitStack() as workers:
@@ -339,6 +386,12 @@ class Harness:
             progress.add(convergence_steps=CONVERGENCE_STEPS, final_w=float(final_w),
                          final_b=float(final_b), final_loss=float(history[-1].loss),
                          traces=int(traces))
+            # Read before the HLO account, whose compilation is not the cell's.
+            peak = watch.read()
+            progress.add_facts(peak_rss_bytes=peak.host_bytes,
+                               device_peak_bytes=peak.device_bytes)
+            if self.options.hlo:
+                self._add_hlo_account(cell, trainer, progress)
         problems = trace_problems(variant, traces)
         progress.add(check_traces="failed" if problems else "ok")
         reference = reference_for(cell)
@@ -349,6 +402,26 @@ class Harness:
                                         data.w_ols, data.b_ols, cell.dtype)
         progress.add(check_convergence="failed" if numerics else "ok")
         return problems + numerics
+
+    def _add_hlo_account(self, cell: Cell, trainer: Trainer, progress: _CellProgress) -> None:
+        """The HLO account's columns of a cell whose step XLA compiles (none otherwise)."""
+        start = time.perf_counter()
+        try:
+            program = trainer.compiled_hlo()
+            if program is None:
+                return
+            result = account(program, xy_bytes(cell.n_examples, cell.dtype))
+        except Exception as error:
+            # Broad on purpose: the account is derived (a framework that cannot print its
+            # HLO, a text this parser does not read), and nothing derived may cost the
+            # measured cell (issue 20). Not hidden: hlo_note names the first.
+            self._hlo_failures.append(f"{cell}: {error_line(error)}")
+            return
+        finally:
+            self._hlo_seconds += time.perf_counter() - start
+        self._hlo_cells += 1
+        progress.add(hlo_kernels_per_step=result.kernels_per_step, hlo_loops=result.loops_text,
+                     hlo_bytes_per_step=result.bytes_per_step)
 
     def _record(self, result: CellResult) -> CellResult:
         """Keep a finished cell's record and put it in the journal; then, and only then, add
@@ -374,7 +447,8 @@ class Harness:
 
         Before the file is written, the floors get their end round (not after an
         interrupt; in cache mode the cache keeps it) and every record's floor columns are
-        computed from all the session's rounds.
+        computed from all the session's rounds; every record gets the load average now
+        (``load_average_end``).
 
         Never overwrites: when the file exists (two runs in the same second) the name gets
         ``-2``, ``-3``, ... and the rows' run_id says the same. Only a name collision is
@@ -394,8 +468,10 @@ class Harness:
                 self.journal.discard()
             return None
         self.floor_rounds.finish(interrupted)
+        load_end = load_average()
         results = [replace(self.floor_rounds.with_columns(result),
-                           facts={**result.facts, "run_interrupted": interrupted})
+                           facts={**result.facts, "run_interrupted": interrupted,
+                                  "load_average_end": load_end})
                    for result in self._results.values()]
         try:
             self.written = write_run(results, self.options.results_dir, self.run_id)

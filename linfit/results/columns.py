@@ -47,7 +47,11 @@ __all__ = [
 # reference, reference_w/b, check_placement/traces/convergence and run_interrupted added.
 # 3: the cell key gains replicas and convention (issues 12 and 13); strategy added.
 # 4: floor_rounds and floor_spread (issue 12: the floor is the best of several probe rounds).
-# 5: tensorflow_git_version and tensorflow_commit (issue 17: the build a TensorFlow row ran).
+# 5: tensorflow_git_version and tensorflow_commit (issue 17: the build a TensorFlow row ran);
+# the machine's state (cores, memory, affinity, load, frequency, governor, VM, container),
+# keras_version, and the peak memory a cell adds (issue 18).
+# 5 also: the HLO account of a compiled cell (issue 17): hlo_kernels_per_step, hlo_loops,
+# hlo_bytes_per_step, hlo_bytes_ratio.
 SCHEMA_VERSION = 5
 READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 
@@ -117,6 +121,29 @@ ALL_COLUMNS: tuple[Column, ...] = (
     _c("python_version", "str", "", "Python version"),
     _c("numpy_version", "str", "", "NumPy version"),
     _c("cpu_model", "str", "", "CPU model name"),
+    _c("keras_version", "str", "", "the installed Keras' version ('' = not installed)",
+       required=False, versions=_V5),
+    _c("logical_cores", "int", "CPUs", "logical CPUs of the machine (os.cpu_count)",
+       required=False, domain=POSITIVE, versions=_V5),
+    _c("physical_cores", "int", "cores", "physical cores (/proc/cpuinfo or sysfs topology)",
+       required=False, domain=POSITIVE, versions=_V5),
+    _c("memory_bytes", "int", "bytes", "physical memory (MemTotal)", required=False,
+       domain=POSITIVE, versions=_V5),
+    _c("cpu_affinity", "str", "", "the CPUs the run could use, as a CPU list (0-1)",
+       required=False, versions=_V5),
+    _c("cpu_frequency_mhz", "float", "MHz", "mean current frequency of those CPUs at the "
+       "start (cpufreq, else /proc/cpuinfo)", required=False, domain=POSITIVE, versions=_V5),
+    _c("cpu_governor", "str", "", "their cpufreq scaling governor(s), '' where not readable",
+       required=False, versions=_V5),
+    _c("virtual_machine", "str", "", "hypervisor (kvm, ...), none, or '' where unknown",
+       required=False, versions=_V5),
+    _c("container", "str", "", "container (docker, ...), none, or '' where unknown",
+       required=False, versions=_V5),
+    _c("load_average_start", "float", "", "1-minute load average when the run started",
+       required=False, domain=NON_NEGATIVE, versions=_V5),
+    _c("load_average_end", "float", "", "1-minute load average when the run ended ('' in a "
+       "run recovered from its journal)", required=False,
+       domain=NON_NEGATIVE, versions=_V5),
     _c("backend", "str", "", "framework: tensorflow, jax or torch", domain=BACKEND),
     _c("backend_version", "str", "", "the framework's version"),
     _c("backend_build", "str", "", "CUDA/cuDNN versions the framework was built with, if any",
@@ -173,6 +200,13 @@ ALL_COLUMNS: tuple[Column, ...] = (
        domain=POSITIVE),
     _c("traces", "int", "", "times the step was traced/compiled during the cell (1 when compiled)",
        domain=NON_NEGATIVE),
+    _c("peak_rss_bytes", "int", "bytes", "the most resident memory the cell added to the "
+       "harness process at its peak, over what the process held before it (linfit.memory: "
+       "'' where unknown or the work ran in other processes)", required=False,
+       domain=NON_NEGATIVE, versions=_V5),
+    _c("device_peak_bytes", "int", "bytes", "the most device memory the framework's "
+       "allocator handed out beyond what it held before the cell ('' on a CPU or unknown)",
+       required=False, domain=NON_NEGATIVE, versions=_V5),
     _c("samples_seconds", "samples", "s/step", "every round's time per step, space-separated",
        domain=POSITIVE, versions=(1,)),
     _c("call_samples_seconds", "samples", "s/call",
@@ -217,6 +251,18 @@ ALL_COLUMNS: tuple[Column, ...] = (
        required=False, domain=RATIO, versions=_V4),
     _c("efficiency", "float", "", "floor_seconds / median_seconds (1.0 = at the floor)",
        required=False, domain=POSITIVE),
+    # the HLO account (issue 17, linfit.hlo): empty where XLA does not compile the step, or
+    # where the account could not be made
+    _c("hlo_kernels_per_step", "float", "kernels/step", "kernel launches (fusions and unfused "
+       "ops) per training step in the optimized HLO", required=False, domain=NON_NEGATIVE,
+       versions=_V5),
+    _c("hlo_loops", "str", "", "the HLO's while loops: none, or while\N{MULTIPLICATION SIGN}"
+       "COUNT(trip N) ('trip ?' where the count is unknown)", required=False, versions=_V5),
+    _c("hlo_bytes_per_step", "float", "bytes/step", "bytes the HLO's kernels read and write "
+       "per training step (each reads its operands, writes its output)", required=False,
+       domain=NON_NEGATIVE, versions=_V5),
+    _c("hlo_bytes_ratio", "float", "", "hlo_bytes_per_step / the read floor (x and y read "
+       "once: 2 * n * itemsize)", required=False, domain=NON_NEGATIVE, versions=_V5),
 )
 
 

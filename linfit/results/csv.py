@@ -12,7 +12,9 @@ replicas 1, strategy ``none`` and the convention linfit used then
 (:func:`~linfit.results.cell.legacy_convention`). Schema 4 adds ``floor_rounds`` and
 ``floor_spread``: the floor is the best of several probe rounds, and how far apart those
 rounds were (empty in older files). Schema 5 adds ``tensorflow_git_version`` and
-``tensorflow_commit``, the TensorFlow build a row ran (empty in older files).
+``tensorflow_commit``, the TensorFlow build a row ran, the machine's state (cores, memory,
+affinity, load at the start and end, frequency, governor, VM, container), the Keras version
+and the peak memory a cell adds (:mod:`linfit.memory`); older files read with them empty.
 
 Text cells that a spreadsheet would run as a formula are written with a leading single
 quote, and read back without it (:func:`linfit.results.columns.escape_text`). The file is
@@ -77,6 +79,12 @@ __all__ = [
 # k / k, a few ulps (~1e-16 relative) away. 1e-9 leaves room for both and still catches
 # any edit a person could make by hand.
 STATISTIC_RTOL = 1e-9
+
+# Columns new in schema 5 that record the machine and the memory (issue 18).
+_MACHINE_AND_MEMORY = ("keras_version", "logical_cores", "physical_cores", "memory_bytes",
+                       "cpu_affinity", "cpu_frequency_mhz", "cpu_governor", "virtual_machine",
+                       "container", "load_average_start", "load_average_end",
+                       "peak_rss_bytes", "device_peak_bytes")
 
 # Columns derived from the samples; the reader checks them, the record recomputes them.
 _STATISTICS = ("min_seconds", "median_seconds", "mean_seconds", "stddev_seconds",
@@ -347,6 +355,11 @@ def _check_statistics(path: Path, line: int, row: Mapping[str, Any],
             stored_efficiency, derived_efficiency, rel_tol=STATISTIC_RTOL)):
         raise _fail(path, line, "efficiency", f"{stored_efficiency!r} is not floor_seconds / "
                     f"the median of the samples ({derived_efficiency!r})")
+    stored_ratio, derived_ratio = row.get("hlo_bytes_ratio"), record.hlo_bytes_ratio
+    if stored_ratio is not None and (derived_ratio is None or not math.isclose(
+            stored_ratio, derived_ratio, rel_tol=STATISTIC_RTOL)):
+        raise _fail(path, line, "hlo_bytes_ratio", f"{stored_ratio!r} is not hlo_bytes_per_step "
+                    f"/ the bytes of x and y ({derived_ratio!r})")
 
 
 def _parse_row(path: Path, line: int, fields: Sequence[str], index: Mapping[str, int],
@@ -383,7 +396,8 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     TensorFlow's compiled steps were called with arguments (:func:`legacy_convention`).
     Schemas 1 to 3 lack floor_rounds and floor_spread: their floors were one measurement
     whose spread nobody knew, so both are empty. Schemas 1 to 4 did not record the
-    TensorFlow build's commit: empty.
+    TensorFlow build's commit, the machine's state, the Keras version, the peak memory or
+    the HLO account: unknown, empty.
     """
     if version == 1:
         row = {**row, "reference": "unknown", "reference_w": None, "reference_b": None,
@@ -395,7 +409,11 @@ def _upgrade(row: dict[str, Any], version: int) -> dict[str, Any]:
     if version < 4:
         row = {**row, "floor_rounds": None, "floor_spread": None}
     if version < 5:
-        row = {**row, "tensorflow_git_version": "", "tensorflow_commit": ""}
+        row = {**row, "tensorflow_git_version": "", "tensorflow_commit": "",
+               **{column.name: "" if column.type == "str" else None
+                  for column in ALL_COLUMNS if column.name in _MACHINE_AND_MEMORY},
+               "hlo_kernels_per_step": None, "hlo_loops": "", "hlo_bytes_per_step": None,
+               "hlo_bytes_ratio": None}
     return row
 
 
@@ -410,7 +428,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultSet:
         outcomes "unknown" and ``run_interrupted`` None; schema-1 and -2 rows get
         ``replicas`` 1, ``strategy`` "none" and ``convention`` :func:`legacy_convention`;
         rows of schemas 1 to 3 get ``floor_rounds`` and ``floor_spread`` None; rows of
-        schemas 1 to 4 get ``tensorflow_git_version`` and ``tensorflow_commit`` ''.
+        schemas 1 to 4 get ``tensorflow_git_version`` and ``tensorflow_commit`` '' and the
+        machine and memory columns of schema 5 empty.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the physical line

@@ -10,6 +10,8 @@ over its samples of ``calls_per_sample`` consecutive calls, is derived in one pl
 :func:`burst_seconds_per_step`. A cell that failed its checks on a side has one row for
 that side with ``status`` = ``failed``, ``round`` = -1, the reason in ``message`` and no
 burst (``order_position``, ``sequence``, ``start_unix_ns`` and ``call_ns`` empty).
+Since schema 3 every row also carries its side's machine (as the results file does), the
+load average when its burst started, and the peak memory the side's build of the cell added.
 
 The columns are declared with the results file's :class:`~linfit.results.columns.Column`
 type, and the reader is as strict as the results reader: field counts, types, vocabularies,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from collections import Counter
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PAIRS_COLUMNS",
     "PAIRS_COLUMN_NAMES",
+    "PAIRS_MACHINE_COLUMNS",
     "PAIRS_SCHEMA_VERSION",
     "PARTIAL_SUFFIX",
     "READABLE_PAIRS_SCHEMA_VERSIONS",
@@ -66,7 +70,8 @@ __all__ = [
 # Bump when a column changes meaning or is removed; the reader refuses other versions.
 # 2: replicas and convention, the cell key's columns of results schema 3.
 # 3: build, tensorflow_git_version and tensorflow_commit: each side's TensorFlow build
-# (issue 17).
+# (issue 17); each side's machine (results schema 5's columns), the load at each burst,
+# and the peak memory each side's build of a cell added (issue 18).
 PAIRS_SCHEMA_VERSION = 3
 READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2, 3)
 # The file a session appends to until it ends.
@@ -137,6 +142,35 @@ PAIRS_COLUMNS: tuple[Column, ...] = (
        "reported ('' without TensorFlow)", required=False, versions=_V3),
     _p("tensorflow_commit", "str", "", "the short commit in tensorflow_git_version ('' where it "
        "has none)", required=False, versions=_V3),
+    # The side's machine, as its worker found it at start (results schema 5's columns).
+    _p("keras_version", "str", "", "the side's Keras version ('' = not installed)",
+       required=False, versions=_V3),
+    _p("cpu_model", "str", "", "CPU model name", required=False, versions=_V3),
+    _p("logical_cores", "int", "CPUs", "logical CPUs", required=False, domain=POSITIVE,
+       versions=_V3),
+    _p("physical_cores", "int", "cores", "physical cores", required=False, domain=POSITIVE,
+       versions=_V3),
+    _p("memory_bytes", "int", "bytes", "physical memory (MemTotal)", required=False,
+       domain=POSITIVE, versions=_V3),
+    _p("cpu_affinity", "str", "", "the CPUs the worker could use (0-1)", required=False,
+       versions=_V3),
+    _p("cpu_frequency_mhz", "float", "MHz", "mean current frequency of those CPUs",
+       required=False, domain=POSITIVE, versions=_V3),
+    _p("cpu_governor", "str", "", "their cpufreq governor(s)", required=False, versions=_V3),
+    _p("virtual_machine", "str", "", "hypervisor, none, or '' where unknown", required=False,
+       versions=_V3),
+    _p("container", "str", "", "container, none, or '' where unknown", required=False,
+       versions=_V3),
+    # Of the burst, and of the side's build of the cell.
+    _p("load_average", "float", "", "1-minute load average when the burst started (empty "
+       "in a failed row, or where unknown)", required=False, domain=NON_NEGATIVE,
+       versions=_V3),
+    _p("peak_rss_bytes", "int", "bytes", "the most resident memory the side's build of the "
+       "cell added to its worker, at its peak (linfit.memory; empty where unknown)",
+       required=False, domain=NON_NEGATIVE, versions=_V3),
+    _p("device_peak_bytes", "int", "bytes", "the same on its device, by the framework's "
+       "allocator (empty on a CPU or where unknown)", required=False, domain=NON_NEGATIVE,
+       versions=_V3),
 )
 PAIRS_COLUMN_NAMES = tuple(column.name for column in PAIRS_COLUMNS)
 _BY_NAME = {column.name: column for column in PAIRS_COLUMNS}
@@ -145,8 +179,12 @@ _BURST_COLUMNS = ("order_position", "sequence", "start_unix_ns", "call_ns")
 # Columns of schema 3: a side's TensorFlow build.
 _BUILD_COLUMNS = ("build", "tensorflow_git_version", "tensorflow_commit")
 # Columns that are one side's, the same in each of its rows.
+# The side columns a worker's hello fills from its machine facts (linfit.environment).
+PAIRS_MACHINE_COLUMNS = ("keras_version", "cpu_model", "logical_cores", "physical_cores",
+                         "memory_bytes", "cpu_affinity", "cpu_frequency_mhz", "cpu_governor",
+                         "virtual_machine", "container")
 _SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit",
-                 *_BUILD_COLUMNS)
+                 *_BUILD_COLUMNS, *PAIRS_MACHINE_COLUMNS)
 # Columns that are the session's, the same in every row.
 _SESSION_COLUMNS = ("schema_version", "session_id", "host")
 
@@ -167,9 +205,15 @@ def burst_seconds_per_step(call_ns: Sequence[int], calls_per_sample: int,
 
 
 def _field(column: Column, value: Any) -> str:
-    """One value as the writer writes it."""
+    """One value as the writer writes it: None and NaN (a frame's missing number) empty, a
+    whole float in an int column as the integer (the frame holds optional integers as
+    floats)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
     if column.type == "ints" and not isinstance(value, str):
         return " ".join(str(int(ns)) for ns in value)
+    if column.type == "int" and isinstance(value, float) and value.is_integer():
+        return str(int(value))
     text = str(value)
     return escape_text(text) if column.type == "str" else text
 
@@ -286,6 +330,8 @@ class _Reader:
             return value
         if text == "":
             return () if column.type == "ints" else None
+        if column.type == "float":
+            return self.float_value(line, column, text)
         words = text.split() if column.type == "ints" else [text]
         if not all(_INTEGER.fullmatch(word) for word in words):
             raise self.fail(line, column.name, f"{text!r} is not an integer" if column.type
@@ -295,6 +341,18 @@ class _Reader:
             raise self.fail(line, column.name, "holds a value beyond a 64-bit integer")
         value: Any = values if column.type == "ints" else values[0]
         problem = domain_problem(column, value)
+        if problem is not None:
+            raise self.fail(line, column.name, problem)
+        return value
+
+    def float_value(self, line: int, column: Column, text: str) -> float:
+        """A float field's value: finite, within its domain."""
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.fail(line, column.name, f"{text!r} is not a number") from None
+        problem = (f"{text!r} is NaN or infinite" if not np.isfinite(value)
+                   else domain_problem(column, value))
         if problem is not None:
             raise self.fail(line, column.name, problem)
         return value
@@ -416,7 +474,8 @@ class _Reader:
                                 f"labelled {name[side]!r}")
             sides.setdefault(side, (line, row))
             for column in _SIDE_COLUMNS:
-                if row[column] != sides[side][1][column]:
+                # (a file before schema 3 has no machine columns)
+                if row.get(column) != sides[side][1].get(column):
                     raise self.fail(line, column, f"{row[column]!r} differs from side {side}'s "
                                     f"{sides[side][1][column]!r} (line {sides[side][0]})")
         invented = sorted(set(sides) - set(range(len(sides))))
@@ -488,7 +547,9 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
         of ints, and ``seconds_per_step`` the burst's one number
         (:func:`burst_seconds_per_step`, NaN in failed rows). Integers that a failed row
         does not have are -1. A schema-1 file's rows get ``replicas`` 1 and the
-        convention linfit then used (:func:`linfit.results.cell.legacy_convention`).
+        convention linfit then used (:func:`linfit.results.cell.legacy_convention`). The
+        optional numbers of schema 3 (the machine's, the load, the peak memory) are
+        floats, NaN where a row or an older file has none; its text columns are '' there.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the line and the
@@ -512,8 +573,14 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
     rows = reader.read(open_input(path, "a pairs file", error=ResultsFileError))
     frame = pd.DataFrame.from_records(rows, columns=list(PAIRS_COLUMN_NAMES))
     for column in PAIRS_COLUMNS:
-        if column.type == "int":
+        if column.type == "int" and column.required:
             frame[column.name] = frame[column.name].fillna(-1).astype(np.int64)
+        elif column.type in ("int", "float"):
+            # An optional number: NaN where a row (or a file of an older schema) has none.
+            frame[column.name] = pd.to_numeric(frame[column.name]).astype(np.float64)
+        elif column.type == "str":
+            # '' for the text columns a file of an older schema does not have
+            frame[column.name] = frame[column.name].astype(object).fillna("")
     frame["seconds_per_step"] = [
         burst_seconds_per_step(ns, cps, k) if status == "ok" else float("nan")
         for ns, cps, k, status in zip(frame["call_ns"], frame["calls_per_sample"],

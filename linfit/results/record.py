@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from linfit.data import xy_bytes
 from linfit.results.cell import KEY_COLUMNS, Cell, is_missing
 from linfit.results.columns import CHECK_OUTCOMES, COLUMN_NAMES, STATUSES
 
@@ -46,12 +47,14 @@ _FIELD_COLUMNS = ("status", "message", "iterations", "first_call_seconds", "trac
                   "placement", "convergence_steps", "final_w", "final_b", "final_loss",
                   "w_ols", "b_ols", "check_placement", "check_traces", "check_convergence",
                   "bytes_min", "read_bandwidth_bytes_per_second", "dispatch_floor_seconds",
-                  "floor_seconds", "floor_rounds", "floor_spread")
+                  "floor_seconds", "floor_rounds", "floor_spread", "hlo_kernels_per_step",
+                  "hlo_loops", "hlo_bytes_per_step")
 _INT_FIELDS = ("iterations", "traces", "convergence_steps", "bytes_min", "floor_rounds")
+_TEXT_FIELDS = ("status", "message", "placement", "hlo_loops")
 
 # Derived or structured columns, built by to_row() from fields and properties.
 _DERIVED_COLUMNS = (*STATISTIC_COLUMNS, "call_samples_seconds", "efficiency", "reference",
-                    "reference_w", "reference_b", "schema_version")
+                    "reference_w", "reference_b", "schema_version", "hlo_bytes_ratio")
 
 # The run's facts: machine, software, environment, git, and what the variant is. Every
 # column that is neither the key, a field, nor derived.
@@ -151,6 +154,10 @@ class CellResult:
         floor_rounds: the probe rounds the floor is the best of (None where not measured,
             or not recorded: files before schema 4).
         floor_spread: the worst round's floor / the best's, >= 1 (None as floor_rounds).
+        hlo_kernels_per_step, hlo_loops, hlo_bytes_per_step: the account of the optimized
+            HLO (:class:`linfit.hlo.HloAccount`): kernels and bytes per training step, and
+            the loop structure; None and '' where XLA does not compile the step, the
+            account could not be made, or the file predates them (schema < 5).
         facts: the run's facts, column name -> value (:data:`FACT_COLUMNS`: run id, git,
             machine, software, environment flags, what the variant is, run_interrupted).
     """
@@ -179,6 +186,9 @@ class CellResult:
     floor_seconds: float | None = None
     floor_rounds: int | None = None
     floor_spread: float | None = None
+    hlo_kernels_per_step: float | None = None
+    hlo_loops: str = ""
+    hlo_bytes_per_step: float | None = None
     facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -280,6 +290,14 @@ class CellResult:
         return efficiency * self.floor_spread
 
     @property
+    def hlo_bytes_ratio(self) -> float | None:
+        """hlo_bytes_per_step over the read floor (x and y read once, 2 * n * itemsize);
+        None without an HLO account."""
+        if self.hlo_bytes_per_step is None:
+            return None
+        return self.hlo_bytes_per_step / xy_bytes(self.cell.n_examples, self.cell.dtype)
+
+    @property
     def ok(self) -> bool:
         """Whether the cell passed every check."""
         return self.status == "ok"
@@ -318,7 +336,7 @@ class CellResult:
         values: dict[str, Any] = {}
         for name in _FIELD_COLUMNS:
             value = row.get(name)
-            if name in ("status", "message", "placement"):
+            if name in _TEXT_FIELDS:
                 values[name] = "" if is_missing(value) else str(value)
             elif name.startswith("check_"):
                 values[name] = "not-run" if is_missing(value) else str(value)
@@ -347,6 +365,7 @@ class CellResult:
         row.update({name: self.statistics.get(name) for name in STATISTIC_COLUMNS})
         row["call_samples_seconds"] = self.per_call_seconds
         row["efficiency"] = self.efficiency
+        row["hlo_bytes_ratio"] = self.hlo_bytes_ratio
         row["reference"] = "unknown" if self.reference is None else str(self.reference)
         row["reference_w"] = None if self.reference is None else self.reference.w
         row["reference_b"] = None if self.reference is None else self.reference.b

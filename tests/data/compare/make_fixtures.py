@@ -6,7 +6,8 @@ it replaces small-v5.csv next to it. base.csv and new.csv were written by this s
 ``schema_1_fixtures()`` under schema 1, small-v2.csv by ``main()`` under schema 2 (the
 records of :func:`small_fixture` without a convention and without floor_rounds and
 floor_spread), small-v3.csv under schema 3 (without floor_rounds and floor_spread) and
-small-v4.csv under schema 4 (without tensorflow_git_version and tensorflow_commit); they
+small-v4.csv under schema 4 (without tensorflow_git_version, tensorflow_commit and the
+machine and memory facts); they
 are kept as they are: they are the tests' proof that files of schemas 1 to 4 are still read
 (``--schema-1`` rewrites base.csv and new.csv, in schema 5). The samples are synthetic
 (log-normal around chosen medians, from a seeded NumPy generator), so the files are the same
@@ -38,6 +39,7 @@ What the fixtures hold, cell by cell (new against base):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +115,25 @@ def row(run: dict[str, Any], device: str, variant: str, n_examples: int, times: 
     }
 
 
+# The machine of small-v5.csv (schema 5): a 2-core KVM guest in a container.
+MACHINE = {"keras_version": "3.11.3", "logical_cores": 2, "physical_cores": 2,
+           "memory_bytes": 25276071936, "cpu_affinity": "0-1", "cpu_frequency_mhz": 2596.1,
+           "cpu_governor": "", "virtual_machine": "kvm", "container": "docker",
+           "load_average_start": 0.52, "load_average_end": 1.73}
+# Peak resident memory each cell of small-v5.csv added, bytes (CPU cells: no device figure).
+PEAK_RSS = {"eager": 1_572_864, "xla-loop": 2_097_152, "jit": 3_145_728, "function": None}
+
+
 def small_fixture() -> list[CellResult]:
     """The four records of small-v5.csv (and of small-v4.csv without the TensorFlow build's
-    commit, and of small-v2.csv and small-v3.csv, also without floor_rounds and
-    floor_spread)."""
+    commit and without the machine and memory facts, and of small-v2.csv and small-v3.csv,
+    also without floor_rounds and floor_spread)."""
     data = make_dataset(1000, "float32")
-    # The run's facts: every fact column a schema-1 row of the base run has, and the one
-    # schema 2 added.
+    # The run's facts: every fact column a schema-1 row of the base run has, the one
+    # schema 2 added, and the machine schema 5 added.
     base_row = row(BASE_RUN, "CPU:0", "eager", 1000, None)
     facts = {**{name: base_row[name] for name in FACT_COLUMNS if name in base_row},
-             "run_interrupted": False}
+             "run_interrupted": False, **MACHINE}
     jax_facts = facts
     # TensorFlow 2.21.0's build (tf.version.GIT_VERSION), on the TensorFlow cells only.
     facts = {**facts, "tensorflow_git_version": "v2.21.0-rc1-5-ga481b10260d",
@@ -156,7 +167,9 @@ def small_fixture() -> list[CellResult]:
         per_call_seconds=tuple(samples(rng, 3.4e-4, 0.05, 5)), first_call_seconds=0.2,
         reference=tf_reference, facts={**facts, "compiled": True, "xla": False, "loop": False},
         **{**common, "traces": 1, "final_w": 3.1, "check_convergence": "failed"})
-    return [eager, loop, jax, failed]
+    return [dataclasses.replace(record, facts={**record.facts,
+                                               "peak_rss_bytes": PEAK_RSS[record.cell.variant]})
+            for record in (eager, loop, jax, failed)]
 
 
 def main() -> None:
