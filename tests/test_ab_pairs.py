@@ -9,6 +9,7 @@ import pytest
 from linfit._errors import ResultsFileError
 from linfit.ab.analysis import analyse
 from linfit.results.pairs import (
+    PAIRS_SCHEMA_VERSION,
     PARTIAL_SUFFIX,
     PairsWriter,
     burst_seconds_per_step,
@@ -62,7 +63,8 @@ def test_a_schema_1_pairs_file_reads_with_the_key_defaults(tmp_path):
     dropped = [header.index("replicas"), header.index("convention")]
     old = tmp_path / "old-ab.csv"
     old.write_text("\n".join(",".join(v for i, v in enumerate(line.split(","))
-                                       if i not in dropped).replace("2,s,", "1,s,", 1)
+                                       if i not in dropped).replace(
+        f"{PAIRS_SCHEMA_VERSION},s,", "1,s,", 1)
                              for line in lines) + "\n")
     frame = read_pairs(old)
     assert list(frame["replicas"]) == [1, 1]
