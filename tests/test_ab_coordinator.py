@@ -120,6 +120,38 @@ def test_a_slower_side_under_drift_is_slower_and_adaptive_sampling_stops(tmp_pat
     assert result.decided == 3 and comparison.table["pairs"].max() < 40
 
 
+def test_decided_cells_stop_and_an_undecided_one_goes_on_to_its_cap(tmp_path):
+    """The stopping rule by decision (issue 22): two steady cells are decided (unchanged)
+    and stop; a cell whose bursts spread widely stays undecided and gets every pair the cap
+    allows; the session ends then, not by its clock."""
+    noisy = {"FAKE_AB_NOISE": "v2:1"}
+    result = run_session(_config(tmp_path, _sides(noisy, noisy), min_pairs=6, max_pairs=30),
+                         _quiet)
+    assert result.failures == [] and not result.budget_reached
+    frame = read_pairs(result.path)
+    pairs = frame.groupby("variant")["round"].max() + 1
+    assert pairs["v2"] == 30
+    assert pairs["v0"] < 30 and pairs["v1"] < 30
+    assert result.decided == 2
+    table = analyse(frame).table.set_index("variant")
+    assert list(table.loc[["v0", "v1"], "verdict"]) == ["unchanged", "unchanged"]
+    assert table.loc["v2", "verdict"] != "unchanged"
+
+
+def test_the_time_cap_ends_a_session_whose_cells_are_undecided(tmp_path):
+    """--until-decided's cap: no round starts that the last round's length would carry past
+    it, however undecided the cells (every burst here starts within the cap)."""
+    noisy = {"FAKE_AB_NOISE": "v0:1,v1:1,v2:1"}
+    config = _config(tmp_path, _sides(noisy, noisy), min_pairs=6, max_pairs=100,
+                     max_seconds=8.0, target_burst_seconds=0.05)
+    result = run_session(config, _quiet)
+    assert result.budget_reached and result.rounds >= 1 and result.decided == 0
+    frame = read_pairs(result.path)
+    assert frame["round"].max() + 1 < 100
+    last_start = frame["start_unix_ns"].max() - frame["part_start_unix_ns"].iloc[0]
+    assert last_start * 1e-9 <= config.max_seconds
+
+
 def test_a_worker_that_crashes_ends_the_session_and_keeps_every_pair(tmp_path):
     sides = _sides(b={"FAKE_AB_CRASH_AFTER": "7"})
     result = run_session(_config(tmp_path, sides), _quiet)
@@ -313,6 +345,7 @@ def test_a_session_takes_the_next_id_when_its_name_is_taken(tmp_path, monkeypatc
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"min_pairs": 20, "max_pairs": 10}, "--min-pairs 20 is above --max-pairs 10"),
     ({"min_pairs": 0}, "--min-pairs 0 must be an integer >= 1"),
+    ({"min_pairs": 10, "max_pairs": 1001}, "--max-pairs 1001 is above 1000"),
     ({"max_seconds": 0.0}, "--max-seconds 0 must be a finite number > 0"),
     ({"max_seconds": -5.0}, "--max-seconds -5 must be"),
     ({"max_seconds": float("inf")}, "--max-seconds inf must be"),

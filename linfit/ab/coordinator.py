@@ -76,6 +76,7 @@ __all__ = [
     "DEFAULT_MIN_PAIRS",
     "DEFAULT_TARGET_BURST_SECONDS",
     "DEFAULT_UNTIL_DECIDED_SECONDS",
+    "MAX_ADAPTIVE_PAIRS",
     "MAX_SAMPLE_SECONDS",
     "SessionCell",
     "SessionConfig",
@@ -98,6 +99,10 @@ __all__ = [
 DEFAULT_MIN_PAIRS = 10
 # No cell gets more (a cell whose true change sits on the threshold would never decide).
 DEFAULT_MAX_PAIRS = 200
+# The most pairs adaptive sampling may give a cell: every pair is a look, and the level that
+# keeps alpha over them is simulated look by look (linfit.stats.sequential_alpha: a few
+# seconds at 1000 looks, growing as their square). 1000 pairs of a 60 ms cell are 2 minutes.
+MAX_ADAPTIVE_PAIRS = 1000
 # Wall-time budget of a whole session, start-up and compilation included: the issue's
 # 3 minutes for the default TensorFlow cells, less a few seconds to report.
 DEFAULT_MAX_SECONDS = 170.0
@@ -336,7 +341,8 @@ def check_config(config: SessionConfig) -> None:
 
     Raises:
         LinfitError: one line naming the option and what would be valid: fewer than two
-            sides, a malformed or repeated label, ``--min-pairs`` above ``--max-pairs``, a
+            sides, a malformed or repeated label, ``--min-pairs`` above ``--max-pairs``,
+            ``--max-pairs`` above :data:`MAX_ADAPTIVE_PAIRS` with adaptive sampling, a
             budget, time-out, threshold, alpha or seed out of range, a cell option that
             names nothing or holds a bad value, or a results folder that cannot take the
             pairs file.
@@ -348,6 +354,10 @@ def check_config(config: SessionConfig) -> None:
         raise LinfitError(f"--min-pairs {config.min_pairs} is above --max-pairs "
                           f"{config.max_pairs}; give --max-pairs >= --min-pairs (or --pairs N "
                           "for exactly N)")
+    if config.min_pairs < config.max_pairs and config.max_pairs > MAX_ADAPTIVE_PAIRS:
+        raise LinfitError(f"--max-pairs {config.max_pairs} is above {MAX_ADAPTIVE_PAIRS}, the "
+                          "most adaptive sampling looks at; give --max-pairs <= "
+                          f"{MAX_ADAPTIVE_PAIRS} (or --pairs N for exactly N)")
     for value, flag in ((config.max_seconds, "--max-seconds"),
                         (config.target_burst_seconds, "target_burst_seconds"),
                         (config.hello_timeout, "hello_timeout"),
@@ -581,7 +591,8 @@ class _Session:
         request = {"op": "plan", "values": self._values(),
                    "environ": {option.env: self.config.environ[option.env]
                                for option in OPTIONS if option.env in self.config.environ}}
-        self.cell_options = self.cell_options or cell_options_text(request["values"],
+        # As given (the default backends, those every side has, are found again on resume).
+        self.cell_options = self.cell_options or cell_options_text(self.config.values,
                                                                    request["environ"])
         plans: list[dict[str, tuple[SessionCell, str]]] = []
         for worker in self.workers:

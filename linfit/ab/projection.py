@@ -80,10 +80,10 @@ class CellProjection:
 
     @property
     def more_pairs(self) -> int:
-        """The pairs a resumed session gives it: up to what it needs, at most up to the cap."""
-        if not self.known:
-            return 0
-        return max(0, math.ceil(min(self.pairs_needed, self.max_pairs)) - self.pairs)
+        """The pairs a resumed session gives it: up to what it needs, at most up to the cap
+        (up to the cap where its need is not known: it is measured while it is undecided)."""
+        needed = min(self.pairs_needed, self.max_pairs) if self.known else self.max_pairs
+        return max(0, math.ceil(needed) - self.pairs)
 
     @property
     def seconds(self) -> float:

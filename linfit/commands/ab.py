@@ -345,8 +345,9 @@ def projection_notes(projection: SessionProjection, path: Path, resumable: bool)
     that continues it (where the file can be resumed)."""
     if not projection.cells:
         return []
-    lines = [f"{len(projection.cells)} of {projection.total} cells undecided; what each needs "
-             "at its own noise and pace on this machine:"]
+    lines = [f"{len(projection.cells)} of {projection.total} cells undecided (an interval "
+             "across a threshold boundary, or too few pairs); what each needs at its own "
+             "noise and pace on this machine:"]
     for cell in projection.cells:
         head = f"  {_size_of(cell.cell)}: {cell.pairs} pairs"
         if not cell.known:
@@ -460,9 +461,9 @@ def run(args: argparse.Namespace) -> int:
     if args.until_decided:
         notes.append(_spent_note(comparison))
     if comparison.sequential:
-        notes.append(f"each interval is a {1 - comparison.look_alpha:.2%} one, so that "
-                     f"{_confidence(alpha)} hold over every look up to {comparison.max_pairs} "
-                     "pairs (adaptive sampling reads them each round)")
+        notes.append(f"each interval is taken at {1 - comparison.look_alpha:.2%}, so that "
+                     f"{_confidence(alpha)} holds over all of a cell's looks up to "
+                     f"{comparison.max_pairs} pairs (adaptive sampling reads it every round)")
     resumable = "seed" in frame and int(frame["seed"].iloc[0]) >= 0
     notes += projection_notes(project(frame, threshold, alpha), path, resumable)
     if args.format == "csv":
