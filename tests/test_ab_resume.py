@@ -12,15 +12,17 @@ from linfit.ab.coordinator import run_session
 from linfit.ab.resume import read_resume, resumed_config
 from linfit.results.pairs import PARTIAL_SUFFIX, PairsWriter, read_pairs
 
-# Every cell's bursts spread so widely that no cell is decided within its 12 pairs.
+# Every cell's bursts spread widely, and at alpha 1e-6 no interval exists within 12 pairs:
+# no cell is decided, whatever its bursts (the order of a session is then known).
 NOISY = {"FAKE_AB_NOISE": "v0:1,v1:1,v2:1"}
+ALPHA = 1e-6
 FAKE = {"worker_argv": _fake_argv, "target_burst_seconds": 0.005, "hello_timeout": 20.0,
         "build_timeout": 20.0, "burst_timeout": 3.0}
 
 
 def _session(tmp_path, sides=None):
     config = _config(tmp_path, sides or _sides(NOISY, NOISY), min_pairs=6, max_pairs=12,
-                     seed=7)
+                     seed=7, alpha=ALPHA)
     result = run_session(config, _quiet)
     assert result.failures == [] and result.path is not None
     return result

@@ -83,7 +83,6 @@ __all__ = [
     "SessionResult",
     "SideBuild",
     "WorkerFailed",
-    "balanced_orders",
     "cell_options_text",
     "check_config",
     "cli_flag",
@@ -217,7 +216,6 @@ class SessionResult:
         rounds: rounds run.
         seconds: wall time of the session.
         decided: cells decided when it ended, of ``cells``.
-        startup_seconds: from the start to the first round (workers, plan, builds).
         budget_reached: whether it ended because the time budget was spent.
     """
 
@@ -229,7 +227,6 @@ class SessionResult:
     seconds: float = 0.0
     cells: int = 0
     decided: int = 0
-    startup_seconds: float = 0.0
     budget_reached: bool = False
 
 
@@ -475,19 +472,6 @@ class _CellProgress:
     complete: int = 0
 
 
-def balanced_orders(sides: int, rounds: int, rng: np.random.Generator) -> list[list[int]]:
-    """Side orders for ``rounds`` rounds of one cell: a random permutation, then its
-    reverse, and so on, so that every two sides swap places every two rounds (as many
-    AB as BA pairs after each even round)."""
-    orders: list[list[int]] = []
-    for index in range(rounds):
-        if index % 2:
-            orders.append(orders[-1][::-1])
-        else:
-            orders.append([int(i) for i in rng.permutation(sides)])
-    return orders
-
-
 def round_orders(seed: int, round_index: int,
                  cells: Sequence[tuple[int, Sequence[int]]], sides: int
                  ) -> list[tuple[int, list[int]]]:
@@ -496,8 +480,9 @@ def round_orders(seed: int, round_index: int,
     Drawn from a generator of (``seed``, ``round_index``) alone, so that a session continued
     with ``--resume`` draws, round after round, what one long session would have drawn: the
     cells in a random order, each cell's sides in a random order after an even number of
-    complete pairs and in the reverse of the last pair's order after an odd one
-    (:func:`balanced_orders`: as many AB as BA pairs).
+    complete pairs and in the reverse of the last pair's order after an odd one, so that
+    every two sides swap places every two pairs (as many AB as BA pairs after each even
+    number).
 
     Args:
         seed: the session's seed.
@@ -724,7 +709,6 @@ class _Session:
         level = look_alpha(config.alpha, config.min_pairs, config.max_pairs)
         round_seconds = 0.0
         self.result.cells = len(cells)
-        self.result.startup_seconds = time.monotonic() - self.started
         while True:
             active = [s for s in states if not s.decided and s.pairs < config.max_pairs]
             elapsed = time.monotonic() - self.started
