@@ -50,6 +50,9 @@ __all__ = [
     "MIN_ALPHA",
     "MIN_RUNS",
     "MIN_SAMPLES",
+    "SEQUENTIAL_CONFIDENCE",
+    "SEQUENTIAL_SEED",
+    "SEQUENTIAL_SESSIONS",
     "VERDICTS",
     "PairedEstimate",
     "RatioEstimate",
@@ -59,10 +62,15 @@ __all__ = [
     "paired_decided",
     "paired_log_ratios",
     "paired_ratio",
+    "paired_spread",
+    "pairs_needed",
     "ratio_of_medians",
     "ratio_of_run_medians",
+    "sequential_alpha",
     "signed_rank_interval_index",
     "signed_rank_null_cdf",
+    "signed_rank_paths",
+    "smallest_signed_rank_p_values",
     "verdict",
     "walsh_averages",
 ]
@@ -433,17 +441,63 @@ def minimum_detectable_effect(log_ratios: np.ndarray, alpha: float = DEFAULT_ALP
     Returns:
         The effect as a fraction (0.04: a 4% change); NaN for fewer than 3 pairs.
     """
-    from scipy.stats import median_abs_deviation, norm
+    from scipy.stats import norm
+
+    values = np.asarray(log_ratios, dtype=float)
+    if values.size < 3:
+        return math.nan
+    spread = paired_spread(values)
+    effect = (norm.ppf(1 - alpha / 2) + norm.ppf(power)) * spread / math.sqrt(values.size)
+    return math.expm1(effect)
+
+
+def paired_spread(log_ratios: np.ndarray) -> float:
+    """The spread of one pair's log ratio: the median absolute deviation scaled to the
+    standard deviation for normal data (``scipy.stats.median_abs_deviation(scale="normal")``),
+    or the ordinary standard deviation where that is 0 (quantised or identical values).
+    NaN for fewer than 3 pairs. The spread :func:`minimum_detectable_effect` and
+    :func:`pairs_needed` both use."""
+    from scipy.stats import median_abs_deviation
 
     values = np.asarray(log_ratios, dtype=float)
     if values.size < 3:
         return math.nan
     spread = float(median_abs_deviation(values, scale="normal"))
     if spread == 0:
-        # Quantised or identical values: fall back on the ordinary standard deviation.
         spread = float(values.std(ddof=1))
-    effect = (norm.ppf(1 - alpha / 2) + norm.ppf(power)) * spread / math.sqrt(values.size)
-    return math.expm1(effect)
+    return spread
+
+
+def pairs_needed(log_ratios: np.ndarray, log_distance: float, alpha: float = DEFAULT_ALPHA,
+                 power: float = DEFAULT_POWER) -> float:
+    """How many pairs, at the spread of these, would bring the minimum detectable effect
+    (on the log scale) down to ``log_distance``.
+
+    The effect shrinks as 1/sqrt(pairs) (:func:`minimum_detectable_effect`), so the pairs
+    are ((z_{1-alpha/2} + z_{power}) * s / log_distance)^2 with s :func:`paired_spread`.
+    With ``log_distance`` = log(1 + threshold) it is the pairs at which a change of the
+    threshold's size would be found with probability ``power``; with ``power`` 0.5 it is
+    the pairs at which an interval centred ``log_distance`` from a boundary would stop
+    straddling it.
+
+    Args:
+        log_ratios: the paired log ratios so far.
+        log_distance: the effect or distance on the log scale, > 0.
+        alpha: two-sided level of each look's interval.
+        power: as in :func:`minimum_detectable_effect`.
+
+    Returns:
+        The pairs, not rounded; NaN for fewer than 3 pairs, inf for a distance of 0.
+    """
+    from scipy.stats import norm
+
+    spread = paired_spread(log_ratios)
+    if math.isnan(spread):
+        return math.nan
+    if not log_distance > 0:
+        return math.inf
+    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    return (z * spread / log_distance) ** 2
 
 
 def paired_ratio(log_ratios: np.ndarray, alpha: float = DEFAULT_ALPHA) -> PairedEstimate:
@@ -514,6 +568,160 @@ def paired_decided(estimate: RatioEstimate, threshold: float = DEFAULT_THRESHOLD
         return False
     upper, lower = 1 + threshold, 1 / (1 + threshold)
     return not (estimate.low <= upper <= estimate.high or estimate.low <= lower <= estimate.high)
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking after every pair (issue 22): adaptive sampling reads a cell's interval after each
+# round, and stops the cell once it is decided. A fixed-sample (1 - alpha) interval read after
+# every pair excludes the true ratio at some look far more often than alpha: at alpha 0.01,
+# looking after each of 200 pairs, one A/A cell in nine (tests/test_stats.py simulates it).
+#
+# The remedy is the repeated significance test with a constant nominal level (Armitage,
+# McPherson & Rowe, "Repeated significance tests on accumulating data", JRSS A 132, 1969;
+# Pocock, "Group sequential methods in the design and analysis of clinical trials",
+# Biometrika 64, 1977; Jennison & Turnbull, "Group Sequential Methods with Applications to
+# Clinical Trials", 2000, ch. 2): every look's interval is taken at the one level alpha' at
+# which the chance that *any* look from the first pair to the last allowed excludes the true
+# ratio is alpha. Under the signed-rank test's own assumption (pairs independent and
+# symmetric about their centre, no ties), the whole path of the signed-rank statistic, pair
+# after pair, has one law whatever the distribution of the pairs, so alpha' is found exactly
+# by simulating that path (any symmetric continuous distribution gives it), up to the
+# simulation's error, which is taken on the safe side. An always-valid confidence sequence
+# (Howard, Ramdas, McAuliffe & Sekhon, "Time-uniform, nonparametric, nonasymptotic
+# confidence sequences", Ann. Statist. 49, 2021) would allow looks without end; a session
+# has a last look (its max-pairs cap), and the level for that known horizon is wider by
+# less: z = 3.4 for 200 looks at alpha 0.01, where the normal-mixture boundary costs ~3.8.
+# ---------------------------------------------------------------------------------------------
+
+# Simulated A/A paths that set alpha': at alpha 0.01, 1000 of them cross at the level, and
+# the level's simulation error is a few per cent of it.
+SEQUENTIAL_SESSIONS = 100_000
+# The cost is sessions x looks^2 / 2 comparisons: with many looks (a --max-pairs far above
+# the default 200), fewer paths, down to this many (the safe-side margin then grows).
+MIN_SEQUENTIAL_SESSIONS = 2_000
+_SEQUENTIAL_WORK = SEQUENTIAL_SESSIONS * 200**2
+# Paths simulated at once: 5000 x 200 pairs of int16 (2 MB) were the fastest on the 2-core VM.
+_SEQUENTIAL_BLOCK = 5_000
+# Fixed seed: the same looks and alpha always give the same level, intervals and verdicts.
+SEQUENTIAL_SEED = 20_260_422
+# How sure the simulated level is to be on the safe side: alpha' is the largest level at which
+# the simulated paths cross so rarely that, were the true crossing rate above alpha, more
+# crossings would have shown with at least this probability.
+SEQUENTIAL_CONFIDENCE = 0.95
+
+
+def signed_rank_paths(log_ratios: np.ndarray) -> np.ndarray:
+    """The signed-rank statistic after every pair, of every row: T+ of the first n values,
+    for n = 1 .. N.
+
+    T+ is counted in Tukey's form, the Walsh averages above 0 (as :func:`paired_ratio`
+    counts it, without ties); adding the n-th value adds the averages (x_i + x_n) / 2,
+    i <= n, that are above 0. Vectorised over the rows; sessions x N^2 / 2 comparisons.
+
+    Args:
+        log_ratios: an (M, N) array, one row per session, its pairs in order.
+
+    Returns:
+        An (M, N) array of int64.
+    """
+    values = np.asarray(log_ratios)
+    if values.ndim != 2:
+        raise ValueError(f"need an (M, N) array, got shape {values.shape}")
+    # Pairs as rows, sessions as columns: each look compares contiguous rows (3x faster).
+    by_pair = np.ascontiguousarray(values.T)
+    paths = np.empty(by_pair.shape, dtype=np.int64)
+    totals = np.zeros(by_pair.shape[1], dtype=np.int64)
+    for n in range(by_pair.shape[0]):
+        totals += (by_pair[:n + 1] > -by_pair[n]).sum(axis=0, dtype=np.int32)
+        paths[n] = totals
+    return paths.T
+
+
+def smallest_signed_rank_p_values(log_ratios: np.ndarray) -> np.ndarray:
+    """The smallest two-sided signed-rank p-value over the looks after pair 1, 2, ..., N,
+    of each row: the level below which a repeated test would have rejected at some look.
+
+    Each look's p-value is :func:`paired_ratio`'s, 2 P(T+ <= min(T+, T-)) from
+    :func:`signed_rank_null_cdf` (exact up to :data:`EXACT_SIGNED_RANK_MAX_PAIRS` pairs),
+    so a row's value is below a level exactly when some look's interval at that level
+    excludes 0 (for values without ties).
+
+    Args:
+        log_ratios: an (M, N) array, one row per session.
+
+    Returns:
+        M p-values.
+    """
+    paths = signed_rank_paths(log_ratios)
+    smallest = np.ones(paths.shape[0])
+    counts = np.ones(1)  # the subset-sum counts of _signed_rank_cdf, grown pair by pair
+    for index in range(paths.shape[1]):
+        pairs = index + 1
+        walsh = pairs * (pairs + 1) // 2
+        tail_statistic = np.minimum(paths[:, index], walsh - paths[:, index])
+        if pairs <= EXACT_SIGNED_RANK_MAX_PAIRS:
+            shifted = np.zeros(counts.size + pairs)
+            shifted[pairs:] = counts
+            counts = (np.concatenate([counts, np.zeros(pairs)]) + shifted) / 2
+            tail = np.cumsum(counts)[tail_statistic]
+        else:
+            tail = signed_rank_null_cdf(pairs, tail_statistic)
+        np.minimum(smallest, np.minimum(1.0, 2 * tail), out=smallest)
+    return smallest
+
+
+@functools.lru_cache(maxsize=16)
+def sequential_alpha(alpha: float, looks: int) -> float:
+    """The level at which to take each look's signed-rank interval when a cell's interval is
+    read after every pair, from the first to the ``looks``-th, so that the chance that any of
+    these looks excludes the true ratio is at most ``alpha`` (see the notes above).
+
+    Found by simulating :data:`SEQUENTIAL_SESSIONS` A/A paths of ``looks`` pairs
+    (:data:`SEQUENTIAL_SEED`; fewer paths for many looks, at least
+    :data:`MIN_SEQUENTIAL_SESSIONS`): the level is the largest at which so few paths cross
+    that a true crossing rate above ``alpha`` would have been seen with probability at least
+    :data:`SEQUENTIAL_CONFIDENCE`. Never below Bonferroni's alpha / looks (valid whatever the
+    simulation says), never above alpha. Cached: a session asks once per cell and round.
+
+    Args:
+        alpha: the level the whole sequence of looks keeps, in (0, 0.5].
+        looks: the most pairs a cell may get; 1 for a single look.
+
+    Returns:
+        alpha' <= alpha (alpha itself for one look).
+    """
+    from scipy.stats import binom
+
+    if not 0 < alpha <= 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5], got {alpha}")
+    if looks < 1:
+        raise ValueError(f"need at least one look, got {looks}")
+    if looks == 1:
+        return alpha
+    sessions = int(min(SEQUENTIAL_SESSIONS, max(MIN_SEQUENTIAL_SESSIONS,
+                                                  _SEQUENTIAL_WORK // looks**2)))
+    rng = np.random.default_rng(SEQUENTIAL_SEED)
+    # Any symmetric continuous distribution gives the path's law: its signs are fair coins
+    # and the ranks of its sizes a random permutation. Drawn as such, in small integers
+    # (no two sums are 0 by accident, and the comparisons are cheaper than of floats), a
+    # block of paths at a time (a block's comparisons stay in the CPU's cache).
+    small = np.int16 if looks < np.iinfo(np.int16).max else np.int32
+    blocks = []
+    for start in range(0, sessions, _SEQUENTIAL_BLOCK):
+        rows = min(_SEQUENTIAL_BLOCK, sessions - start)
+        sizes = rng.permuted(np.tile(np.arange(1, looks + 1, dtype=small), (rows, 1)), axis=1)
+        signs = rng.integers(0, 2, (rows, looks), dtype=small) * 2 - 1
+        blocks.append(smallest_signed_rank_p_values((sizes * signs).astype(small)))
+    smallest = np.sort(np.concatenate(blocks))
+    # The most crossings that still put a true rate above alpha at odds of 1 - confidence.
+    allowed = int(binom.ppf(1 - SEQUENTIAL_CONFIDENCE, sessions, alpha))
+    if binom.cdf(allowed, sessions, alpha) > 1 - SEQUENTIAL_CONFIDENCE:
+        allowed -= 1
+    level = alpha / looks
+    if allowed >= 0:
+        # Fewer than `allowed` + 1 paths have a smallest p-value below the allowed-th.
+        level = max(level, float(smallest[allowed]))
+    return min(level, alpha)
 
 
 # ---------------------------------------------------------------------------------------------

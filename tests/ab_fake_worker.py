@@ -16,18 +16,32 @@ which a session measures only when variants are named), ``FAKE_AB_GIT_VERSION`` 
 (JSON: facts the hello adds to its host), ``FAKE_AB_PEAK_RSS`` (each build's peak, bytes),
 ``FAKE_AB_LOAD`` (each burst's load average). ``FAKE_AB_HLO`` (a file: the
 ``hlo`` request answers its text as every cell's optimized HLO, one step per execution;
-unset: no text, as for a cell XLA does not compile).
+unset: no text, as for a cell XLA does not compile). ``FAKE_AB_NOISE`` (``v2:0.5,v0:0.1``):
+a burst of that variant's cell takes its length times exp(N(0, sd)), one draw a burst, so
+that the cell stays undecided; ``FAKE_AB_PYTHON_VERSION`` and ``FAKE_AB_BACKEND_VERSION``:
+what hello and build report (``3.11.0``, ``0``), to change a side's environment.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import signal
 import sys
 import time
 
 ENV = os.environ
+
+
+def _noise(key: str) -> float:
+    """The spread of this cell's bursts, by FAKE_AB_NOISE (``v2:0.5,...``; 0 elsewhere)."""
+    for entry in filter(None, ENV.get("FAKE_AB_NOISE", "").split(",")):
+        variant, _, sd = entry.partition(":")
+        if key.startswith(f"fake-{variant}-"):
+            return float(sd)
+    return 0.0
 
 
 def main() -> int:
@@ -53,7 +67,8 @@ def main() -> int:
             print(f"fake worker: killed during {op}", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
         if op == "hello":
-            reply.update(python=sys.executable, python_version="3.11.0",
+            reply.update(python=sys.executable,
+                         python_version=ENV.get("FAKE_AB_PYTHON_VERSION", "3.11.0"),
                          installed_backends=["fake"], git_commit="fake", git_dirty=False,
                          machine={"host": "fakehost",
                                   **json.loads(ENV.get("FAKE_AB_MACHINE", "{}"))})
@@ -75,7 +90,8 @@ def main() -> int:
             reply["cells"] = [
                 {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",
                  "message": "fake convergence failure" if key == ENV.get("FAKE_AB_FAIL_CELL")
-                 else "", "backend_version": "0", "device_name": "fake CPU",
+                 else "", "backend_version": ENV.get("FAKE_AB_BACKEND_VERSION", "0"),
+                 "device_name": "fake CPU",
                  "call_seconds": float(ENV.get("FAKE_AB_SECONDS", "0.001")),
                  "peak_rss_bytes": int(ENV["FAKE_AB_PEAK_RSS"]) if "FAKE_AB_PEAK_RSS" in ENV
                  else None}
@@ -102,7 +118,8 @@ def main() -> int:
             per_call = (float(ENV.get("FAKE_AB_SECONDS", "0.001"))
                         * float(ENV.get("FAKE_AB_FACTOR", "1"))
                         * (1 + float(ENV.get("FAKE_AB_DRIFT", "0")) * (time.monotonic()
-                                                                       - started)))
+                                                                       - started))
+                        * math.exp(random.gauss(0, _noise(request["key"]))))
             start = time.time_ns()
             time.sleep(calls * per_call)
             end = time.time_ns()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,6 +189,8 @@ LONG_LABEL = "a" * 100_000
     (["--from", "x.csv", "--sizes", "1e3"], ["--from", "leave out --sizes"]),
     (["--from", "x.csv", "--max-seconds", "5", "--seed", "3"],
      ["leave out --max-seconds, --seed"]),
+    (["--from", "x.csv", "--until-decided"], ["leave out --until-decided"]),
+    (["--aa", "--max-pairs", "5000"], ["--max-pairs 5000 is above 1000"]),
 ])
 def test_options_that_cannot_make_sense_are_one_line_before_any_worker_starts(tmp_path, args,
                                                                              needles):
@@ -208,3 +213,75 @@ def test_the_label_rule_is_in_the_help():
     done = _linfit("ab", "--help", timeout=60)
     assert done.returncode == 0
     assert "1 to 40 ASCII letters, digits and . _ + -" in " ".join(done.stdout.split())
+
+
+def _session_file(tmp_path: Path, **facts: object) -> Path:
+    from test_ab_projection import synthetic_session
+
+    return synthetic_session(tmp_path / "s-ab.csv", {"function": (0.1, 20),
+                                                     "xla": (0.002, 20)}, **facts)
+
+
+def test_a_session_with_undecided_cells_says_what_they_need_and_how_to_go_on(tmp_path):
+    """Issue 22: each undecided cell's pairs and seconds, the session's total, and the
+    exact command that continues it."""
+    path = _session_file(tmp_path)
+    done = _linfit("ab", "--from", str(path), timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = " ".join(done.stdout.split())
+    assert "1 of 2 cells undecided" in out
+    assert "tensorflow float32 1e3 function: 20 pairs, MDE 10.0%: about 7" in out
+    assert re.search(r"on this machine, about \d+ more seconds would decide the remaining 1 "
+                     rf"cell: linfit ab --resume {re.escape(str(path))} --max-seconds \d+0\b",
+                     out), out
+    assert "each interval is taken at 99.94%, so that 99% holds" in out
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--sizes", "1e3"], ["--resume continues a session", "leave out --sizes"]),
+    (["--seed", "3", "--threshold", "0.1"], ["leave out --seed, --threshold"]),
+    (["--aa"], ["not allowed with argument --resume"]),
+])
+def test_resume_takes_only_its_budget(tmp_path, args, needles):
+    path = _session_file(tmp_path)
+    before = path.read_bytes()
+    done = _linfit("ab", "--resume", str(path), *args, timeout=60)
+    _one_line_exit_2(done, *needles)
+    assert path.read_bytes() == before
+
+
+def test_resume_refuses_a_side_whose_framework_settings_changed(tmp_path):
+    """The side's worker starts (the real one), reports its environment, and the session
+    stops before measuring: one line, exit 2, the file as it was."""
+    import platform
+    import socket
+
+    from linfit.environment import git_state
+
+    path = _session_file(tmp_path, python=sys.executable, side_python=sys.executable,
+                         python_version=platform.python_version(), git_commit=git_state()[0],
+                         host=socket.gethostname(), env_flags="XLA_FLAGS=--xla_dump_to=x",
+                         cell_options="--backends tensorflow --variants function,xla "
+                                      "--sizes 1e3")
+    before = path.read_bytes()
+    done = _linfit("ab", "--resume", str(path), "--max-seconds", "60", timeout=120)
+    _one_line_exit_2(done, "side A's framework settings is", "'XLA_FLAGS=--xla_dump_to=x' in "
+                     "the session", "only an unchanged environment may continue")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s-ab.csv"]
+
+
+def test_a_file_before_schema_3_cannot_be_resumed(tmp_path):
+    # A schema-3 file without the session's settings (as a file before them reads).
+    rows = list(csv.DictReader(io.StringIO(
+        (TESTS / "data" / "results" / "valid-pairs.csv").read_text())))
+    settings = ("part", "part_start_unix_ns", "seed", "threshold", "alpha", "min_pairs",
+                "max_pairs", "cell_options")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, **dict.fromkeys(settings, "")} for row in rows)
+    path = tmp_path / "old-ab.csv"
+    path.write_text(out.getvalue())
+    done = _linfit("ab", "--resume", str(path), timeout=60)
+    _one_line_exit_2(done, "does not record what its session needs to continue")

@@ -15,7 +15,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 from builds_fake_index import isolated_environ, make_index, pip_args
 
@@ -25,8 +24,8 @@ from linfit.ab.coordinator import (
     SessionCell,
     SessionConfig,
     SideBuild,
-    balanced_orders,
     check_config,
+    round_orders,
     run_session,
 )
 from linfit.ab.spec import Side, parse_side
@@ -66,9 +65,11 @@ def _quiet(line: str) -> None:
 
 
 def test_orders_are_balanced_for_two_and_for_three_sides():
-    rng = np.random.default_rng(0)
     for sides in (2, 3):
-        orders = balanced_orders(sides, 20, rng)
+        orders: list[list[int]] = []
+        for pair in range(20):
+            [(_, order)] = round_orders(0, pair, [(pair, orders[-1] if orders else [])], sides)
+            orders.append(order)
         for a in range(sides):
             for b in range(a + 1, sides):
                 first = sum(order.index(a) < order.index(b) for order in orders)
@@ -121,6 +122,40 @@ def test_a_slower_side_under_drift_is_slower_and_adaptive_sampling_stops(tmp_pat
     assert list(comparison.table["verdict"]) == ["slower"] * 3
     # Decided cells stop getting pairs: far fewer than the maximum.
     assert result.decided == 3 and comparison.table["pairs"].max() < 40
+
+
+def test_decided_cells_stop_and_an_undecided_one_goes_on_to_its_cap(tmp_path):
+    """The stopping rule by decision (issue 22): two steady cells are decided (unchanged)
+    and stop; a cell whose bursts spread widely stays undecided and gets every pair the cap
+    allows; the session ends then, not by its clock. (At alpha 1e-4 the noisy cell is
+    decided by chance in one session of ten thousand at most.)"""
+    noisy = {"FAKE_AB_NOISE": "v2:1"}
+    result = run_session(_config(tmp_path, _sides(noisy, noisy), min_pairs=6, max_pairs=30,
+                                 alpha=1e-4), _quiet)
+    assert result.failures == [] and not result.budget_reached
+    frame = read_pairs(result.path)
+    pairs = frame.groupby("variant")["round"].max() + 1
+    assert pairs["v2"] == 30
+    assert pairs["v0"] < 30 and pairs["v1"] < 30
+    assert result.decided == 2
+    table = analyse(frame, alpha=1e-4).table.set_index("variant")
+    assert list(table.loc[["v0", "v1"], "verdict"]) == ["unchanged", "unchanged"]
+    # The undecided cell's interval still spans far beyond the threshold on both sides.
+    assert table.loc["v2", "ratio_low"] < 1 / 1.05 and table.loc["v2", "ratio_high"] > 1.05
+
+
+def test_the_time_cap_ends_a_session_whose_cells_are_undecided(tmp_path):
+    """--until-decided's cap: no round starts that the last round's length would carry past
+    it, however undecided the cells (every burst here starts within the cap)."""
+    noisy = {"FAKE_AB_NOISE": "v0:1,v1:1,v2:1"}
+    config = _config(tmp_path, _sides(noisy, noisy), min_pairs=6, max_pairs=100,
+                     max_seconds=8.0, target_burst_seconds=0.05)
+    result = run_session(config, _quiet)
+    assert result.budget_reached and result.rounds >= 1
+    frame = read_pairs(result.path)
+    assert frame["round"].max() + 1 < 100
+    last_start = frame["start_unix_ns"].max() - frame["part_start_unix_ns"].iloc[0]
+    assert last_start * 1e-9 <= config.max_seconds
 
 
 def test_a_worker_that_crashes_ends_the_session_and_keeps_every_pair(tmp_path):
@@ -367,6 +402,7 @@ def test_a_session_takes_the_next_id_when_its_name_is_taken(tmp_path, monkeypatc
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"min_pairs": 20, "max_pairs": 10}, "--min-pairs 20 is above --max-pairs 10"),
     ({"min_pairs": 0}, "--min-pairs 0 must be an integer >= 1"),
+    ({"min_pairs": 10, "max_pairs": 1001}, "--max-pairs 1001 is above 1000"),
     ({"max_seconds": 0.0}, "--max-seconds 0 must be a finite number > 0"),
     ({"max_seconds": -5.0}, "--max-seconds -5 must be"),
     ({"max_seconds": float("inf")}, "--max-seconds inf must be"),

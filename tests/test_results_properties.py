@@ -26,6 +26,7 @@ from linfit._errors import ResultsFileError
 from linfit.ab.pairs import PAIRS_SCHEMA_VERSION, PairsWriter, read_pairs
 from linfit.cli import main
 from linfit.results import ALL_COLUMNS, read_results, write_results
+from linfit.results.pairs import PAIRS_COLUMNS
 
 DATA = Path(__file__).parent / "data" / "results"
 RESULTS_TEXT = (DATA / "valid-results.csv").read_text()
@@ -159,12 +160,18 @@ def test_a_mutated_results_file_reads_to_valid_records_or_is_refused(mutation):
             assert records == original[:len(records)]
 
 
+# Integers a pairs row may leave empty (the session settings of schema 3): -1 in the frame.
+_OPTIONAL_PAIRS_INTS = {column.name for column in PAIRS_COLUMNS
+                        if column.type == "int" and not column.required}
+
+
 def _pairs_frame_rows(frame) -> list[dict[str, object]]:
     """The frame's rows as the writer takes them: the -1 that stands for a failed row's
-    missing integers, and the NaN of a missing optional number, back to empty; without
-    schema_version, which the writer sets (a file of an older schema is rewritten in the
-    current one)."""
+    missing integers or a missing optional one, and the NaN of a missing optional number,
+    back to empty; without schema_version, which the writer sets (a file of an older schema
+    is rewritten in the current one)."""
     return [{name: ("" if (value == -1 and name != "round" and row["status"] == "failed")
+                    or (value == -1 and name in _OPTIONAL_PAIRS_INTS)
                     or (isinstance(value, float) and math.isnan(value)) else value)
              for name, value in row.items() if name not in ("seconds_per_step",
                                                             "schema_version")}

@@ -185,3 +185,91 @@ def test_ratio_of_medians_rejects_bad_arguments(base, new, alpha):
 def test_verdict_rejects_a_threshold_that_is_not_positive():
     with pytest.raises(ValueError):
         verdict(RatioEstimate(1.0, 0.9, 1.1, 1.0), threshold=0)
+
+
+# --- optional stopping: the interval read after every pair (issue 22) ----------------------
+
+# Synthetic A/A sessions of the default 200 pairs: heavy-tailed (Student t, 3 degrees of
+# freedom), symmetric pairs, another law than the normal-like paths sequential_alpha
+# simulates. 10 000 sessions: a rate of 1% is known to +-0.1%.
+AA_SESSIONS = 10_000
+AA_PAIRS = 200
+
+
+@pytest.fixture(scope="module")
+def aa_smallest_p_values() -> np.ndarray:
+    from linfit.stats import smallest_signed_rank_p_values
+
+    rng = np.random.default_rng(22)
+    return smallest_signed_rank_p_values(rng.standard_t(3, (AA_SESSIONS, AA_PAIRS)))
+
+
+def _margin(alpha: float) -> float:
+    """Three binomial standard errors of a rate alpha over the sessions."""
+    return 3 * math.sqrt(alpha * (1 - alpha) / AA_SESSIONS)
+
+
+def test_a_fixed_sample_interval_read_after_every_pair_gives_false_verdicts(
+        aa_smallest_p_values):
+    """The trouble: looking at a 99% signed-rank interval after each pair, an A/A cell
+    excludes 1 at some look about one time in nine, not one in a hundred."""
+    rate = float(np.mean(aa_smallest_p_values < 0.01))
+    assert rate > 5 * 0.01
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05])
+def test_the_sequential_level_keeps_false_verdicts_at_alpha_under_optional_stopping(
+        aa_smallest_p_values, alpha):
+    """Every look from the 1st to the 200th pair at sequential_alpha's level: the share of
+    A/A sessions whose interval excludes 1 at any look (whatever rule stops them, so a bound
+    on their false verdicts) stays within alpha, up to the simulation's margin."""
+    from linfit.stats import sequential_alpha
+
+    level = sequential_alpha(alpha, AA_PAIRS)
+    assert alpha / AA_PAIRS < level < alpha
+    rate = float(np.mean(aa_smallest_p_values < level))
+    assert rate <= alpha + _margin(alpha)
+    # Not needlessly wide either: the level is the one at about alpha, not far below.
+    assert rate >= alpha / 2
+
+
+def test_the_simulated_p_values_are_the_intervals_own(aa_smallest_p_values):
+    """A session's smallest p-value below a level is exactly some look's interval at that
+    level excluding 1 (paired_ratio, the interval the session reads)."""
+    from linfit.stats import paired_ratio, smallest_signed_rank_p_values
+
+    rng = np.random.default_rng(5)
+    paths = rng.standard_t(3, (40, 30))
+    smallest = smallest_signed_rank_p_values(paths)
+    for path, lowest in zip(paths, smallest, strict=True):
+        level = 0.02
+        excluded = any(paired_ratio(path[:n], level).significant for n in range(1, 31))
+        assert excluded == (lowest < level)
+
+
+def test_one_look_is_alpha_itself_and_the_level_is_cached():
+    from linfit.stats import sequential_alpha
+
+    assert sequential_alpha(0.01, 1) == 0.01
+    assert sequential_alpha(0.01, 30) == sequential_alpha(0.01, 30) < 0.01
+    with pytest.raises(ValueError):
+        sequential_alpha(0.01, 0)
+
+
+def test_pairs_needed_brings_the_detectable_effect_to_the_distance_asked():
+    """The MDE shrinks as 1/sqrt(pairs): at the pairs it gives, a sample of the same spread
+    detects exactly the effect asked."""
+    from scipy.stats import norm
+
+    from linfit.stats import minimum_detectable_effect, paired_spread, pairs_needed
+
+    sample = 0.08 * norm.ppf((np.arange(25) + 0.5) / 25)
+    needed = pairs_needed(sample, math.log1p(0.05), 0.001)
+    spread = paired_spread(sample)
+    larger = spread * norm.ppf((np.arange(400) + 0.5) / 400) / paired_spread(
+        norm.ppf((np.arange(400) + 0.5) / 400))
+    at_400 = minimum_detectable_effect(larger, 0.001)
+    # At 400 pairs the effect found is log(1.05) * sqrt(needed / 400).
+    assert math.log1p(at_400) == pytest.approx(math.log1p(0.05) * math.sqrt(needed / 400))
+    assert math.isnan(pairs_needed(sample[:2], 0.05))
+    assert pairs_needed(sample, 0.0) == math.inf

@@ -5,6 +5,8 @@
 - :mod:`linfit.ab.coordinator`: starts the workers and alternates their bursts;
 - :mod:`linfit.ab.pairs`: the pairs file, one row per burst;
 - :mod:`linfit.ab.analysis`: verdicts per cell from a pairs file;
+- :mod:`linfit.ab.projection`: what the undecided cells need, pairs and seconds;
+- :mod:`linfit.ab.resume`: continuing a session (``--resume``);
 - :mod:`linfit.ab.plots`: the figures of a pairs file.
 
 Importing this package imports no framework.

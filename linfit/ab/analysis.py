@@ -3,6 +3,11 @@
 Computes only; :mod:`linfit.commands.ab` renders. The statistics are
 :func:`linfit.stats.paired_ratio` and :func:`linfit.stats.verdict` on the paired log ratios
 of the burst medians (one number per burst, two bursts per pair, same round).
+
+A session reads a cell's interval after every round and stops the cell once it is decided
+(adaptive sampling), so each interval is taken at the level that keeps alpha over all the
+looks a cell may get (:func:`look_alpha`, :func:`linfit.stats.sequential_alpha`); files that
+do not record their pairs bounds (before pairs schema 3) are read at alpha, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from linfit.stats import (
     paired_decided,
     paired_log_ratios,
     paired_ratio,
+    sequential_alpha,
     verdict,
 )
 
@@ -33,7 +39,10 @@ __all__ = [
     "analyse",
     "cell_pairs",
     "estimate_cell",
+    "is_decided",
+    "look_alpha",
     "machine_warnings",
+    "session_pairs_bounds",
 ]
 
 # The smallest change an A/B session reports: 5%, well under the 10% that must be caught.
@@ -64,6 +73,14 @@ class ABComparison:
     threshold: float
     alpha: float
     labels: tuple[str, ...]
+    look_alpha: float = math.nan
+    max_pairs: int = 0
+
+    @property
+    def sequential(self) -> bool:
+        """Whether each interval was taken below alpha, to hold over every look a cell may
+        get (:func:`look_alpha`)."""
+        return self.look_alpha < self.alpha
 
     @property
     def worsened(self) -> pd.DataFrame:
@@ -103,9 +120,32 @@ def estimate_cell(pairs: pd.DataFrame, alpha: float) -> PairedEstimate | None:
     return paired_ratio(paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"]), alpha)
 
 
+def look_alpha(alpha: float, min_pairs: int, max_pairs: int) -> float:
+    """The level of each look's interval in a session with these pairs bounds.
+
+    Adaptive sampling (``min_pairs`` < ``max_pairs``) reads a cell's interval after every
+    pair, and a session cut short or continued (``--resume``) is read at any pair count up
+    to ``max_pairs``: every count from 1 to ``max_pairs`` is a look, and the level is
+    :func:`linfit.stats.sequential_alpha`. A session of exactly N pairs a cell is read once,
+    at alpha.
+    """
+    if min_pairs >= max_pairs:
+        return alpha
+    return sequential_alpha(alpha, max_pairs)
+
+
+def session_pairs_bounds(frame: pd.DataFrame) -> tuple[int, int] | None:
+    """The (min_pairs, max_pairs) a pairs file records (pairs schema 3), else None."""
+    if "max_pairs" not in frame or frame.empty:
+        return None
+    low, high = int(frame["min_pairs"].iloc[0]), int(frame["max_pairs"].iloc[0])
+    return (low, high) if low >= 1 and high >= 1 else None
+
+
 def is_decided(frame: pd.DataFrame, sides: int, threshold: float, alpha: float) -> bool:
     """Whether every side's comparison with side 0 in one cell's rows is decided
-    (:func:`linfit.stats.paired_decided`)."""
+    (:func:`linfit.stats.paired_decided`), its intervals taken at ``alpha`` (the look level
+    of :func:`look_alpha`)."""
     for side in range(1, sides):
         estimate = estimate_cell(cell_pairs(frame, side), alpha)
         if estimate is None or not paired_decided(estimate, threshold):
@@ -120,9 +160,12 @@ def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
     Args:
         frame: the pairs file's rows.
         threshold: the smallest change that counts, a fraction.
-        alpha: two-sided significance level of the intervals.
+        alpha: two-sided significance level over all of a cell's looks; each interval is
+            taken at :func:`look_alpha` of it and the file's pairs bounds.
     """
     labels = tuple(frame.sort_values("side_index").drop_duplicates("side_index")["side_label"])
+    bounds = session_pairs_bounds(frame)
+    level = look_alpha(alpha, *bounds) if bounds else alpha
     rows = []
     for cell, rows_of_cell in frame.groupby(list(CELL_COLUMNS), sort=False):
         names = rows_of_cell["device_name"]
@@ -130,7 +173,7 @@ def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
             failed = rows_of_cell[(rows_of_cell["status"] == "failed")
                                   & rows_of_cell["side_index"].isin([0, side])]
             pairs = cell_pairs(rows_of_cell, side)
-            estimate = estimate_cell(pairs, alpha)
+            estimate = estimate_cell(pairs, level)
             row = dict(zip(CELL_COLUMNS, cell, strict=True))
             row.update(device_name=str(names.iloc[0]) if len(names) else "",
                        base_label=labels[0], new_label=labels[side], pairs=len(pairs),
@@ -167,7 +210,7 @@ def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
     table = table.sort_values(["device", "n_examples", "dtype", "backend", "_variant_order",
                                "variant", "new_label"], kind="stable")
     table = table.drop(columns="_variant_order").reset_index(drop=True)
-    return ABComparison(table, threshold, alpha, labels)
+    return ABComparison(table, threshold, alpha, labels, level, bounds[1] if bounds else 0)
 
 
 def machine_warnings(frame: pd.DataFrame) -> tuple[str, ...]:

@@ -20,6 +20,12 @@ Protocol of a session (issue 11):
 5. Adaptive sampling, as Chromium Pinpoint: after ``min_pairs`` pairs, a cell keeps
    getting pairs only while its interval straddles a threshold boundary
    (:func:`linfit.stats.paired_decided`), up to ``max_pairs``, within the time budget.
+   Its interval is read after every round, so it is taken at the level that keeps alpha
+   over all those looks (:func:`linfit.ab.analysis.look_alpha`).
+
+A session may be continued (``linfit ab --resume``, :mod:`linfit.ab.resume`): the same
+sides, cells and seed, only its undecided cells, its rounds numbered on, its new bursts
+added to the same pairs file.
 
 Every burst is written to the pairs file as it comes back. A worker that crashes, hangs or
 times out ends the session with its stderr; Ctrl-C and SIGTERM end it too; in every case
@@ -30,13 +36,14 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,14 +51,14 @@ import linfit
 from linfit._errors import LinfitError
 from linfit._paths import check_output_dir
 from linfit._process import KIND_INPUT, WorkerFailed, WorkerProcess
-from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided
+from linfit.ab.analysis import DEFAULT_AB_THRESHOLD, is_decided, look_alpha
 from linfit.ab.hlo_files import HloCapture, capture_changed_hlo
 from linfit.ab.spec import Side, check_sides
 from linfit.backends import BACKENDS, VARIANTS_BY_BACKEND
 from linfit.backends.variants import KERAS_VARIANTS
 from linfit.builds import BuildCache, BuildUnavailable, git_commit
 from linfit.distributed.variants import DISTRIBUTED_VARIANTS
-from linfit.environment import quiet_framework_env
+from linfit.environment import ENV_FLAGS, quiet_framework_env
 from linfit.harness import (
     BY_DEST,
     OPTIONS,
@@ -65,23 +72,31 @@ from linfit.results import KEY_COLUMNS, Cell
 from linfit.results.pairs import PAIRS_MACHINE_COLUMNS, PARTIAL_SUFFIX, PairsWriter
 from linfit.stats import DEFAULT_ALPHA
 
+if TYPE_CHECKING:
+    from linfit.ab.resume import ResumeState
+
 __all__ = [
     "CALLS_PER_SAMPLE",
     "DEFAULT_MAX_PAIRS",
     "DEFAULT_MAX_SECONDS",
     "DEFAULT_MIN_PAIRS",
     "DEFAULT_TARGET_BURST_SECONDS",
+    "DEFAULT_UNTIL_DECIDED_SECONDS",
+    "MAX_ADAPTIVE_PAIRS",
     "MAX_SAMPLE_SECONDS",
     "SessionCell",
     "SessionConfig",
     "SessionResult",
     "SideBuild",
     "WorkerFailed",
-    "balanced_orders",
+    "cell_options_text",
     "check_config",
     "cli_flag",
+    "env_flags_text",
     "option_text",
+    "parse_cell_options",
     "resolve_builds",
+    "round_orders",
     "run_session",
 ]
 
@@ -90,9 +105,17 @@ __all__ = [
 DEFAULT_MIN_PAIRS = 10
 # No cell gets more (a cell whose true change sits on the threshold would never decide).
 DEFAULT_MAX_PAIRS = 200
+# The most pairs adaptive sampling may give a cell: every pair is a look, and the level that
+# keeps alpha over them is simulated look by look (linfit.stats.sequential_alpha: a few
+# seconds at 1000 looks, growing as their square). 1000 pairs of a 60 ms cell are 2 minutes.
+MAX_ADAPTIVE_PAIRS = 1000
 # Wall-time budget of a whole session, start-up and compilation included: the issue's
 # 3 minutes for the default TensorFlow cells, less a few seconds to report.
 DEFAULT_MAX_SECONDS = 170.0
+# The cap of `linfit ab --until-decided` when --max-seconds is not given: on a noisy day on
+# the 2-core VM (12-17% from one burst to the next), a real 10% slowdown took 432 s to
+# decide the 15 default TensorFlow cells (issue 22), where the 170 s budget decided 5 to 9.
+DEFAULT_UNTIL_DECIDED_SECONDS = 600.0
 # A burst's length: short enough that A and B of a pair see the same machine (drift is
 # slow: seconds to minutes), long enough for a few samples of the fast cells.
 DEFAULT_TARGET_BURST_SECONDS = 0.06
@@ -168,6 +191,8 @@ class SessionConfig:
         worker_argv: the command of a side's worker (tests give a fake one).
         build_cache: where sides that name a TensorFlow build get their venv (default:
             a :class:`~linfit.builds.BuildCache` of the default folder, made when needed).
+        resume: the session this one continues (:func:`linfit.ab.resume.resumed_config`),
+            None for a new session.
     """
 
     sides: tuple[Side, ...]
@@ -186,6 +211,7 @@ class SessionConfig:
     build_timeout: float = BUILD_TIMEOUT_SECONDS
     burst_timeout: float = BURST_TIMEOUT_SECONDS
     build_cache: BuildCache | None = None
+    resume: ResumeState | None = None
 
 
 @dataclass
@@ -204,6 +230,7 @@ class SessionResult:
             import (:class:`linfit.builds.BuildUnavailable`).
         hlo: the optimized HLO of every changed cell on its base and changed sides
             (:mod:`linfit.ab.hlo_files`); empty when none changed or the session ended early.
+        budget_reached: whether it ended because the time budget was spent.
     """
 
     path: Path | None = None
@@ -216,6 +243,7 @@ class SessionResult:
     decided: int = 0
     unavailable: list[str] = field(default_factory=list)
     hlo: tuple[HloCapture, ...] = ()
+    budget_reached: bool = False
 
 
 # A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
@@ -239,6 +267,40 @@ def option_text(option: Option, values: Mapping[str, str | None],
     else its environment variable (an empty one counts as unset), else None."""
     text = values.get(option.dest)
     return text if text is not None else (environ.get(option.env) or None)
+
+
+def cell_options_text(values: Mapping[str, str | None], environ: Mapping[str, str]) -> str:
+    """The options a plan used (flag, else environment variable) as ``linfit ab``'s flags,
+    shell-quoted, in the option table's order: the pairs file's ``cell_options``."""
+    given = ((option, option_text(option, values, environ)) for option in OPTIONS)
+    return " ".join(f"{cli_flag(option)} {shlex.quote(text)}" for option, text in given
+                    if text is not None)
+
+
+def parse_cell_options(text: str) -> dict[str, str]:
+    """:func:`cell_options_text` read back: the options' text by dest.
+
+    Raises:
+        LinfitError: for text that is not such flags (quoting, an unknown flag, a flag
+            without its value).
+    """
+    by_flag = {cli_flag(option): option for option in OPTIONS}
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise LinfitError(f"cell options {text!r}: {error}") from None
+    if len(words) % 2 or any(word not in by_flag for word in words[::2]):
+        raise LinfitError(f"cell options {text!r} are not linfit ab's flags and values")
+    return {by_flag[flag].dest: value for flag, value in zip(words[::2], words[1::2],
+                                                            strict=True)}
+
+
+def env_flags_text(flags: Mapping[str, str]) -> str:
+    """A worker's framework settings (its hello's ``env_flags``: lower-cased names, '' where
+    unset) as the pairs file's ``env_flags``: NAME=VALUE of those set, shell-quoted, in
+    :data:`linfit.environment.ENV_FLAGS` order."""
+    return " ".join(f"{name}={shlex.quote(flags[name.lower()])}" for name in ENV_FLAGS
+                    if flags.get(name.lower()))
 
 
 def _names(option: Option, text: str) -> list[str]:
@@ -313,7 +375,8 @@ def check_config(config: SessionConfig) -> None:
 
     Raises:
         LinfitError: one line naming the option and what would be valid: fewer than two
-            sides, a malformed or repeated label, ``--min-pairs`` above ``--max-pairs``, a
+            sides, a malformed or repeated label, ``--min-pairs`` above ``--max-pairs``,
+            ``--max-pairs`` above :data:`MAX_ADAPTIVE_PAIRS` with adaptive sampling, a
             budget, time-out, threshold, alpha or seed out of range, a cell option that
             names nothing or holds a bad value, or a results folder that cannot take the
             pairs file.
@@ -325,6 +388,10 @@ def check_config(config: SessionConfig) -> None:
         raise LinfitError(f"--min-pairs {config.min_pairs} is above --max-pairs "
                           f"{config.max_pairs}; give --max-pairs >= --min-pairs (or --pairs N "
                           "for exactly N)")
+    if config.min_pairs < config.max_pairs and config.max_pairs > MAX_ADAPTIVE_PAIRS:
+        raise LinfitError(f"--max-pairs {config.max_pairs} is above {MAX_ADAPTIVE_PAIRS}, the "
+                          "most adaptive sampling looks at; give --max-pairs <= "
+                          f"{MAX_ADAPTIVE_PAIRS} (or --pairs N for exactly N)")
     for value, flag in ((config.max_seconds, "--max-seconds"),
                         (config.target_burst_seconds, "target_burst_seconds"),
                         (config.hello_timeout, "hello_timeout"),
@@ -390,6 +457,8 @@ class SessionCell:
         calls_per_sample: consecutive calls per sample, the same on every side.
         samples_per_burst: samples in one burst.
         expected_burst_seconds: a burst's length on the slowest side, by the calibration.
+        resumed_calls: the calls per sample a resumed cell keeps from its pairs file (a
+            cell's bursts all have one); 0: calibrated.
     """
 
     cell: Cell
@@ -398,6 +467,7 @@ class SessionCell:
     calls_per_sample: int = CALLS_PER_SAMPLE
     samples_per_burst: int = 1
     expected_burst_seconds: float = 0.0
+    resumed_calls: int = 0
 
     @classmethod
     def from_plan(cls, entry: Mapping[str, Any]) -> SessionCell:
@@ -420,7 +490,8 @@ class SessionCell:
             return replace(self, builds=tuple(builds))
         call_seconds = [max(build.call_seconds, 1e-9) for build in builds]
         typical_call = math.exp(sum(map(math.log, call_seconds)) / len(call_seconds))
-        calls = int(min(CALLS_PER_SAMPLE, max(1, MAX_SAMPLE_SECONDS // typical_call)))
+        calls = self.resumed_calls or int(min(CALLS_PER_SAMPLE,
+                                              max(1, MAX_SAMPLE_SECONDS // typical_call)))
         samples = int(min(MAX_SAMPLES_PER_BURST, max(1, round(
             target_burst_seconds / (typical_call * calls)))))
         return replace(self, builds=tuple(builds), calls_per_sample=calls,
@@ -430,26 +501,48 @@ class SessionCell:
 
 @dataclass
 class _CellProgress:
-    """A measured cell's state in a session: pairs so far, the side order of the current
-    pair of rounds, its burst rows, and whether it is decided."""
+    """A measured cell's state in a session: the round of its next pair (its pairs so far),
+    its complete pairs, the side order of the last one, its burst rows, and whether it is
+    decided. Only a pair cut short by the end of a session (a resumed cell's torn pair)
+    makes ``complete`` differ from ``pairs``."""
 
     cell: SessionCell
     pairs: int = 0
     order: list[int] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     decided: bool = False
+    complete: int = 0
 
 
-def balanced_orders(sides: int, rounds: int, rng: np.random.Generator) -> list[list[int]]:
-    """Side orders for ``rounds`` rounds of one cell: a random permutation, then its
-    reverse, and so on, so that every two sides swap places every two rounds (as many
-    AB as BA pairs after each even round)."""
-    orders: list[list[int]] = []
-    for index in range(rounds):
-        if index % 2:
-            orders.append(orders[-1][::-1])
-        else:
-            orders.append([int(i) for i in rng.permutation(sides)])
+def round_orders(seed: int, round_index: int,
+                 cells: Sequence[tuple[int, Sequence[int]]], sides: int
+                 ) -> list[tuple[int, list[int]]]:
+    """The order of one round: which cell goes when, and each cell's side order.
+
+    Drawn from a generator of (``seed``, ``round_index``) alone, so that a session continued
+    with ``--resume`` draws, round after round, what one long session would have drawn: the
+    cells in a random order, each cell's sides in a random order after an even number of
+    complete pairs and in the reverse of the last pair's order after an odd one, so that
+    every two sides swap places every two pairs (as many AB as BA pairs after each even
+    number).
+
+    Args:
+        seed: the session's seed.
+        round_index: the round's number in the session (0, 1, ...; a resumed session goes on
+            from the rounds its pairs file holds).
+        cells: each active cell's complete pairs and its last pair's side order.
+        sides: the number of sides.
+
+    Returns:
+        (index into ``cells``, side order) in the order the cells are measured.
+    """
+    rng = np.random.default_rng([seed, round_index])
+    orders = []
+    for index in rng.permutation(len(cells)):
+        complete, last = cells[int(index)]
+        order = ([int(i) for i in rng.permutation(sides)] if complete % 2 == 0 or not last
+                 else [int(i) for i in last][::-1])
+        orders.append((int(index), order))
     return orders
 
 
@@ -477,9 +570,12 @@ class _Session:
         self.result = SessionResult()
         self.writer: PairsWriter | None = None
         self.started = time.monotonic()
+        # The part's wall-clock start, in its rows: with its first burst, its start-up.
+        self.started_unix_ns = time.time_ns()
         self.sequence = 0
         self._session_id = ""
         self.measured: list[_CellProgress] = []
+        self.cell_options = config.resume.cell_options if config.resume else ""
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
@@ -526,6 +622,9 @@ class _Session:
         request = {"op": "plan", "values": self._values(),
                    "environ": {option.env: self.config.environ[option.env]
                                for option in OPTIONS if option.env in self.config.environ}}
+        # As given (the default backends, those every side has, are found again on resume).
+        self.cell_options = self.cell_options or cell_options_text(self.config.values,
+                                                                   request["environ"])
         plans: list[dict[str, tuple[SessionCell, str]]] = []
         for worker in self.workers:
             # A worker that fails here (killed, hung) is a crash, not bad input: WorkerFailed
@@ -578,9 +677,21 @@ class _Session:
                 "build": side.build.requirement if side.build else "",
                 "tensorflow_git_version": self.git_versions[side_index],
                 "tensorflow_commit": git_commit(self.git_versions[side_index]),
+                **self._session_facts(side_index),
                 **{name: hello["machine"].get(name) for name in PAIRS_MACHINE_COLUMNS},
                 "peak_rss_bytes": built.peak_rss_bytes,
                 "device_peak_bytes": built.device_peak_bytes, **burst}
+
+    def _session_facts(self, side_index: int) -> dict[str, Any]:
+        """A row's schema-3 columns: what ``--resume`` reads to continue the session."""
+        config = self.config
+        return {"part": config.resume.part if config.resume else 0,
+                "part_start_unix_ns": self.started_unix_ns, "seed": config.seed,
+                "threshold": config.threshold, "alpha": config.alpha,
+                "min_pairs": config.min_pairs, "max_pairs": config.max_pairs,
+                "cell_options": self.cell_options,
+                "side_python": config.sides[side_index].python,
+                "env_flags": env_flags_text(self.hellos[side_index].get("env_flags") or {})}
 
     def build(self, cells: list[SessionCell]) -> list[SessionCell]:
         request = {"op": "build", "keys": [c.worker_key for c in cells],
@@ -595,6 +706,8 @@ class _Session:
             reply = worker.receive("build", self.config.build_timeout)
             replies.append({entry["key"]: SideBuild.from_reply(entry)
                             for entry in _checked(worker.side, reply, "build")["cells"]})
+        if self.config.resume is not None:
+            self.config.resume.check_builds(cells, replies)
         assert self.writer is not None
         ready = []
         for planned in cells:
@@ -631,12 +744,25 @@ class _Session:
         progress.rows.append(row)
         self.sequence += 1
 
+    def _states(self, cells: list[SessionCell]) -> list[_CellProgress]:
+        """Each cell's state at the start: new, or as its pairs file left it (resumed)."""
+        if self.config.resume is None:
+            return [_CellProgress(cell) for cell in cells]
+        resumed = {cell.cell: cell for cell in self.config.resume.cells}
+        return [_CellProgress(cell, pairs=resumed[cell.cell].next_round,
+                              order=list(resumed[cell.cell].last_order),
+                              rows=[dict(row) for row in resumed[cell.cell].rows],
+                              complete=resumed[cell.cell].complete) for cell in cells]
+
     def measure(self, cells: list[SessionCell]) -> None:
         config = self.config
-        rng = np.random.default_rng(config.seed)
         sides = len(self.workers)
-        states = [_CellProgress(cell) for cell in cells]
+        states = self._states(cells)
         self.measured = states
+        round_index = config.resume.next_round if config.resume else 0
+        # Every round is a look at each cell's interval: each is taken at the level that
+        # keeps alpha over all of them.
+        level = look_alpha(config.alpha, config.min_pairs, config.max_pairs)
         round_seconds = 0.0
         self.result.cells = len(cells)
         while True:
@@ -646,23 +772,25 @@ class _Session:
                 break
             if elapsed + round_seconds > config.max_seconds:
                 self.progress(f"time budget of {config.max_seconds:g} s reached")
+                self.result.budget_reached = True
                 break
             round_start = time.monotonic()
-            for cell_index in rng.permutation(len(active)):
-                state = active[int(cell_index)]
-                # A random order, then its reverse: as many AB as BA pairs (balanced_orders).
-                state.order = ([int(i) for i in rng.permutation(sides)] if state.pairs % 2 == 0
-                               else state.order[::-1])
+            for index, order in round_orders(config.seed, round_index,
+                                             [(s.complete, s.order) for s in active], sides):
+                state = active[index]
+                state.order = order
                 for position, side_index in enumerate(state.order):
                     self._burst(state, position, side_index)
                 state.pairs += 1
+                state.complete += 1
+            round_index += 1
             assert self.writer is not None
             self.writer.sync()
             self.result.rounds += 1
             round_seconds = time.monotonic() - round_start
             for state in active:
-                state.decided = state.pairs >= config.min_pairs and is_decided(
-                    _frame(state.rows), sides, config.threshold, config.alpha)
+                state.decided = state.complete >= config.min_pairs and is_decided(
+                    _frame(state.rows), sides, config.threshold, level)
             self.result.decided = sum(state.decided for state in states)
             left = config.max_seconds - (time.monotonic() - self.started)
             self.progress(f"round {self.result.rounds}: {len(active)} cells measured, "
@@ -678,6 +806,9 @@ class _Session:
         second on the same host and commit would share an id: as the results writer does
         (:func:`linfit.journal.write_run`), the later one takes ``-2``, ``-3``, ... in its
         id and file name. Only a name collision is retried."""
+        if self.config.resume is not None:
+            self.writer, self._session_id = self.config.resume.open_writer()
+            return
         hello = self.hellos[0]
         base = make_run_id(datetime.now(UTC), hello["machine"]["host"],
                            hello["git_commit"]) + SESSION_ID_SUFFIX
@@ -763,9 +894,13 @@ def run_session(config: SessionConfig,
             session.result.unavailable = unavailable
             try:
                 session.start()
+                if config.resume is not None:
+                    config.resume.check_hellos(session.hellos)
                 cells = session.plan()
                 for line in session.result.skipped:
                     progress(f"skipped {line}")
+                if config.resume is not None:
+                    cells = config.resume.select(cells)
                 session.open_writer()
                 ready = session.build(cells)
                 session.measure(ready)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,12 +35,15 @@ from linfit.results import Cell
 from linfit.stats import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
-    from linfit.ab.coordinator import SessionResult
+    from linfit.ab.coordinator import SessionConfig, SessionResult
+    from linfit.ab.projection import SessionProjection
 
 FORMATS = ("terminal", "markdown", "csv")
 # Options that shape a session, by dest, with their defaults filled in by _session_options;
-# none of them applies to --from, which measures nothing.
+# none of them applies to --from, which measures nothing, and --resume takes only
+# --max-seconds (and --until-decided): the rest is the session's, read from its file.
 _SESSION_DESTS = ("pairs", "min_pairs", "max_pairs", "max_seconds", "seed", "results")
+_RESUME_REFUSES = ("pairs", "min_pairs", "max_pairs", "seed", "results", "threshold", "alpha")
 _HEADERS = (("backend", False), ("dtype", False), ("n", True), ("variant", False),
             ("steps/call", True), ("pairs", True), ("A", True), ("B", True),
             ("B/A [CI]", False), ("MDE", True), ("verdict", False))
@@ -50,6 +55,7 @@ def _epilog() -> str:
         DEFAULT_MAX_PAIRS,
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
+        DEFAULT_UNTIL_DECIDED_SECONDS,
     )
     from linfit.ab.spec import LABEL_RULE
 
@@ -66,6 +72,7 @@ interpreter as it is. Examples:
   linfit ab --aa                                   # A/A: this machine's noise
   linfit ab --side "tf220: tox:tf220" --side "tf221: tox:tf221"
   linfit ab --side "2.20: tensorflow==2.20.*" --side "n1026: tf-nightly==2.23.0.dev20261026"
+  linfit ab --resume results/<session>-ab.csv --max-seconds 300   # its undecided cells
   linfit ab --side "default:" --sizes 1e7 \
       --side "no-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
 
@@ -75,12 +82,18 @@ seeded order, one worker at a time, across all cells round by round. Each cell g
 {DEFAULT_MIN_PAIRS} pairs, then more while its interval straddles the threshold (at most
 {DEFAULT_MAX_PAIRS}), within --max-seconds ({DEFAULT_MAX_SECONDS:g} s, start-up included).
 Keras' model.fit cells are measured only when --variants names variants (they take most of
-a default budget to build).
+a default budget to build). --until-decided makes the budget a cap (default
+{DEFAULT_UNTIL_DECIDED_SECONDS:g} s): the session ends when every cell is decided. A session
+that ends with undecided cells says what each needs (pairs and seconds, from its own noise
+and pace) and the command that continues it: --resume PAIRS.csv measures only those cells,
+with the same sides, cells and seed, and adds their pairs to the same file; a side whose
+interpreter, framework version or settings changed is refused.
 
 B/A is the Hodges-Lehmann estimate of the paired ratios of burst medians, with a
-Wilcoxon signed-rank (1 - alpha) interval; MDE is the smallest change this session could
-detect at its noise and pair count (80% power). The threshold defaults to
-{DEFAULT_AB_THRESHOLD:.0%}.
+Wilcoxon signed-rank interval that holds at 1 - alpha over every look adaptive sampling
+takes (each look's interval is wider: Pocock's constant level); MDE is the smallest change
+this session could detect at its noise and pair count (80% power). The threshold defaults
+to {DEFAULT_AB_THRESHOLD:.0%}.
 
 verdicts:
   slower / faster   beyond the threshold and the interval excludes 1
@@ -103,7 +116,9 @@ exit status:
      malformed or empty side, a bad or repeated label, an interpreter that does not exist
      or cannot run linfit or the selected backends, builds that leave fewer than two sides,
      a bad cell option, --min-pairs above --max-pairs, --pairs with --min-pairs or
-     --max-pairs, session options with --from
+     --max-pairs, session options with --from, options other than --max-seconds and
+     --until-decided with --resume, a pairs file that cannot be resumed, a side whose
+     environment changed since the session
 """
 
 
@@ -114,6 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
         DEFAULT_SEED,
+        DEFAULT_UNTIL_DECIDED_SECONDS,
     )
     from linfit.ab.spec import LABEL_RULE
 
@@ -131,12 +147,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="A/A: this environment against itself, to see the machine's noise")
     sides.add_argument("--from", dest="from_file", type=Path, metavar="PAIRS.csv",
                        help="measure nothing: the verdicts of an existing pairs file")
+    sides.add_argument("--resume", type=Path, metavar="PAIRS.csv",
+                       help="continue that session: more pairs for its undecided cells, "
+                            "the same sides, cells and seed, added to the same file")
     add_cell_options(parser)
-    parser.add_argument("--threshold", type=fraction, default=DEFAULT_AB_THRESHOLD,
+    # Default None: --from reads the file's own, and --resume refuses them.
+    parser.add_argument("--threshold", type=fraction,
                         help="smallest change that counts, as 0.05 or 5%% "
-                             f"(default: {DEFAULT_AB_THRESHOLD * 100:g}%%)")
-    parser.add_argument("--alpha", type=alpha_level, default=DEFAULT_ALPHA,
-                        help=f"significance level (default: {DEFAULT_ALPHA:g})")
+                             f"(default: {DEFAULT_AB_THRESHOLD * 100:g}%%, or the pairs "
+                             "file's with --from)")
+    parser.add_argument("--alpha", type=alpha_level,
+                        help=f"significance level (default: {DEFAULT_ALPHA:g}, or the pairs "
+                             "file's with --from)")
     # The session's options default to None here, so that giving one with --from (or
     # --min-pairs with --pairs) is seen; _session_options fills in the defaults.
     parser.add_argument("--pairs", type=int_at_least(1), metavar="N",
@@ -149,7 +171,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"(default: {DEFAULT_MAX_PAIRS})")
     parser.add_argument("--max-seconds", type=positive_float,
                         help="wall-time budget of the session, start-up included "
-                             f"(default: {DEFAULT_MAX_SECONDS:g})")
+                             f"(default: {DEFAULT_MAX_SECONDS:g}; with --until-decided "
+                             f"{DEFAULT_UNTIL_DECIDED_SECONDS:g})")
+    parser.add_argument("--until-decided", action="store_true",
+                        help="measure until every cell is decided, --max-seconds being a "
+                             "cap rather than a plan")
     parser.add_argument("--seed", type=int_at_least(0),
                         help=f"seed of the burst order (default: {DEFAULT_SEED})")
     parser.add_argument("--results", type=Path, metavar="DIR",
@@ -247,7 +273,8 @@ def _session_options(args: argparse.Namespace) -> None:
     """Check the flags that go together or not, then fill in the session's defaults.
 
     Raises:
-        LinfitError: for session options given with --from, or --pairs with --min-pairs
+        LinfitError: for session options given with --from, options other than
+            --max-seconds and --until-decided with --resume, or --pairs with --min-pairs
             or --max-pairs. The values themselves are checked, all in one place, by
             :func:`linfit.ab.coordinator.check_config`.
     """
@@ -256,6 +283,7 @@ def _session_options(args: argparse.Namespace) -> None:
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
         DEFAULT_SEED,
+        DEFAULT_UNTIL_DECIDED_SECONDS,
         cli_flag,
     )
 
@@ -264,10 +292,21 @@ def _session_options(args: argparse.Namespace) -> None:
                  if getattr(args, dest) is not None]
         given += [cli_flag(option) for option in CELL_OPTIONS
                   if getattr(args, option.dest) is not None]
+        given += ["--until-decided"] if args.until_decided else []
         if given:
             raise LinfitError(f"--from reads a finished pairs file and measures nothing; "
                               f"leave out {', '.join(given)}")
         return
+    if args.resume is not None:
+        given = [f"--{dest.replace('_', '-')}" for dest in _RESUME_REFUSES
+                 if getattr(args, dest) is not None]
+        given += [cli_flag(option) for option in CELL_OPTIONS
+                  if getattr(args, option.dest) is not None]
+        if given:
+            raise LinfitError(f"--resume continues a session as its pairs file records it "
+                              f"(sides, cells, seed, threshold, pairs); leave out "
+                              f"{', '.join(given)} (only --max-seconds and --until-decided "
+                              "apply)")
     if args.pairs is not None:
         given = [flag for flag, value in (("--min-pairs", args.min_pairs),
                                           ("--max-pairs", args.max_pairs)) if value is not None]
@@ -276,8 +315,12 @@ def _session_options(args: argparse.Namespace) -> None:
                               f"{' and '.join(given)}")
         args.min_pairs = args.max_pairs = args.pairs
     defaults = {"min_pairs": DEFAULT_MIN_PAIRS, "max_pairs": DEFAULT_MAX_PAIRS,
-                "max_seconds": DEFAULT_MAX_SECONDS, "seed": DEFAULT_SEED,
+                "max_seconds": (DEFAULT_UNTIL_DECIDED_SECONDS if args.until_decided
+                                else DEFAULT_MAX_SECONDS), "seed": DEFAULT_SEED,
                 "results": Path("results")}
+    if args.resume is not None:
+        args.max_seconds = args.max_seconds or defaults["max_seconds"]
+        return
     # One bound given alone moves the other's default with it: --min-pairs 300 raises the
     # maximum to 300, --max-pairs 5 lowers the minimum to 5. Both given must agree.
     if args.min_pairs is not None and args.max_pairs is None:
@@ -309,10 +352,122 @@ def _save_hlo(result: SessionResult, path: Path) -> list[str]:
     return notes
 
 
+def _settings(args: argparse.Namespace, frame: pd.DataFrame | None) -> tuple[float, float]:
+    """The threshold and alpha to judge with: those given, else the pairs file's own where
+    it records them (pairs schema 3), else the defaults."""
+    from linfit.ab.analysis import DEFAULT_AB_THRESHOLD
+
+    recorded = (frame is not None and "threshold" in frame and not frame.empty
+                and not math.isnan(frame["threshold"].iloc[0]))
+    threshold = args.threshold or (float(frame["threshold"].iloc[0]) if recorded
+                                   else DEFAULT_AB_THRESHOLD)
+    alpha = args.alpha or (float(frame["alpha"].iloc[0]) if recorded else DEFAULT_ALPHA)
+    return threshold, alpha
+
+
+def _size_of(cell: Cell) -> str:
+    return f"{cell.backend} {cell.dtype} {_size(cell.n_examples)} {cell.variant_label}"
+
+
+def projection_notes(projection: SessionProjection, path: Path, resumable: bool) -> list[str]:
+    """What the undecided cells need, one line each, the session's total and the command
+    that continues it (where the file can be resumed)."""
+    if not projection.cells:
+        return []
+    lines = [f"{len(projection.cells)} of {projection.total} cells undecided (an interval "
+             "across a threshold boundary, or too few pairs); what each needs at its own "
+             "noise and pace on this machine:"]
+    for cell in projection.cells:
+        head = f"  {_size_of(cell.cell)}: {cell.pairs} pairs"
+        if not cell.known:
+            lines.append(f"{head}, too few to tell")
+            continue
+        head += f", MDE {cell.mde:.1%}" + (" (its estimate sits near the threshold)"
+                                           if cell.on_boundary else "")
+        if cell.within_cap:
+            lines.append(f"{head}: about {math.ceil(cell.pairs_needed)} pairs, "
+                         f"{cell.seconds:.0f} s more")
+        else:
+            needed = ("" if math.isinf(cell.pairs_needed)
+                      else f" (about {math.ceil(cell.pairs_needed)})")
+            lines.append(f"{head}: more than the cap of {cell.max_pairs} pairs{needed}")
+    decidable = len(projection.decidable)
+    others = len(projection.cells) - decidable
+    if not decidable:
+        lines.append("no more pairs within the max-pairs cap would decide them: their "
+                     "changes sit near the threshold, or their noise is too high for it")
+        return lines
+    startup = ("" if not math.isnan(projection.startup_seconds)
+               else " of measuring (and the start-up)")
+    rest = (f" ({others} more would need more than the cap or more pairs to tell)"
+            if others else "")
+    total = (f"on this machine, about {projection.seconds:.0f} more seconds{startup} would "
+             f"decide the remaining {decidable} cell{'s' if decidable > 1 else ''}{rest}")
+    if resumable:
+        total += (f": linfit ab --resume {shlex.quote(str(path))} --max-seconds "
+                  f"{projection.max_seconds}")
+    return [*lines, total]
+
+
+def _spent_note(comparison: ABComparison) -> str:
+    """The pairs the stopping rule spent per cell, against a fixed budget of the cap."""
+    pairs = comparison.table["pairs"]
+    cap = comparison.max_pairs
+    fixed = f"; {cap} pairs a cell, a fixed budget, would be {cap * len(pairs)}" if cap else ""
+    return (f"pairs spent: {int(pairs.sum())} in {len(pairs)} comparisons, median "
+            f"{pairs.median():.0f} a cell ({int(pairs.min())} to {int(pairs.max())}){fixed}")
+
+
+def _new_config(args: argparse.Namespace) -> SessionConfig:
+    """The session the flags describe (not --from, not --resume)."""
+    from linfit.ab.coordinator import SessionConfig
+    from linfit.ab.spec import aa_sides, parse_sides
+
+    if args.aa:
+        sides = aa_sides()
+    elif args.sides:
+        sides = parse_sides(args.sides)
+    else:
+        raise LinfitError("give the sides: --side SPEC twice or more, or --aa")
+    threshold, alpha = _settings(args, None)
+    return SessionConfig(
+        sides=tuple(sides),
+        values={option.dest: getattr(args, option.dest) for option in CELL_OPTIONS},
+        environ=dict(os.environ), results_dir=args.results, threshold=threshold,
+        alpha=alpha, min_pairs=args.min_pairs, max_pairs=args.max_pairs,
+        max_seconds=args.max_seconds, seed=args.seed)
+
+
+def _measure(config: SessionConfig, until_decided: bool, notes: list[str]
+             ) -> tuple[Path | None, bool]:
+    """Run the session; its notes into ``notes``. Returns its pairs file (None when nothing
+    was measured) and whether it failed (a worker, an interrupt)."""
+    from linfit.ab.coordinator import run_session
+
+    result = run_session(config)
+    for failure in result.failures:
+        print(f"linfit ab: {failure}", file=sys.stderr)
+    if config.resume is not None:
+        notes.append(f"resumed {result.cells} undecided of {len(config.resume.cells)} cells "
+                     f"(part {config.resume.part})")
+    notes += result.unavailable
+    if result.interrupted:
+        notes.append("interrupted: the table holds the pairs measured until then")
+    if result.path is not None:
+        notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
+                     f"in {result.seconds:.0f} s; pairs file: {result.path}")
+        notes += _save_hlo(result, result.path)
+    if until_decided:
+        notes.append("until decided: " + (
+            f"the cap of {config.max_seconds:g} s came first" if result.budget_reached
+            else "every cell was decided or got its max pairs"))
+    return result.path, bool(result.failures or result.unavailable) or result.interrupted
+
+
 def run(args: argparse.Namespace) -> int:
     from linfit.ab.analysis import analyse, machine_warnings
-    from linfit.ab.coordinator import SessionConfig, run_session
-    from linfit.ab.spec import aa_sides, parse_sides
+    from linfit.ab.projection import project
+    from linfit.ab.resume import read_resume, resumed_config
     from linfit.results.pairs import read_pairs
 
     notes: list[str] = []
@@ -320,37 +475,30 @@ def run(args: argparse.Namespace) -> int:
     _session_options(args)
     if args.from_file is not None:
         path = args.from_file
+    elif args.resume is not None and not (state := read_resume(args.resume)).undecided:
+        notes.append("nothing to resume: every cell is decided or has its max pairs")
+        path = state.path
     else:
-        if args.aa:
-            sides = aa_sides()
-        elif args.sides:
-            sides = parse_sides(args.sides)
-        else:
-            raise LinfitError("give the sides: --side SPEC twice or more, or --aa")
-        config = SessionConfig(
-            sides=tuple(sides),
-            values={option.dest: getattr(args, option.dest) for option in CELL_OPTIONS},
-            environ=dict(os.environ), results_dir=args.results, threshold=args.threshold,
-            alpha=args.alpha, min_pairs=args.min_pairs, max_pairs=args.max_pairs,
-            max_seconds=args.max_seconds, seed=args.seed)
-        result = run_session(config)
-        for failure in result.failures:
-            print(f"linfit ab: {failure}", file=sys.stderr)
-        notes += result.unavailable
-        if result.interrupted:
-            notes.append("interrupted: the table holds the pairs measured until then")
-        failed_session = bool(result.failures or result.unavailable) or result.interrupted
-        if result.path is None:
+        config = (resumed_config(state, args.max_seconds) if args.resume is not None
+                  else _new_config(args))
+        measured, failed_session = _measure(config, args.until_decided, notes)
+        if measured is None:
             print("linfit ab: nothing was measured", file=sys.stderr)
             return EXIT_REGRESSION
-        path = result.path
-        notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
-                     f"in {result.seconds:.0f} s; pairs file: {path}")
-        notes += _save_hlo(result, path)
-    pairs = read_pairs(path)
-    comparison = analyse(pairs, args.threshold, args.alpha)
-    for line in machine_warnings(pairs):
+        path = measured
+    frame = read_pairs(path)
+    threshold, alpha = _settings(args, frame)
+    comparison = analyse(frame, threshold, alpha)
+    for line in machine_warnings(frame):
         print(f"linfit ab: warning: {line}", file=sys.stderr)
+    if args.until_decided:
+        notes.append(_spent_note(comparison))
+    if comparison.sequential:
+        notes.append(f"each interval is taken at {1 - comparison.look_alpha:.2%}, so that "
+                     f"{_confidence(alpha)} holds over all of a cell's looks up to "
+                     f"{comparison.max_pairs} pairs (adaptive sampling reads it every round)")
+    resumable = "seed" in frame and int(frame["seed"].iloc[0]) >= 0
+    notes += projection_notes(project(frame, threshold, alpha), path, resumable)
     if args.format == "csv":
         sys.stdout.write(render_csv(comparison))
         for note in notes:

@@ -3,7 +3,10 @@
 One row per burst, written as the burst comes back (flushed at once, synced to disk every
 round) to ``<name>.partial`` in the results folder; at the end of the session it is linked
 to its final name, never over an existing file. A session that is killed leaves the
-``.partial`` file, which the reader accepts: no measured pair is ever lost.
+``.partial`` file, which the reader accepts: no measured pair is ever lost. A session
+continued by ``linfit ab --resume`` (:meth:`PairsWriter.resume`) copies the finished file to
+``<name>.partial``, adds its rows there, and renames it over the file when it ends: the
+pairs file stays one file, and a crash meanwhile leaves it as it was.
 
 A burst keeps its raw per-call times (``call_ns``); its one number, the median time per step
 over its samples of ``calls_per_sample`` consecutive calls, is derived in one place,
@@ -65,6 +68,7 @@ __all__ = [
     "burst_seconds_per_step",
     "is_pairs_file",
     "read_pairs",
+    "read_pairs_text",
 ]
 
 # Bump when a column changes meaning or is removed; the reader refuses other versions.
@@ -72,6 +76,8 @@ __all__ = [
 # 3: build, tensorflow_git_version and tensorflow_commit: each side's TensorFlow build
 # (issue 17); each side's machine (results schema 5's columns), the load at each burst,
 # and the peak memory each side's build of a cell added (issue 18).
+# 3 also: what `linfit ab --resume` needs to continue a session (issue 22): its part,
+# settings, cell options, and each side's interpreter and framework settings.
 PAIRS_SCHEMA_VERSION = 3
 READABLE_PAIRS_SCHEMA_VERSIONS = (1, 2, 3)
 # The file a session appends to until it ends.
@@ -171,6 +177,30 @@ PAIRS_COLUMNS: tuple[Column, ...] = (
     _p("device_peak_bytes", "int", "bytes", "the same on its device, by the framework's "
        "allocator (empty on a CPU or where unknown)", required=False, domain=NON_NEGATIVE,
        versions=_V3),
+    # Schema 3 (issue 22): what --resume reads to continue the session as it was. Empty in
+    # rows written without them (the session can then not be resumed).
+    _p("part", "int", "", "0 for the session's first run, 1, 2, ... for each --resume that "
+       "added to it", required=False, domain=NON_NEGATIVE, versions=_V3),
+    _p("part_start_unix_ns", "int", "ns", "wall-clock start of the part (before its workers "
+       "started): up to its first burst, the part's start-up", required=False,
+       domain=NON_NEGATIVE, versions=_V3),
+    _p("seed", "int", "", "seed of the session's burst order", required=False,
+       domain=NON_NEGATIVE, versions=_V3),
+    _p("threshold", "float", "", "the session's threshold, a fraction", required=False,
+       domain=POSITIVE, versions=_V3),
+    _p("alpha", "float", "", "the session's significance level, over all of a cell's looks",
+       required=False, domain=POSITIVE, versions=_V3),
+    _p("min_pairs", "int", "pairs", "pairs every cell gets before it may stop",
+       required=False, domain=POSITIVE, versions=_V3),
+    _p("max_pairs", "int", "pairs", "the most pairs a cell gets: its last look",
+       required=False, domain=POSITIVE, versions=_V3),
+    _p("cell_options", "str", "", "the options that chose the cells, as linfit ab's flags "
+       "(--backends tensorflow --sizes 1e3 ...)", required=False, versions=_V3),
+    _p("side_python", "str", "", "the interpreter the session started for the side (python "
+       "is the one its worker reported)", required=False, versions=_V3),
+    _p("env_flags", "str", "", "the framework settings the side's worker ran with, "
+       "NAME=VALUE of those set (TF_ENABLE_ONEDNN_OPTS, XLA_FLAGS, TF_XLA_FLAGS, "
+       "OMP_NUM_THREADS)", required=False, versions=_V3),
 )
 PAIRS_COLUMN_NAMES = tuple(column.name for column in PAIRS_COLUMNS)
 _BY_NAME = {column.name: column for column in PAIRS_COLUMNS}
@@ -183,10 +213,19 @@ _BUILD_COLUMNS = ("build", "tensorflow_git_version", "tensorflow_commit")
 PAIRS_MACHINE_COLUMNS = ("keras_version", "cpu_model", "logical_cores", "physical_cores",
                          "memory_bytes", "cpu_affinity", "cpu_frequency_mhz", "cpu_governor",
                          "virtual_machine", "container")
+# Optional numbers that are measurements (the machine's, the load, the peak memory): NaN in
+# the frame where a row or an older file has none. Other missing integers read as -1.
+_MEASURED_NUMBERS = ("logical_cores", "physical_cores", "memory_bytes", "cpu_frequency_mhz",
+                     "load_average", "peak_rss_bytes", "device_peak_bytes")
+# The same in each of a side's rows: what a side is (a resumed part runs it again, and
+# --resume refuses a side that changed). The CPU frequency is a reading when a worker
+# started, not what a side is: it may differ between parts.
 _SIDE_COLUMNS = ("side_label", "python", "python_version", "env_settings", "git_commit",
-                 *_BUILD_COLUMNS, *PAIRS_MACHINE_COLUMNS)
+                 "side_python", "env_flags", *_BUILD_COLUMNS,
+                 *(name for name in PAIRS_MACHINE_COLUMNS if name != "cpu_frequency_mhz"))
 # Columns that are the session's, the same in every row.
-_SESSION_COLUMNS = ("schema_version", "session_id", "host")
+_SESSION_COLUMNS = ("schema_version", "session_id", "host", "seed", "threshold", "alpha",
+                    "min_pairs", "max_pairs", "cell_options")
 
 
 def burst_seconds_per_step(call_ns: Sequence[int], calls_per_sample: int,
@@ -225,17 +264,36 @@ class PairsWriter:
     coordinator keeps it); :meth:`sync` also forces it to disk.
     """
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, resumed: str | None = None, bursts: int = 0) -> None:
+        """Open ``<target>.partial`` for a new session, or, with ``resumed``, for a session
+        that continues the finished file ``target`` (see :meth:`resume`)."""
         self.target = target
         self.partial = target.with_name(target.name + PARTIAL_SUFFIX)
         target.parent.mkdir(parents=True, exist_ok=True)
         # "x": never over an existing file, also not over another session's partial one.
         self._handle: TextIO | None = open(self.partial, "x", newline="",  # noqa: SIM115
                                            encoding="utf-8")
-        self._handle.write(csv_line(PAIRS_COLUMN_NAMES))
+        self._resumed = resumed
+        self._handle.write(csv_line(PAIRS_COLUMN_NAMES) if resumed is None else resumed)
         self.rows = 0
-        self.bursts = 0
+        self.bursts = bursts
         self.sync()
+
+    @classmethod
+    def resume(cls, target: Path, text: str, bursts: int) -> PairsWriter:
+        """A writer that adds rows to the finished pairs file ``target``, whose text is
+        ``text`` (as :func:`read_pairs_text` read it) holding ``bursts`` bursts.
+
+        The file is never written in place: its text and the new rows go to
+        ``<target>.partial``, which :meth:`finish` renames over ``target`` in one step
+        (os.replace). A crash meanwhile leaves ``target`` as it was, and the partial file
+        with every pair of both. New bursts are numbered on from ``bursts``.
+
+        Raises:
+            FileExistsError: when ``<target>.partial`` exists (a session resuming the file
+                now, or one that was killed).
+        """
+        return cls(target, resumed=text, bursts=bursts)
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row (missing columns empty, but a missing ``replicas`` or ``convention``
@@ -277,10 +335,23 @@ class PairsWriter:
         self._handle = None
         if self.rows == 0:
             self.partial.unlink()
-            return None
+            return None if self._resumed is None else self.target
         os.chmod(self.partial, 0o644)
+        if self._resumed is not None and _text_now(self.target) == self._resumed:
+            # The file is as it was read: it becomes the file with the new rows at once.
+            os.replace(self.partial, self.target)
+            return self.target
+        # A new session, or a resumed file that changed meanwhile: a name of its own.
         self.target = link_unique(self.partial, self.target)
         return self.target
+
+
+def _text_now(path: Path) -> str | None:
+    """The text of ``path`` as :func:`read_pairs_text` reads it; None when unreadable."""
+    try:
+        return open_input(path, "a pairs file", error=ResultsFileError)
+    except LinfitError:
+        return None
 
 
 # The most bytes is_pairs_file reads to find the header: a header is ~350 bytes.
@@ -460,8 +531,11 @@ class _Reader:
             owner.setdefault(label, side)
             name.setdefault(side, label)
         sides: dict[int, tuple[int, dict[str, Any]]] = {}
+        session_columns = [column for column in _SESSION_COLUMNS if column in first]
+        side_columns = [column for column in _SIDE_COLUMNS if column in first]
+        part_starts: dict[int, tuple[int, int]] = {}
         for line, row in rows:
-            for column in _SESSION_COLUMNS:
+            for column in session_columns:
                 if row[column] != first[column]:
                     raise self.fail(line, column, f"{row[column]!r} differs from the first "
                                     f"row's {first[column]!r} (a pairs file is one session)")
@@ -473,8 +547,13 @@ class _Reader:
                 raise self.fail(line, "side_label", f"{label!r} where side {side} is "
                                 f"labelled {name[side]!r}")
             sides.setdefault(side, (line, row))
-            for column in _SIDE_COLUMNS:
-                # (a file before schema 3 has no machine columns)
+            if row.get("part") is not None:
+                start = part_starts.setdefault(row["part"], (line, row["part_start_unix_ns"]))
+                if row["part_start_unix_ns"] != start[1]:
+                    raise self.fail(line, "part_start_unix_ns", f"{row['part_start_unix_ns']} "
+                                    f"differs from part {row['part']}'s {start[1]} (line "
+                                    f"{start[0]})")
+            for column in side_columns:
                 if row.get(column) != sides[side][1].get(column):
                     raise self.fail(line, column, f"{row[column]!r} differs from side {side}'s "
                                     f"{sides[side][1][column]!r} (line {sides[side][0]})")
@@ -495,9 +574,12 @@ class _Reader:
 
     def duplicates(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """No burst, failed row or order position twice; each side's bursts of a cell in
-        rounds 0, 1, ...; one calls_per_sample per cell."""
+        rounds 0, 1, ... (a resumed part may skip a torn one: :func:`_skips_torn_round`);
+        one calls_per_sample per cell."""
         seen: dict[tuple[Any, ...], int] = {}
         bursts: Counter[tuple[Any, ...]] = Counter()
+        parts: dict[tuple[Any, ...], int] = {}
+        rounds_of_cell: dict[tuple[Any, ...], set[int]] = {}
         calls: dict[tuple[Any, ...], tuple[int, int]] = {}
         for line, row in rows:
             cell = tuple(row[name] for name in KEY_COLUMNS)
@@ -518,12 +600,26 @@ class _Reader:
                                     f"line {seen[key]})")
                 seen[key] = line
             if row["status"] == "ok":
-                expected = bursts[(cell, row["side_index"])]
-                if row["round"] != expected:
+                side = (cell, row["side_index"])
+                expected = bursts[side]
+                if row["round"] != expected and not _skips_torn_round(
+                        row, expected, parts.get(side), rounds_of_cell.get(cell, set())):
                     raise self.fail(line, "round", f"{row['round']} where this side's bursts "
                                     f"of the cell so far make it {expected} (rounds are 0, 1, "
                                     "... in order)")
-                bursts[(cell, row["side_index"])] += 1
+                bursts[side] = row["round"] + 1
+                parts[side] = row.get("part")
+                rounds_of_cell.setdefault(cell, set()).add(row["round"])
+
+
+def _skips_torn_round(row: Mapping[str, Any], expected: int, last_part: int | None,
+                      rounds: set[int]) -> bool:
+    """Whether a side's burst may skip round ``expected`` of its cell: only the first burst
+    of a resumed part (``part`` above the side's last), skipping one round that another
+    side has, a pair the previous part left torn (it ended between the pair's bursts)."""
+    part = row.get("part")
+    return (part is not None and last_part is not None and part > last_part
+            and row["round"] == expected + 1 and expected in rounds)
 
 
 def _upgrade(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -546,10 +642,11 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
         One row per burst (and per failed cell and side), typed; ``call_ns`` holds tuples
         of ints, and ``seconds_per_step`` the burst's one number
         (:func:`burst_seconds_per_step`, NaN in failed rows). Integers that a failed row
-        does not have are -1. A schema-1 file's rows get ``replicas`` 1 and the
-        convention linfit then used (:func:`linfit.results.cell.legacy_convention`). The
-        optional numbers of schema 3 (the machine's, the load, the peak memory) are
-        floats, NaN where a row or an older file has none; its text columns are '' there.
+        (or a file before schema 3) does not have are -1. A schema-1 file's rows get
+        ``replicas`` 1 and the convention linfit then used
+        (:func:`linfit.results.cell.legacy_convention`). The optional numbers of schema 3
+        that are measurements (the machine's, the load, the peak memory) are floats, NaN
+        where a row or an older file has none; its text columns are '' there.
 
     Raises:
         ResultsFileError: one line naming the file and, where it applies, the line and the
@@ -564,20 +661,30 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
             session, label or interpreter for a side; a side outside 0..S-1; bursts not
             numbered 0, 1, ... in order; an order_position beyond the sides; a cell whose
             bursts differ in calls_per_sample; a burst, failed row or order position twice;
-            a side's rounds of a cell that are not 0, 1, ... in order.
+            a side's rounds of a cell that are not 0, 1, ... in order (a resumed part may
+            skip one round that the part before left torn); a part whose rows differ in
+            part_start_unix_ns.
     """
+    return read_pairs_text(path)[0]
+
+
+def read_pairs_text(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
+    """:func:`read_pairs`, and the file's text as it was read (what
+    :meth:`PairsWriter.resume` continues). Raises as :func:`read_pairs`."""
     import pandas as pd  # only here: the frame is for analysis and figures
 
     path = Path(path)
     reader = _Reader(path)
-    rows = reader.read(open_input(path, "a pairs file", error=ResultsFileError))
+    text = open_input(path, "a pairs file", error=ResultsFileError)
+    rows = reader.read(text)
     frame = pd.DataFrame.from_records(rows, columns=list(PAIRS_COLUMN_NAMES))
     for column in PAIRS_COLUMNS:
-        if column.type == "int" and column.required:
-            frame[column.name] = frame[column.name].fillna(-1).astype(np.int64)
-        elif column.type in ("int", "float"):
-            # An optional number: NaN where a row (or a file of an older schema) has none.
+        if column.name in _MEASURED_NUMBERS:
             frame[column.name] = pd.to_numeric(frame[column.name]).astype(np.float64)
+        elif column.type == "int":
+            frame[column.name] = frame[column.name].fillna(-1).astype(np.int64)
+        elif column.type == "float":
+            frame[column.name] = frame[column.name].astype(float)
         elif column.type == "str":
             # '' for the text columns a file of an older schema does not have
             frame[column.name] = frame[column.name].astype(object).fillna("")
@@ -585,4 +692,4 @@ def read_pairs(path: str | os.PathLike[str]) -> pd.DataFrame:
         burst_seconds_per_step(ns, cps, k) if status == "ok" else float("nan")
         for ns, cps, k, status in zip(frame["call_ns"], frame["calls_per_sample"],
                                       frame["steps_per_call"], frame["status"], strict=True)]
-    return frame
+    return frame, text
