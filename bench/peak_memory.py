@@ -7,11 +7,12 @@ hand-written step (issue 18).
     python bench/peak_memory.py --backends jax --devices GPU:0   # on a GPU
 
 Each cell runs in a child process of its own (``--cell BACKEND VARIANT N DEVICE``): it imports
-its framework and linfit's backend and lists the devices, then starts a
-:class:`linfit.memory.PeakWatch` (the kernel's high-water mark of resident memory reset to
-what the process holds now), makes the data, builds the trainer, makes the first call (trace,
-compile) and :data:`CALLS` more, and reads the watch. So each figure is what the cell added
-over a process that has the framework loaded and nothing else: no earlier cell's caches,
+its framework and linfit's backend and lists the devices, makes the data (their
+own peak, reported apart: drawn in float64, the same for every variant, and at n=1e7 higher
+than any trainer's), then starts a :class:`linfit.memory.PeakWatch` (the kernel's high-water
+mark of resident memory reset to what the process holds now), builds the trainer, makes the
+first call (trace, compile) and :data:`CALLS` more, and reads the watch. So each figure is
+what the cell added over a process that has the framework loaded and nothing else: no earlier cell's caches,
 compiled programs or allocator pools are in the baseline, as they are in ``pytest bench/``'s
 ``peak_rss_bytes`` column. What the framework's import itself costs is in neither.
 
@@ -59,7 +60,8 @@ def measure_cell(backend: str, variant: str, n_examples: int, device: str) -> di
     """Run one cell in this process (the child's side) and return what it added.
 
     Returns:
-        ``host_bytes`` and ``device_bytes`` (None where unknown), and ``baseline_bytes``:
+        ``host_bytes`` and ``device_bytes`` (None where unknown) from the trainer's build to
+        its last call, ``data_bytes``: the peak making the data added, and ``baseline_bytes``:
         the resident memory the process held before the cell (the framework loaded).
     """
     from linfit.backends import get_backend
@@ -70,14 +72,18 @@ def measure_cell(backend: str, variant: str, n_examples: int, device: str) -> di
     target = chosen.device(device)  # imports and starts the framework: the baseline
     steps_per_call = DEFAULT_STEPS_PER_CALL if chosen.variant(variant).loop else 1
     baseline = resident_bytes()
-    watch = PeakWatch(device_meter(backend, target.id, target.kind))
+    # The data first, on their own watch: drawing them in float64 peaks at several times
+    # their size, the same for every variant, and at n=1e7 above any trainer's own peak.
+    data_watch = PeakWatch()
     data = make_dataset(n_examples, "float32", DEFAULT_SEED)
+    data_peak = data_watch.read()
+    watch = PeakWatch(device_meter(backend, target.id, target.kind))
     trainer = chosen.make_trainer(variant, target, data, DEFAULT_LEARNING_RATE, steps_per_call)
     for _ in range(1 + CALLS):
         trainer.call()
     peak = watch.read()
     return {"host_bytes": peak.host_bytes, "device_bytes": peak.device_bytes,
-            "baseline_bytes": baseline}
+            "data_bytes": data_peak.host_bytes, "baseline_bytes": baseline}
 
 
 def run_child(backend: str, variant: str, n_examples: int, device: str) -> dict[str, Any]:
@@ -115,8 +121,9 @@ def _ratio(keras: float | None, hand_written: float | None) -> str:
 def render(results: dict[tuple[str, str, int], dict[str, Any]], sizes: Sequence[int],
            device: str) -> str:
     """The table of every cell, then the Keras/hand-written ratios per size."""
-    lines = [f"peak memory each cell added on {device} (host resident memory; device memory "
-             f"where measured), a fresh process per cell, {1 + CALLS} calls", ""]
+    lines = [f"peak memory each cell's trainer added on {device} (host resident memory; device "
+             f"memory where measured), a fresh process per cell, {1 + CALLS} calls, after its "
+             "data were made", ""]
     head = f"{'backend':<11}{'variant':<20}" + "".join(f"{'n=' + _size(n):>26}" for n in sizes)
     lines += [head, "-" * len(head)]
     for backend, variants in VARIANTS.items():
@@ -133,6 +140,10 @@ def render(results: dict[tuple[str, str, int], dict[str, Any]], sizes: Sequence[
                                    if cell["device_bytes"] is not None else "")
                     texts.append(_mb(cell["host_bytes"]) + device_text)
             lines.append(f"{backend:<11}{variant:<20}" + "".join(f"{t:>26}" for t in texts))
+    drawn = {n: max((cell.get("data_bytes") or 0 for (_, _, size), cell in results.items()
+                     if size == n), default=0) for n in sizes}
+    lines += ["", "making the data (float64 draws, kept as float32; before the watch above): "
+              + ", ".join(f"n={_size(n)} {_mb(drawn[n])}" for n in sizes)]
     lines += ["", "Keras / hand-written (host peak added):"]
     for keras, hand in KERAS_COUNTERPART.items():
         ratios = []

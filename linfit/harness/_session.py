@@ -13,8 +13,8 @@ is measured: raw per-call times from the timer, the checks' outcomes and the ref
 weights were checked against (:func:`linfit.convergence.reference_for`); its statistics
 derive from the samples there. Its facts hold the machine's state (:mod:`linfit.machine`,
 with the load average when the session started, and when it wrote its file) and the peak
-memory the cell added (:class:`linfit.memory.PeakWatch`, from its data to its convergence
-run).
+memory the cell added (:class:`linfit.memory.PeakWatch`, from its trainer's build, once its
+data are made, to its convergence run).
 
 The HLO account of a compiled cell (issue 17, :mod:`linfit.hlo`) is taken from the trainer
 once its checks are done: its columns are derived, so a failure to take it leaves them
@@ -343,12 +343,13 @@ class Harness:
                            compiled=variant.compiled, xla=variant.xla, loop=variant.loop,
                            **backend.thread_settings())
         in_process = not isinstance(variant, DistributedVariant)
-        # The peak memory the cell adds, its data included, up to its convergence run
+        # The peak memory the cell adds after its data are made (drawing them peaks at several
+        # times their size, the same for every variant), up to its convergence run
         # (linfit.memory says what that isolates): in this process and on its one device.
         # A distributed cell's work runs in worker processes, on several devices: not measured.
+        data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
         watch = PeakWatch(device_meter(cell.backend, cell.device, device.kind)
                           if in_process else None, host=in_process)
-        data = make_dataset(cell.n_examples, cell.dtype, self.options.seed)
         progress.add(w_ols=float(data.w_ols), b_ols=float(data.b_ols))
         with backend.session(), contextlib.ExitStack() as workers:
             if isinstance(variant, DistributedVariant):
