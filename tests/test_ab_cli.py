@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,41 @@ def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240) -> subprocess.Co
     return subprocess.run([sys.executable, "-m", "linfit", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# `linfit ARGS` for each ARGS read from stdin, in one interpreter: each case's exit status,
+# stdout and stderr. The refusals below need no worker, and a fresh interpreter per case cost
+# about a second of imports each (30 cases); what reaches the interpreter's own stderr
+# besides them fails the run.
+EACH_IN_ONE_INTERPRETER = textwrap.dedent("""
+    import contextlib
+    import io
+    import json
+    import sys
+
+    from linfit.cli import main
+
+    replies = []
+    for args in json.loads(sys.stdin.read()):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(args)
+        replies.append([status, out.getvalue(), err.getvalue()])
+    print(json.dumps(replies))
+""")
+
+
+def _linfit_each(cases: list[list[str]], timeout: float = 240,
+                 ) -> list[subprocess.CompletedProcess]:
+    """``linfit ARGS`` for each of ``cases``, all in one interpreter started in ROOT, each
+    as :func:`_linfit` would return it."""
+    done = subprocess.run([sys.executable, "-c", EACH_IN_ONE_INTERPRETER],
+                          input=json.dumps(cases), capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
+    return [subprocess.CompletedProcess(["linfit", *args], status, stdout, stderr)
+            for args, (status, stdout, stderr) in zip(cases, json.loads(done.stdout),
+                                                      strict=True)]
 
 
 def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
@@ -48,11 +85,6 @@ def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
     assert str(path) in done.stdout
 
 
-def test_a_nonexistent_interpreter_is_bad_input():
-    done = _linfit("ab", "--side", "A:", "--side", "B: /no/such/python")
-    _one_line_exit_2(done, "/no/such/python", "does not exist")
-
-
 def test_an_interpreter_that_cannot_import_linfit_is_bad_input(tmp_path):
     # -I -S: no site-packages, so neither linfit's dependencies nor linfit import.
     python = tmp_path / "python"
@@ -79,23 +111,6 @@ def test_a_worker_killed_while_planning_is_a_failure_not_bad_input(tmp_path):
     assert "error:" not in done.stderr and not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("spec", ["B: 1X=2", "B: 'unclosed", "B: python3 python3",
-                                  "bad label: python3"])
-def test_a_malformed_side_is_bad_input(spec):
-    done = _linfit("ab", "--side", "A:", "--side", spec)
-    _one_line_exit_2(done)
-
-
-def test_an_unknown_cell_option_is_bad_input():
-    done = _linfit("ab", "--aa", "--widths", "3")
-    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-
-
-def test_a_bad_cell_option_value_is_bad_input():
-    done = _linfit("ab", "--aa", "--sizes", "lots")
-    _one_line_exit_2(done, "'lots' is not a data set size")
-
-
 def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
     # A pairs file made by the fake-worker tests' protocol, re-read with --from.
     from linfit.results.pairs import PairsWriter
@@ -119,8 +134,9 @@ def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
 
 LONG_LABEL = "a" * 100_000
 
+MALFORMED_SIDES = ["B: 1X=2", "B: 'unclosed", "B: python3 python3", "bad label: python3"]
 
-@pytest.mark.parametrize(("args", "needles"), [
+OPTIONS_THAT_CANNOT_MAKE_SENSE = [
     # Issue 20, class 4, as reported.
     (["--side", "", "--side", ""], ["side '' is empty"]),
     (["--aa", "--min-pairs", "50", "--max-pairs", "20"],
@@ -147,25 +163,70 @@ LONG_LABEL = "a" * 100_000
     (["--from", "x.csv", "--sizes", "1e3"], ["--from", "leave out --sizes"]),
     (["--from", "x.csv", "--max-seconds", "5", "--seed", "3"],
      ["leave out --max-seconds, --seed"]),
-])
-def test_options_that_cannot_make_sense_are_one_line_before_any_worker_starts(tmp_path, args,
-                                                                             needles):
-    results = tmp_path / "results"
-    extra = [] if "--from" in args else ["--results", str(results)]
-    done = _linfit("ab", *args, *extra, timeout=60)
-    _one_line_exit_2(done, *needles)
-    assert not results.exists()
+]
 
 
-def test_one_pairs_bound_given_alone_moves_the_other(tmp_path):
+def _options_results(folder: Path, index: int) -> Path:
+    """The results folder given to case ``index`` of OPTIONS_THAT_CANNOT_MAKE_SENSE."""
+    return folder / f"options-{index}" / "results"
+
+
+@pytest.fixture(scope="module")
+def refusals_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("refusals")
+
+
+@pytest.fixture(scope="module")
+def refused(refusals_folder: Path) -> dict[str, subprocess.CompletedProcess]:
+    """The command lines below that need no worker, run in one interpreter, by name."""
+    cases = {"nonexistent interpreter": ["ab", "--side", "A:", "--side", "B: /no/such/python"],
+             "unknown cell option": ["ab", "--aa", "--widths", "3"],
+             "bad cell option value": ["ab", "--aa", "--sizes", "lots"],
+             "one pairs bound": ["ab", "--aa", "--max-pairs", "5", "--sizes", "lots",
+                                 "--results", str(refusals_folder / "one-bound")],
+             "help": ["ab", "--help"]}
+    for spec in MALFORMED_SIDES:
+        cases[f"side {spec}"] = ["ab", "--side", "A:", "--side", spec]
+    for index, (args, _) in enumerate(OPTIONS_THAT_CANNOT_MAKE_SENSE):
+        extra = ([] if "--from" in args
+                 else ["--results", str(_options_results(refusals_folder, index))])
+        cases[f"options {index}"] = ["ab", *args, *extra]
+    return dict(zip(cases, _linfit_each(list(cases.values())), strict=True))
+
+
+def test_a_nonexistent_interpreter_is_bad_input(refused):
+    _one_line_exit_2(refused["nonexistent interpreter"], "/no/such/python", "does not exist")
+
+
+@pytest.mark.parametrize("spec", MALFORMED_SIDES)
+def test_a_malformed_side_is_bad_input(refused, spec):
+    _one_line_exit_2(refused[f"side {spec}"])
+
+
+def test_an_unknown_cell_option_is_bad_input(refused):
+    done = refused["unknown cell option"]
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_cell_option_value_is_bad_input(refused):
+    _one_line_exit_2(refused["bad cell option value"], "'lots' is not a data set size")
+
+
+@pytest.mark.parametrize(("index", "needles"), [
+    (index, needles) for index, (_, needles) in enumerate(OPTIONS_THAT_CANNOT_MAKE_SENSE)])
+def test_options_that_cannot_make_sense_are_one_line_before_any_worker_starts(
+        refused, refusals_folder, index, needles):
+    _one_line_exit_2(refused[f"options {index}"], *needles)
+    assert not _options_results(refusals_folder, index).exists()
+
+
+def test_one_pairs_bound_given_alone_moves_the_other(refused):
     """--max-pairs 5 alone lowers the default minimum (10) to 5 rather than being refused;
     the session is then refused for another reason before any worker: here a bad size."""
-    done = _linfit("ab", "--aa", "--max-pairs", "5", "--sizes", "lots", "--results",
-                   str(tmp_path), timeout=60)
-    _one_line_exit_2(done, "'lots' is not a data set size")
+    _one_line_exit_2(refused["one pairs bound"], "'lots' is not a data set size")
 
 
-def test_the_label_rule_is_in_the_help():
-    done = _linfit("ab", "--help", timeout=60)
+def test_the_label_rule_is_in_the_help(refused):
+    done = refused["help"]
     assert done.returncode == 0
     assert "1 to 40 ASCII letters, digits and . _ + -" in " ".join(done.stdout.split())
