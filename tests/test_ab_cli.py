@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from cli_helpers import linfit_each
 
 from linfit.ab.analysis import analyse
 from linfit.results.pairs import read_pairs
@@ -22,41 +21,6 @@ def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240) -> subprocess.Co
     return subprocess.run([sys.executable, "-m", "linfit", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-# `linfit ARGS` for each ARGS read from stdin, in one interpreter: each case's exit status,
-# stdout and stderr. The refusals below need no worker, and a fresh interpreter per case cost
-# about a second of imports each (30 cases); what reaches the interpreter's own stderr
-# besides them fails the run.
-EACH_IN_ONE_INTERPRETER = textwrap.dedent("""
-    import contextlib
-    import io
-    import json
-    import sys
-
-    from linfit.cli import main
-
-    replies = []
-    for args in json.loads(sys.stdin.read()):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main(args)
-        replies.append([status, out.getvalue(), err.getvalue()])
-    print(json.dumps(replies))
-""")
-
-
-def _linfit_each(cases: list[list[str]], timeout: float = 240,
-                 ) -> list[subprocess.CompletedProcess]:
-    """``linfit ARGS`` for each of ``cases``, all in one interpreter started in ROOT, each
-    as :func:`_linfit` would return it."""
-    done = subprocess.run([sys.executable, "-c", EACH_IN_ONE_INTERPRETER],
-                          input=json.dumps(cases), capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
-    return [subprocess.CompletedProcess(["linfit", *args], status, stdout, stderr)
-            for args, (status, stdout, stderr) in zip(cases, json.loads(done.stdout),
-                                                      strict=True)]
 
 
 def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
@@ -191,7 +155,8 @@ def refused(refusals_folder: Path) -> dict[str, subprocess.CompletedProcess]:
         extra = ([] if "--from" in args
                  else ["--results", str(_options_results(refusals_folder, index))])
         cases[f"options {index}"] = ["ab", *args, *extra]
-    return dict(zip(cases, _linfit_each(list(cases.values())), strict=True))
+    # One interpreter for them all: a fresh one per case cost a second of imports each.
+    return dict(zip(cases, linfit_each(list(cases.values()), timeout=240), strict=True))
 
 
 def test_a_nonexistent_interpreter_is_bad_input(refused):
