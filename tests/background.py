@@ -41,6 +41,11 @@ def queue(key: str, job: Callable[[], Any]) -> None:
         _JOBS[key] = _QUEUE.submit(job)
 
 
+def queued(key: str) -> bool:
+    """Whether a job of ``key`` was queued."""
+    return key in _JOBS
+
+
 def result(key: str, start: Callable[[], None]) -> Any:
     """What the job of ``key`` returned (or raised), once ``start()`` has queued it: it did
     when collection ended, unless the session was started otherwise. No time limit here:

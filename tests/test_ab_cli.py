@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import background
 import pytest
 from cli_helpers import linfit_each
 
@@ -32,11 +33,24 @@ def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in lines[0]
 
 
-def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
-    done = _linfit("ab", "--aa", "--backends", "tensorflow", "--sizes", "1e3",
-                   "--variants", "function", "--pairs", "8", "--results", str(tmp_path))
+def _aa_session() -> tuple[subprocess.CompletedProcess, Path]:
+    results = background.folder("aa")
+    return background.run([sys.executable, "-m", "linfit", "ab", "--aa", "--backends",
+                           "tensorflow", "--sizes", "1e3", "--variants", "function", "--pairs",
+                           "8", "--results", str(results)], timeout=240, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}), results
+
+
+def start_aa_session() -> None:
+    """Run the A/A session beside the session (tests/background.py): three interpreters."""
+    background.queue("aa session", _aa_session)
+
+
+@pytest.mark.background.with_args(start_aa_session)
+def test_an_aa_session_at_a_tiny_size(tf_backend):
+    done, results = background.result("aa session", start_aa_session)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    [path] = tmp_path.glob("*-ab.csv")
+    [path] = results.glob("*-ab.csv")
     frame = read_pairs(path)
     # 8 pairs: the fewest for which a 99% signed-rank interval exists.
     assert len(frame) == 1 * 2 * 8

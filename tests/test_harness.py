@@ -24,6 +24,7 @@ import pytest
 
 from linfit import floors
 from linfit._errors import LinfitError
+from linfit.backends import get_backend
 from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
 from linfit.cli import main
@@ -917,18 +918,37 @@ def _poisoned_cache(backend: Backend, cache_home: Path) -> Path:
                                              devices), path)
 
 
-@pytest.fixture(scope="module")
-def poisoned_run(tf_backend, tmp_path_factory,
-                 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
-    """A run whose floors cache holds figures that are no times and whose figures fail: the
-    run, the cache, the results folder."""
-    tmp_path = tmp_path_factory.mktemp("poisoned")
-    cache = _poisoned_cache(tf_backend, tmp_path / "cache")
-    run = _run_bench(tmp_path, "-p", "harness_broken_plots", "--linfit-variants", "eager,function",
-                     environ={"LINFIT_NO_PLOTS": "0", "XDG_CACHE_HOME": str(tmp_path / "cache")})
+def _poisoned_bench(tmp_path: Path, cache: Path,
+                    ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    command, env = _bench_command(tmp_path, "-p", "harness_broken_plots", "--linfit-variants",
+                                  "eager,function", environ={
+                                      "LINFIT_NO_PLOTS": "0",
+                                      "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    run = background.run(command, cwd=tmp_path, env=env, timeout=300)
     return run, cache, tmp_path / "results"
 
 
+def start_poisoned_run() -> None:
+    """Write the poisoned cache here (it asks TensorFlow for this machine's devices, which a
+    job may not), then queue the run beside the session."""
+    if background.queued("poisoned run") or "tensorflow" not in available_backends():
+        return
+    tmp_path = background.folder("poisoned")
+    cache = _poisoned_cache(get_backend("tensorflow"), tmp_path / "cache")
+    background.queue("poisoned run", functools.partial(_poisoned_bench, tmp_path, cache))
+
+
+@pytest.fixture(scope="module")
+def poisoned_run(tf_backend) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """A run whose floors cache holds figures that are no times and whose figures fail: the
+    run, the cache, the results folder."""
+    return background.result("poisoned run", start_poisoned_run)
+
+
+beside_poisoned_run = pytest.mark.background.with_args(start_poisoned_run)
+
+
+@beside_poisoned_run
 def test_a_cache_of_figures_that_are_not_times_costs_no_cell_of_a_bench_run(poisoned_run):
     """Issue 20, class 1: the run wrote no CSV, no journal, not even the results folder."""
     run, cache, results = poisoned_run
@@ -944,6 +964,7 @@ def test_a_cache_of_figures_that_are_not_times_costs_no_cell_of_a_bench_run(pois
     assert len(warnings) == 1 and f"of the floors cache {cache} are" in warnings[0]
 
 
+@beside_poisoned_run
 def test_figures_that_fail_cost_no_result_and_warn_once(poisoned_run):
     run, _, results = poisoned_run
     assert run.stdout.count("warning: figures not drawn (RuntimeError: the figure broke)") == 1
