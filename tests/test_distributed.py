@@ -84,26 +84,22 @@ def test_two_replicas_converge_to_the_single_device_reference(backend, variant):
     _converge_on_two_replicas(backend, variant)
 
 
-def test_an_interrupt_kills_the_workers():
+def test_xla_under_mirrored_on_two_cpus_fails_with_tensorflows_reason_then_an_interrupt_kills_it():
+    """TensorFlow 2.21 does not compile a step whose variables live on two devices: the
+    cell fails, saying so, rather than being skipped. The worker, alive after that answer,
+    is then killed by Ctrl-C (SIGTERM in a harness session) as any worker is."""
     data = make_dataset(N_EXAMPLES, "float32")
     spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
     with pytest.raises(KeyboardInterrupt), open_trainer(
-            "tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 1) as trainer:
+            "tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 2) as trainer:
+        with pytest.raises(WorkerFailed) as failed:
+            trainer.call()
+        assert "worker 0 (chief)" in str(failed.value)
+        assert "xla" in str(failed.value).lower()
         pid = trainer.workers[0].process.pid
-        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM in a harness session
+        assert not _gone(pid)
+        raise KeyboardInterrupt
     assert _gone(pid)
-
-
-def test_xla_under_mirrored_on_two_cpus_fails_with_tensorflows_reason():
-    """TensorFlow 2.21 does not compile a step whose variables live on two devices: the
-    cell fails, saying so, rather than being skipped."""
-    data = make_dataset(N_EXAMPLES, "float32")
-    spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
-    with open_trainer("tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE,
-                      2) as trainer, pytest.raises(WorkerFailed) as failed:
-        trainer.call()
-    assert "worker 0 (chief)" in str(failed.value)
-    assert "xla" in str(failed.value).lower()
 
 
 def test_two_workers_converge_then_a_killed_one_fails_its_cell_leaving_no_process_or_port():
