@@ -4,12 +4,11 @@ tests/test_backend_contract.py, and the backend-specific remainders, tests/test_
 
 from __future__ import annotations
 
-import concurrent.futures
-import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 
+import background
 import numpy as np
 import pytest
 
@@ -145,51 +144,30 @@ for variant in backend.variants:
 print("ok")
 """
 
-# At most one second-CPU interpreter at a time, beside the test session: the session itself
-# keeps about one core busy, and a 2-core machine has one more.
-_BACKGROUND = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="second-cpu")
-# Runs asked for, by their marker's arguments; the interpreter running now, if any.
-_SECOND_CPU_RUNS: dict[tuple[str, ...], concurrent.futures.Future[tuple[int, str, str]]] = {}
-_RUNNING: list[subprocess.Popen] = []
-
-
 def _run_script(script: str) -> tuple[int, str, str]:
     """Run ``script`` in a fresh interpreter: (exit status, stdout, stderr)."""
-    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as process:
-        _RUNNING.append(process)
-        try:
-            stdout, stderr = process.communicate(timeout=240)
-        finally:
-            _RUNNING.remove(process)
-    return process.returncode, stdout, stderr
+    done = background.run([sys.executable, "-c", script], timeout=240)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _second_cpu_key(*args: str) -> str:
+    return "second CPU: " + " ".join(args)
 
 
 def start_on_a_second_cpu(backend_name: str, split_cpu: str, data_device: str,
                           weights_device: str) -> None:
-    """Queue the run of :func:`train_on_a_second_cpu`, to start as soon as the one before it
-    has ended.
+    """Queue the run of :func:`train_on_a_second_cpu` beside the session (tests/background.py).
 
     conftest.py queues every selected test's run when collection ends and runs those tests
     last, so the interpreters (seconds each, mostly imports) work beside the in-process tests
     rather than after them.
     """
-    key = (backend_name, split_cpu, data_device, weights_device)
-    if key in _SECOND_CPU_RUNS or backend_name not in installed_backends():
+    if backend_name not in installed_backends():
         return
     script = textwrap.dedent(split_cpu) + SECOND_CPU_SCRIPT.format(
         backend=backend_name, data_device=data_device, weights_device=weights_device)
-    _SECOND_CPU_RUNS[key] = _BACKGROUND.submit(_run_script, script)
-
-
-def stop_second_cpu_runs() -> None:
-    """Drop the queued runs and end the running one: for a session that stopped early."""
-    for run in _SECOND_CPU_RUNS.values():
-        run.cancel()
-    for process in list(_RUNNING):
-        process.kill()
-    _SECOND_CPU_RUNS.clear()
+    background.queue(_second_cpu_key(backend_name, split_cpu, data_device, weights_device),
+                     lambda: _run_script(script))
 
 
 def train_on_a_second_cpu(backend_name: str, split_cpu: str, data_device: str,
@@ -207,10 +185,9 @@ def train_on_a_second_cpu(backend_name: str, split_cpu: str, data_device: str,
         the backend lists CPU:0 and CPU:1 and that every variant's W and b on CPU:1 match the
         CPU:0 eager run within rtol 1e-5.
     """
-    start_on_a_second_cpu(backend_name, split_cpu, data_device, weights_device)
-    run = _SECOND_CPU_RUNS[backend_name, split_cpu, data_device, weights_device]
-    # 240 s for this run, and as long again for the one before it in the queue.
-    returncode, stdout, stderr = run.result(timeout=480)
+    args = (backend_name, split_cpu, data_device, weights_device)
+    returncode, stdout, stderr = background.result(_second_cpu_key(*args),
+                                                   lambda: start_on_a_second_cpu(*args))
     assert returncode == 0, stderr[-3000:]
     lines = stdout.splitlines()
     assert "devices ['CPU:0', 'CPU:1']" in lines

@@ -1,10 +1,12 @@
 """Shared fixtures: the TensorFlow backend (skipped with a reason where TensorFlow is absent),
-and for the backend tests, trainers built once and every backend's CPU eager run."""
+and for the backend tests, trainers built once and every backend's CPU eager run; the
+children queued to run beside the session (tests/background.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import background
 import pytest
 from backend_helpers import (
     LEARNING_RATE,
@@ -12,7 +14,6 @@ from backend_helpers import (
     backend_or_skip,
     start_on_a_second_cpu,
     steps_per_call,
-    stop_second_cpu_runs,
 )
 
 from linfit.backends import Backend, Trainer, get_backend
@@ -26,25 +27,37 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "second_cpu(backend, split_cpu, data_device, weights_device): the test "
         "trains every variant on a second CPU device in a fresh interpreter, queued when "
         "collection ends (see backend_helpers.train_on_a_second_cpu)")
+    config.addinivalue_line(
+        "markers", "background(start): start() queues the test's costly child to run beside "
+        "the session when collection ends; the test takes its result (tests/background.py)")
+
+
+def _runs_beside(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(name) is not None
+               for name in ("second_cpu", "background"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The second-CPU tests last, so that their interpreters, started when collection ends,
-    have the whole session to finish in, beside the other tests."""
-    items.sort(key=lambda item: item.get_closest_marker("second_cpu") is not None)
+    """The tests whose children run beside the session last, so that those children,
+    queued when collection ends, have the whole session to finish in, beside the other
+    tests."""
+    items.sort(key=_runs_beside)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Queue the selected second-CPU runs now: they then run beside the other tests."""
+    """Queue the selected tests' children now, in the order the tests will run: they then
+    run beside the other tests."""
     if session.config.option.collectonly:
         return
     for item in session.items:
         for marker in item.iter_markers("second_cpu"):
             start_on_a_second_cpu(*marker.args)
+        for marker in item.iter_markers("background"):
+            marker.args[0]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    stop_second_cpu_runs()
+    background.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import background
 import pytest
+from cli_helpers import linfit_each
 
 from linfit.ab.analysis import analyse
 from linfit.results.pairs import read_pairs
@@ -34,11 +36,24 @@ def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in lines[0]
 
 
-def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
-    done = _linfit("ab", "--aa", "--backends", "tensorflow", "--sizes", "1e3",
-                   "--variants", "function", "--pairs", "8", "--results", str(tmp_path))
+def _aa_session() -> tuple[subprocess.CompletedProcess, Path]:
+    results = background.folder("aa")
+    return background.run([sys.executable, "-m", "linfit", "ab", "--aa", "--backends",
+                           "tensorflow", "--sizes", "1e3", "--variants", "function", "--pairs",
+                           "8", "--results", str(results)], timeout=240, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}), results
+
+
+def start_aa_session() -> None:
+    """Run the A/A session beside the session (tests/background.py): three interpreters."""
+    background.queue("aa session", _aa_session)
+
+
+@pytest.mark.background.with_args(start_aa_session)
+def test_an_aa_session_at_a_tiny_size(tf_backend):
+    done, results = background.result("aa session", start_aa_session)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    [path] = tmp_path.glob("*-ab.csv")
+    [path] = results.glob("*-ab.csv")
     frame = read_pairs(path)
     # 8 pairs: the fewest for which a 99% signed-rank interval exists.
     assert len(frame) == 1 * 2 * 8
@@ -62,11 +77,6 @@ def test_an_aa_session_at_a_tiny_size(tf_backend, tmp_path):
     assert (frame["cpu_model"] != "").all() and (frame["memory_bytes"] > 0).all()
     if sys.platform.startswith("linux"):
         assert (frame["load_average"] >= 0).all() and (frame["peak_rss_bytes"] >= 0).all()
-
-
-def test_a_nonexistent_interpreter_is_bad_input():
-    done = _linfit("ab", "--side", "A:", "--side", "B: /no/such/python")
-    _one_line_exit_2(done, "/no/such/python", "does not exist")
 
 
 def test_an_interpreter_that_cannot_import_linfit_is_bad_input(tmp_path):
@@ -93,23 +103,6 @@ def test_a_worker_killed_while_planning_is_a_failure_not_bad_input(tmp_path):
     assert "linfit ab: side A: killed by signal 9 (SIGKILL) during plan" in done.stderr
     assert "ab_killed_at_plan: SIGKILL now" in done.stderr
     assert "error:" not in done.stderr and not list(tmp_path.iterdir())
-
-
-@pytest.mark.parametrize("spec", ["B: 1X=2", "B: 'unclosed", "B: python3 python3",
-                                  "bad label: python3"])
-def test_a_malformed_side_is_bad_input(spec):
-    done = _linfit("ab", "--side", "A:", "--side", spec)
-    _one_line_exit_2(done)
-
-
-def test_an_unknown_cell_option_is_bad_input():
-    done = _linfit("ab", "--aa", "--widths", "3")
-    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-
-
-def test_a_bad_cell_option_value_is_bad_input():
-    done = _linfit("ab", "--aa", "--sizes", "lots")
-    _one_line_exit_2(done, "'lots' is not a data set size")
 
 
 def test_the_verdicts_of_a_pairs_file_are_rendered_again(tmp_path):
@@ -161,8 +154,9 @@ def test_a_loaded_side_and_different_machines_are_warnings_on_stderr(tmp_path):
 
 LONG_LABEL = "a" * 100_000
 
+MALFORMED_SIDES = ["B: 1X=2", "B: 'unclosed", "B: python3 python3", "bad label: python3"]
 
-@pytest.mark.parametrize(("args", "needles"), [
+OPTIONS_THAT_CANNOT_MAKE_SENSE = [
     # Issue 20, class 4, as reported.
     (["--side", "", "--side", ""], ["side '' is empty"]),
     (["--aa", "--min-pairs", "50", "--max-pairs", "20"],
@@ -191,26 +185,72 @@ LONG_LABEL = "a" * 100_000
      ["leave out --max-seconds, --seed"]),
     (["--from", "x.csv", "--until-decided"], ["leave out --until-decided"]),
     (["--aa", "--max-pairs", "5000"], ["--max-pairs 5000 is above 1000"]),
-])
-def test_options_that_cannot_make_sense_are_one_line_before_any_worker_starts(tmp_path, args,
-                                                                             needles):
-    results = tmp_path / "results"
-    extra = [] if "--from" in args else ["--results", str(results)]
-    done = _linfit("ab", *args, *extra, timeout=60)
-    _one_line_exit_2(done, *needles)
-    assert not results.exists()
+]
 
 
-def test_one_pairs_bound_given_alone_moves_the_other(tmp_path):
+def _options_results(folder: Path, index: int) -> Path:
+    """The results folder given to case ``index`` of OPTIONS_THAT_CANNOT_MAKE_SENSE."""
+    return folder / f"options-{index}" / "results"
+
+
+@pytest.fixture(scope="module")
+def refusals_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("refusals")
+
+
+@pytest.fixture(scope="module")
+def refused(refusals_folder: Path) -> dict[str, subprocess.CompletedProcess]:
+    """The command lines below that need no worker, run in one interpreter, by name."""
+    cases = {"nonexistent interpreter": ["ab", "--side", "A:", "--side", "B: /no/such/python"],
+             "unknown cell option": ["ab", "--aa", "--widths", "3"],
+             "bad cell option value": ["ab", "--aa", "--sizes", "lots"],
+             "one pairs bound": ["ab", "--aa", "--max-pairs", "5", "--sizes", "lots",
+                                 "--results", str(refusals_folder / "one-bound")],
+             "help": ["ab", "--help"]}
+    for spec in MALFORMED_SIDES:
+        cases[f"side {spec}"] = ["ab", "--side", "A:", "--side", spec]
+    for index, (args, _) in enumerate(OPTIONS_THAT_CANNOT_MAKE_SENSE):
+        extra = ([] if "--from" in args
+                 else ["--results", str(_options_results(refusals_folder, index))])
+        cases[f"options {index}"] = ["ab", *args, *extra]
+    # One interpreter for them all: a fresh one per case cost a second of imports each.
+    return dict(zip(cases, linfit_each(list(cases.values()), timeout=240), strict=True))
+
+
+def test_a_nonexistent_interpreter_is_bad_input(refused):
+    _one_line_exit_2(refused["nonexistent interpreter"], "/no/such/python", "does not exist")
+
+
+@pytest.mark.parametrize("spec", MALFORMED_SIDES)
+def test_a_malformed_side_is_bad_input(refused, spec):
+    _one_line_exit_2(refused[f"side {spec}"])
+
+
+def test_an_unknown_cell_option_is_bad_input(refused):
+    done = refused["unknown cell option"]
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_cell_option_value_is_bad_input(refused):
+    _one_line_exit_2(refused["bad cell option value"], "'lots' is not a data set size")
+
+
+@pytest.mark.parametrize(("index", "needles"), [
+    (index, needles) for index, (_, needles) in enumerate(OPTIONS_THAT_CANNOT_MAKE_SENSE)])
+def test_options_that_cannot_make_sense_are_one_line_before_any_worker_starts(
+        refused, refusals_folder, index, needles):
+    _one_line_exit_2(refused[f"options {index}"], *needles)
+    assert not _options_results(refusals_folder, index).exists()
+
+
+def test_one_pairs_bound_given_alone_moves_the_other(refused):
     """--max-pairs 5 alone lowers the default minimum (10) to 5 rather than being refused;
     the session is then refused for another reason before any worker: here a bad size."""
-    done = _linfit("ab", "--aa", "--max-pairs", "5", "--sizes", "lots", "--results",
-                   str(tmp_path), timeout=60)
-    _one_line_exit_2(done, "'lots' is not a data set size")
+    _one_line_exit_2(refused["one pairs bound"], "'lots' is not a data set size")
 
 
-def test_the_label_rule_is_in_the_help():
-    done = _linfit("ab", "--help", timeout=60)
+def test_the_label_rule_is_in_the_help(refused):
+    done = refused["help"]
     assert done.returncode == 0
     assert "1 to 40 ASCII letters, digits and . _ + -" in " ".join(done.stdout.split())
 

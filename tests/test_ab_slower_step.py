@@ -1,10 +1,11 @@
 """The test-only plugin that gives one A/B side 10% more work (tests/ab_slower_step.py)."""
 
-import subprocess
+import functools
 import sys
 import textwrap
 from pathlib import Path
 
+import background
 import pytest
 
 SCRIPT = textwrap.dedent("""
@@ -29,9 +30,15 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def start_script() -> None:
+    """Run SCRIPT beside the session (tests/background.py)."""
+    background.queue("ab_slower_step script", functools.partial(
+        background.run, [sys.executable, "-c", SCRIPT], timeout=120, cwd=Path(__file__).parent))
+
+
+@pytest.mark.background.with_args(start_script)
 def test_every_tenth_call_runs_twice_in_every_variant(tf_backend):
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).parent)
+    done = background.result("ab_slower_step script", start_script)
     assert done.returncode == 0, done.stderr[-2000:]
     single_w, single_b, eleven_w, eleven_b, loop_w, loop_b, reference_w, reference_b = map(
         float, done.stdout.split())

@@ -7,10 +7,11 @@ Each case runs in a fresh interpreter in which the other frameworks look absent:
 package that is not installed.
 """
 
-import subprocess
+import functools
 import sys
 import textwrap
 
+import background
 import pytest
 
 FRAMEWORKS = ("tensorflow", "jax", "torch")
@@ -33,16 +34,29 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+# The commands each test runs where only its framework is installed.
+JAX_COMMANDS = (["devices"], ["fit", "--backend", "jax", "--variant", "jit", "--steps", "3"],
+                ["fit", "--steps", "3"])
+TORCH_COMMANDS = (["fit", "--backend", "torch", "--variant", "eager", "--steps", "3"],)
+
+
+def start_with_only(framework: str, *commands: list[str]) -> None:
+    """Queue ``commands`` in an interpreter where only ``framework`` is installed, beside the
+    session (tests/background.py)."""
+    blocked = tuple(name for name in FRAMEWORKS if name != framework)
+    script = SCRIPT.format(blocked=blocked, commands=[list(argv) for argv in commands])
+    background.queue(f"only {framework}: {commands}", functools.partial(
+        background.run, [sys.executable, "-c", script], timeout=240))
+
+
 def _run_with_only(framework, *commands):
     """Run linfit commands in one interpreter where only ``framework`` is installed.
 
     Returns the finished process and its stdout split in one list of lines per command.
     """
     pytest.importorskip(framework, reason=f"{framework} is not installed")
-    blocked = tuple(name for name in FRAMEWORKS if name != framework)
-    script = SCRIPT.format(blocked=blocked, commands=[list(argv) for argv in commands])
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=240)
+    done = background.result(f"only {framework}: {commands}",
+                             functools.partial(start_with_only, framework, *commands))
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == f"installed ['{framework}']"
@@ -56,10 +70,9 @@ def _run_with_only(framework, *commands):
     return done, outputs
 
 
+@pytest.mark.background.with_args(functools.partial(start_with_only, "jax", *JAX_COMMANDS))
 def test_jax_alone_lists_its_devices_and_fits():
-    done, (devices, fitted, default) = _run_with_only(
-        "jax", ["devices"], ["fit", "--backend", "jax", "--variant", "jit", "--steps", "3"],
-        ["fit", "--steps", "3"])
+    done, (devices, fitted, default) = _run_with_only("jax", *JAX_COMMANDS)
     assert devices[-1] == "status 0"
     assert devices[:-1] and all(line.startswith("jax ") for line in devices[:-1]), devices
     assert fitted[0].startswith("Epoch  0: W=5.00 b=0.00")
@@ -71,8 +84,8 @@ def test_jax_alone_lists_its_devices_and_fits():
         "pip install tensorflow")
 
 
+@pytest.mark.background.with_args(functools.partial(start_with_only, "torch", *TORCH_COMMANDS))
 def test_torch_alone_fits():
-    _, (fitted,) = _run_with_only(
-        "torch", ["fit", "--backend", "torch", "--variant", "eager", "--steps", "3"])
+    _, (fitted,) = _run_with_only("torch", *TORCH_COMMANDS)
     assert fitted[0].startswith("Epoch  0: W=5.00 b=0.00")
     assert fitted[-1] == "status 0"

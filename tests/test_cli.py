@@ -1,12 +1,14 @@
 """The command line: fit, devices, bad arguments and bad paths that exit 2 with one line,
 a reader that goes away, and TensorFlow's start-up noise."""
 
+import functools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import background
 import pytest
 
 from linfit import data
@@ -172,24 +174,36 @@ TF_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom oper
             "Could not find cuda drivers", "failed call to cuInit")
 
 
-def _devices_stderr(**environ: str) -> str:
+def start_devices(level: str | None) -> None:
+    """Run `linfit devices --backend tensorflow` beside the session (tests/background.py),
+    with TF_CPP_MIN_LOG_LEVEL at ``level`` (None: unset)."""
     env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([*RUN_LINFIT, "devices", "--backend", "tensorflow"],
-                          capture_output=True, text=True, timeout=300, env={**env, **environ})
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    background.queue(f"linfit devices at level {level}", functools.partial(
+        background.run, [*RUN_LINFIT, "devices", "--backend", "tensorflow"], timeout=300,
+        env=env))
+
+
+def _devices_stderr(level: str | None) -> str:
+    done = background.result(f"linfit devices at level {level}",
+                             functools.partial(start_devices, level))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("tensorflow  CPU:0")
     return done.stderr
 
 
+@pytest.mark.background.with_args(functools.partial(start_devices, None))
 def test_tensorflow_starts_without_noise(tf_backend):
-    stderr = _devices_stderr()
+    stderr = _devices_stderr(None)
     assert [line for line in stderr.splitlines() if any(n in line for n in TF_NOISE)] == []
 
 
+@pytest.mark.background.with_args(functools.partial(start_devices, "0"))
 def test_tensorflow_noise_is_back_when_the_user_asks_for_it(tf_backend):
     # The user's own TF_CPP_MIN_LOG_LEVEL is kept: at 0 every line shows, as TensorFlow
     # prints it (the Abseil preamble at least: it comes with any line Abseil logs).
-    stderr = _devices_stderr(TF_CPP_MIN_LOG_LEVEL="0")
+    stderr = _devices_stderr("0")
     assert TF_NOISE[0] in stderr
 
 

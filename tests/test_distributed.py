@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from linfit.convergence import CONVERGENCE_STEPS, convergence_problems
 from linfit.data import make_dataset
 from linfit.distributed import (
     DISTRIBUTED_VARIANTS,
+    RemoteTrainer,
     WorkerFailed,
     check_port_free,
     check_tf_config,
@@ -47,16 +49,19 @@ def _gone(pid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize(("backend", "variant"), [
-    ("tensorflow", "mirrored-function"), ("tensorflow", "mirrored-eager"),
-    ("tensorflow", "multi-worker-function"), ("jax", "sharded-jit")])
-def test_two_replicas_converge_to_the_single_device_reference(backend, variant):
+def _converge_on_two_replicas(backend: str, variant: str, *, ports: list[int] | None = None,
+                              then: Callable[[RemoteTrainer, list[int]], None] | None = None,
+                              ) -> None:
+    """Train ``variant`` with two replicas (on ``ports``, if given) to the single-device
+    eager reference; ``then(trainer, pids)`` runs after the training, before the workers
+    stop. Every worker is gone afterwards."""
     pytest.importorskip(backend)
     data = make_dataset(N_EXAMPLES, "float32")
     spec = DISTRIBUTED_VARIANTS[backend][variant]
     reference = fit(get_backend(backend), "eager", "CPU:0", data, CONVERGENCE_STEPS,
                     LEARNING_RATE)
-    with open_trainer(backend, spec, CPU[backend], data, LEARNING_RATE, 2) as trainer:
+    with open_trainer(backend, spec, CPU[backend], data, LEARNING_RATE, 2,
+                      ports=ports) as trainer:
         train(trainer, CONVERGENCE_STEPS)
         # weights() also checks that every replica of every worker holds the same W and b.
         final_w, final_b = trainer.weights()
@@ -64,45 +69,51 @@ def test_two_replicas_converge_to_the_single_device_reference(backend, variant):
         assert trainer.traces == int(spec.compiled)
         pids = [worker.process.pid for worker in trainer.workers]
         assert len(pids) == (2 if spec.processes_per_replica else 1)
+        if then is not None:
+            then(trainer, pids)
     assert convergence_problems(final_w, final_b, reference.final_w, reference.final_b,
                                 data.w_ols, data.b_ols, "float32") == []
     assert all(_gone(pid) for pid in pids)
 
 
-def test_an_interrupt_kills_the_workers():
+# multi-worker-function converges in the killed-worker test below, on the same two workers.
+@pytest.mark.parametrize(("backend", "variant"), [
+    ("tensorflow", "mirrored-function"), ("tensorflow", "mirrored-eager"),
+    ("jax", "sharded-jit")])
+def test_two_replicas_converge_to_the_single_device_reference(backend, variant):
+    _converge_on_two_replicas(backend, variant)
+
+
+def test_xla_under_mirrored_on_two_cpus_fails_with_tensorflows_reason_then_an_interrupt_kills_it():
+    """TensorFlow 2.21 does not compile a step whose variables live on two devices: the
+    cell fails, saying so, rather than being skipped. The worker, alive after that answer,
+    is then killed by Ctrl-C (SIGTERM in a harness session) as any worker is."""
     data = make_dataset(N_EXAMPLES, "float32")
     spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
     with pytest.raises(KeyboardInterrupt), open_trainer(
-            "tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 1) as trainer:
+            "tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 2) as trainer:
+        with pytest.raises(WorkerFailed) as failed:
+            trainer.call()
+        assert "worker 0 (chief)" in str(failed.value)
+        assert "xla" in str(failed.value).lower()
         pid = trainer.workers[0].process.pid
-        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM in a harness session
+        assert not _gone(pid)
+        raise KeyboardInterrupt
     assert _gone(pid)
 
 
-def test_xla_under_mirrored_on_two_cpus_fails_with_tensorflows_reason():
-    """TensorFlow 2.21 does not compile a step whose variables live on two devices: the
-    cell fails, saying so, rather than being skipped."""
-    data = make_dataset(N_EXAMPLES, "float32")
-    spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
-    with open_trainer("tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE,
-                      2) as trainer, pytest.raises(WorkerFailed) as failed:
-        trainer.call()
-    assert "worker 0 (chief)" in str(failed.value)
-    assert "xla" in str(failed.value).lower()
-
-
-def test_a_killed_worker_fails_its_cell_and_leaves_no_process_and_no_port():
-    data = make_dataset(N_EXAMPLES, "float32")
-    spec = DISTRIBUTED_VARIANTS["tensorflow"]["multi-worker-function"]
+def test_two_workers_converge_then_a_killed_one_fails_its_cell_leaving_no_process_or_port():
+    """multi-worker-function: two workers (fresh interpreters, the costliest cell here)
+    converge to the reference; then worker 1 is killed, and the next call fails naming it."""
     ports = free_ports(2)
-    with open_trainer("tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 2,
-                      ports=ports) as trainer:
-        trainer.call()
-        pids = [worker.process.pid for worker in trainer.workers]
+
+    def kill_worker_1(trainer: RemoteTrainer, pids: list[int]) -> None:
         os.kill(pids[1], signal.SIGKILL)
         with pytest.raises(WorkerFailed, match=r"worker 1 \(worker\): killed by signal 9"):
             trainer.call()
-    assert all(_gone(pid) for pid in pids)
+
+    _converge_on_two_replicas("tensorflow", "multi-worker-function", ports=ports,
+                              then=kill_worker_1)
     for port in ports:
         check_port_free(port)
 

@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 
+import background
 import pandas as pd
 import pytest
 
 from linfit import floors, machine, memory
 from linfit._errors import LinfitError
+from linfit.backends import get_backend
 from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
 from linfit.builds import git_commit
@@ -825,21 +827,53 @@ def _run_bench(tmp_path: Path, *args: str, only: str = "--benchmark-only",
                           env=env)
 
 
-@pytest.fixture(scope="module")
-def bench_run(tf_backend, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """One run of two real variants and two broken ones (tests/harness_faults.py), and its CSV."""
-    tmp_path = tmp_path_factory.mktemp("bench")
+# The runs below that need nothing from the tests before them run beside the session
+# (tests/background.py), each in a folder of its own: `tmp_path` is the test's, not theirs.
+
+
+def _bench_beside(name: str, *args: str, only: str = "--benchmark-only",
+                  environ: dict[str, str] | None = None, timing: tuple[str, ...] = TINY_TIMING,
+                  ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """:func:`_run_bench` in a new folder, from a job beside the session: the run and the
+    folder (where its results folder would be)."""
+    tmp_path = background.folder(name)
+    command, env = _bench_command(tmp_path, *args, only=only, environ=environ, timing=timing)
+    return background.run(command, cwd=tmp_path, env=env, timeout=300), tmp_path
+
+
+def _queue_beside_if_tensorflow(key: str, job: Callable[[], object]) -> None:
+    # Without TensorFlow the tests skip (tf_backend): no run to queue.
+    if "tensorflow" in available_backends():
+        background.queue(key, job)
+
+
+def _bench_run() -> tuple[subprocess.CompletedProcess[str], Path]:
     # LINFIT_NO_PLOTS=0 means: draw the figures (test_bench_run_draws_its_figures...). No
     # --benchmark-max-time: each cell gets the quick profile's (test_bench_run_keeps_...).
-    run = _run_bench(tmp_path, "-p", "harness_faults", "--linfit-variants",
-                     "eager,xla-loop,retrace,slow-lr", "--linfit-steps-per-call", "10",
-                     "--benchmark-json", "bench.json", environ={"LINFIT_NO_PLOTS": "0"},
-                     timing=("--benchmark-min-rounds", "3"))
+    run, tmp_path = _bench_beside("bench", "-p", "harness_faults", "--linfit-variants",
+                                  "eager,xla-loop,retrace,slow-lr", "--linfit-steps-per-call",
+                                  "10", "--benchmark-json", "bench.json",
+                                  environ={"LINFIT_NO_PLOTS": "0"},
+                                  timing=("--benchmark-min-rounds", "3"))
     written = list((tmp_path / "results").glob("*.csv"))
     assert len(written) == 1, run.stdout + run.stderr
     return run, written[0]
 
 
+def start_bench_run() -> None:
+    _queue_beside_if_tensorflow("bench run", _bench_run)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tf_backend) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One run of two real variants and two broken ones (tests/harness_faults.py), and its CSV."""
+    return background.result("bench run", start_bench_run)
+
+
+beside_bench_run = pytest.mark.background.with_args(start_bench_run)
+
+
+@beside_bench_run
 def test_bench_run_writes_a_csv_with_a_row_per_cell(bench_run):
     _, written = bench_run
     frame = read_frame(written)
@@ -852,6 +886,7 @@ def test_bench_run_writes_a_csv_with_a_row_per_cell(bench_run):
                for samples, rounds in zip(frame.samples_seconds, frame.rounds, strict=True))
 
 
+@beside_bench_run
 def test_bench_run_fails_retraced_and_unconverged_cells_and_keeps_their_rows(bench_run):
     run, written = bench_run
     assert run.returncode == 1, run.stdout + run.stderr
@@ -867,6 +902,7 @@ def test_bench_run_fails_retraced_and_unconverged_cells_and_keeps_their_rows(ben
     assert frame.message["eager"] == ""
 
 
+@beside_bench_run
 def test_bench_run_prints_the_path_and_the_speedups(bench_run):
     run, written = bench_run
     assert f"results: {written} (4 cells, 2 ok, 2 failed)" in run.stdout
@@ -880,6 +916,7 @@ def test_bench_run_prints_the_path_and_the_speedups(bench_run):
     assert "benchmark 'CPU:0 n=100 float32, time per call of k steps': 4 tests" in run.stdout
 
 
+@beside_bench_run
 def test_bench_run_keeps_pytest_benchmark_per_call_json(bench_run):
     _, written = bench_run
     benchmarks = json.loads((written.parent.parent / "bench.json").read_text())["benchmarks"]
@@ -899,13 +936,21 @@ def test_bench_run_keeps_pytest_benchmark_per_call_json(bench_run):
     assert frame.median_seconds["xla-loop"] == pytest.approx(loop["stats"]["median"] / 10)
 
 
-def test_bench_run_with_benchmarks_disabled_writes_nothing(tf_backend, tmp_path):
-    run = _run_bench(tmp_path, "--linfit-variants", "tensorflow:xla", only="--benchmark-disable")
+def start_disabled_run() -> None:
+    _queue_beside_if_tensorflow("disabled run", functools.partial(
+        _bench_beside, "disabled", "--linfit-variants", "tensorflow:xla",
+        only="--benchmark-disable"))
+
+
+@pytest.mark.background.with_args(start_disabled_run)
+def test_bench_run_with_benchmarks_disabled_writes_nothing(tf_backend):
+    run, tmp_path = background.result("disabled run", start_disabled_run)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no results CSV written" in run.stdout
     assert not (tmp_path / "results").exists()
 
 
+@beside_bench_run
 def test_bench_run_records_the_floors_and_efficiency(bench_run):
     run, written = bench_run
     ok = read_frame(written).query("status == 'ok'")
@@ -919,6 +964,7 @@ def test_bench_run_records_the_floors_and_efficiency(bench_run):
     assert "floors: " in run.stdout and " rounds" in run.stdout
 
 
+@beside_bench_run
 def test_bench_run_draws_its_figures_beside_the_csv(bench_run):
     run, written = bench_run
     for name in ("step-time", "speedup", "first-call", "convergence"):
@@ -949,18 +995,37 @@ def _poisoned_cache(backend: Backend, cache_home: Path) -> Path:
                                              devices), path)
 
 
-@pytest.fixture(scope="module")
-def poisoned_run(tf_backend, tmp_path_factory,
-                 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
-    """A run whose floors cache holds figures that are no times and whose figures fail: the
-    run, the cache, the results folder."""
-    tmp_path = tmp_path_factory.mktemp("poisoned")
-    cache = _poisoned_cache(tf_backend, tmp_path / "cache")
-    run = _run_bench(tmp_path, "-p", "harness_broken_plots", "--linfit-variants", "eager,function",
-                     environ={"LINFIT_NO_PLOTS": "0", "XDG_CACHE_HOME": str(tmp_path / "cache")})
+def _poisoned_bench(tmp_path: Path, cache: Path,
+                    ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    command, env = _bench_command(tmp_path, "-p", "harness_broken_plots", "--linfit-variants",
+                                  "eager,function", environ={
+                                      "LINFIT_NO_PLOTS": "0",
+                                      "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    run = background.run(command, cwd=tmp_path, env=env, timeout=300)
     return run, cache, tmp_path / "results"
 
 
+def start_poisoned_run() -> None:
+    """Write the poisoned cache here (it asks TensorFlow for this machine's devices, which a
+    job may not), then queue the run beside the session."""
+    if background.queued("poisoned run") or "tensorflow" not in available_backends():
+        return
+    tmp_path = background.folder("poisoned")
+    cache = _poisoned_cache(get_backend("tensorflow"), tmp_path / "cache")
+    background.queue("poisoned run", functools.partial(_poisoned_bench, tmp_path, cache))
+
+
+@pytest.fixture(scope="module")
+def poisoned_run(tf_backend) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """A run whose floors cache holds figures that are no times and whose figures fail: the
+    run, the cache, the results folder."""
+    return background.result("poisoned run", start_poisoned_run)
+
+
+beside_poisoned_run = pytest.mark.background.with_args(start_poisoned_run)
+
+
+@beside_poisoned_run
 def test_a_cache_of_figures_that_are_not_times_costs_no_cell_of_a_bench_run(poisoned_run):
     """Issue 20, class 1: the run wrote no CSV, no journal, not even the results folder."""
     run, cache, results = poisoned_run
@@ -976,6 +1041,7 @@ def test_a_cache_of_figures_that_are_not_times_costs_no_cell_of_a_bench_run(pois
     assert len(warnings) == 1 and f"of the floors cache {cache} are" in warnings[0]
 
 
+@beside_poisoned_run
 def test_figures_that_fail_cost_no_result_and_warn_once(poisoned_run):
     run, _, results = poisoned_run
     assert run.stdout.count("warning: figures not drawn (RuntimeError: the figure broke)") == 1
@@ -990,17 +1056,35 @@ def _baseline_from(source: Path, target: Path, time_factor: float) -> Path:
                           for result in read_results(source) if result.ok], target)
 
 
-@pytest.mark.parametrize(("time_factor", "status", "verdict"),
-                         [(0.5, 1, "errors: the gate fails"),
-                          (3.0, 0, "no regression: the gate passes")])
-def test_baseline_gate_fails_the_session_on_a_regression_only(bench_run, tmp_path, time_factor,
-                                                             status, verdict):
-    _, written = bench_run
-    # Half the time in the baseline: this run is twice as slow, far beyond noise.
+GATE_CASES = [(0.5, 1, "errors: the gate fails"), (3.0, 0, "no regression: the gate passes")]
+
+
+def _gate_run(time_factor: float) -> tuple[subprocess.CompletedProcess[str], Path]:
+    _, written = background.result("bench run", start_bench_run)
+    tmp_path = background.folder(f"gate-{time_factor}")
+    # Half the time in the baseline: this run is twice as slow, far beyond noise. The gate
+    # reads times only: no floors (bench_run checks them), no figures.
     baseline = _baseline_from(written, tmp_path / "baseline.csv", time_factor)
-    run = _run_bench(tmp_path, "--linfit-variants", "eager,xla-loop", "--linfit-steps-per-call",
-                     "10", "--benchmark-min-rounds", "10", "--linfit-no-plots",
-                     "--linfit-baseline", str(baseline))
+    command, env = _bench_command(tmp_path, "--linfit-variants", "eager,xla-loop",
+                                  "--linfit-steps-per-call", "10", "--benchmark-min-rounds",
+                                  "10", "--linfit-no-plots", "--linfit-floors", "off",
+                                  "--linfit-baseline", str(baseline))
+    return background.run(command, cwd=tmp_path, env=env, timeout=300), baseline
+
+
+def start_gate_run(time_factor: float) -> None:
+    start_bench_run()
+    _queue_beside_if_tensorflow(f"gate run {time_factor}",
+                                functools.partial(_gate_run, time_factor))
+
+
+@pytest.mark.parametrize(("time_factor", "status", "verdict"), [
+    pytest.param(*case, marks=pytest.mark.background.with_args(
+        functools.partial(start_gate_run, case[0]))) for case in GATE_CASES])
+def test_baseline_gate_fails_the_session_on_a_regression_only(bench_run, time_factor, status,
+                                                             verdict):
+    run, baseline = background.result(f"gate run {time_factor}",
+                                      functools.partial(start_gate_run, time_factor))
     assert run.returncode == status, run.stdout + run.stderr
     assert f"linfit check against {baseline}" in run.stdout
     assert verdict in run.stdout
@@ -1043,11 +1127,24 @@ def test_a_results_path_that_is_no_folder_stops_the_run_before_timing(tf_backend
         assert target.read_text() == "not a folder\n"
 
 
-def test_a_session_that_timed_no_cell_fails_and_so_does_its_gate(bench_run, tmp_path):
-    _, written = bench_run
+def _run_that_times_no_cell() -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    _, written = background.result("bench run", start_bench_run)
     # 1e13 examples need terabytes: every cell is skipped for memory.
-    run = _run_bench(tmp_path, "--linfit-sizes", "1e13", "--linfit-floors", "off",
-                     "--linfit-variants", "eager", "--linfit-baseline", str(written))
+    run, tmp_path = _bench_beside("no-cell", "--linfit-sizes", "1e13", "--linfit-floors", "off",
+                                  "--linfit-variants", "eager", "--linfit-baseline",
+                                  str(written))
+    return run, tmp_path, written
+
+
+def start_run_that_times_no_cell() -> None:
+    start_bench_run()
+    _queue_beside_if_tensorflow("run that times no cell", _run_that_times_no_cell)
+
+
+@pytest.mark.background.with_args(start_run_that_times_no_cell)
+def test_a_session_that_timed_no_cell_fails_and_so_does_its_gate(bench_run):
+    run, tmp_path, written = background.result("run that times no cell",
+                                               start_run_that_times_no_cell)
     assert run.returncode == 5, run.stdout + run.stderr
     assert "no cell was timed" in run.stdout
     assert f"nothing was compared with {written}" in run.stdout

@@ -2,24 +2,25 @@
 
 A special file given where a file is read must be refused in one line, never waited on
 (a FIFO) nor read without end (/dev/zero): the command-line cases run in a child process
-under a time limit, so that a hang fails the test instead of the suite.
+(one for them all, tests/cli_helpers.py) under a time limit, so that a hang fails the test
+instead of the suite.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import linfit_each
 
 from linfit._errors import LinfitError
 from linfit._paths import atomic_write_text, link_unique, open_input
 
-ROOT = Path(__file__).parents[1]
-# Seconds a refused special file may take, start-up included: a hang ends the child.
-CLI_SECONDS = 120
+# Seconds the refusals of every command line below may take in all, start-up included (the
+# three frameworks load once): a hang ends the child.
+CLI_SECONDS = 240
 # Seconds an in-process open may take before SIGALRM calls it a hang.
 OPEN_SECONDS = 10
 
@@ -121,52 +122,79 @@ def test_link_unique_takes_the_next_free_name(tmp_path):
     assert not source.exists() and (tmp_path / "s.csv").read_text() == "taken"
 
 
-def _linfit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "linfit", *args], capture_output=True,
-                          text=True, timeout=CLI_SECONDS, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+EVERY_COMMAND = [["plot", "-o", "{out}"], ["recover"], ["floors", "--cache"], ["check"],
+                 ["report", "-o", "{out}/report.md"], ["ab", "--from"]]
+DEVICES = ["/dev/zero", "/dev/full"]
+HISTORY_SPECIALS = ["fifo", "/dev/zero"]
 
 
-@pytest.mark.parametrize("command", [
-    ["plot", "-o", "{out}"], ["recover"], ["floors", "--cache"], ["check"],
-    ["report", "-o", "{out}/report.md"], ["ab", "--from"],
-])
-def test_every_command_refuses_a_fifo_in_one_line(fifo, tmp_path, command):
-    done = _linfit(*[arg.format(out=tmp_path / "out") for arg in command], str(fifo))
+@pytest.fixture(scope="module")
+def specials(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``pipe``, a FIFO, and a folder of runs per HISTORY_SPECIALS entry
+    (``history-0``, ...) that holds that special file among its runs."""
+    folder = tmp_path_factory.mktemp("specials")
+    os.mkfifo(folder / "pipe")
+    for index, special in enumerate(HISTORY_SPECIALS):
+        runs = folder / f"history-{index}" / "runs"
+        runs.mkdir(parents=True)
+        if special == "fifo":
+            os.mkfifo(runs / "run.csv")
+        elif os.path.exists(special):
+            (runs / "z.csv").symlink_to(special)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def refused(specials: Path) -> dict[str, subprocess.CompletedProcess]:
+    """Every command line of the tests below, by name, run in one interpreter: `linfit
+    floors` alone loads TensorFlow, JAX and PyTorch before it reads its cache."""
+    fifo = str(specials / "pipe")
+    cases = {" ".join(command): [*[arg.format(out=specials / command[0] / "out")
+                                   for arg in command], fifo] for command in EVERY_COMMAND}
+    cases["compare"] = ["compare", fifo, fifo]
+    cases.update({f"floors {device}": ["floors", "--cache", device] for device in DEVICES
+                  if os.path.exists(device)})
+    for index, special in enumerate(HISTORY_SPECIALS):
+        runs = specials / f"history-{index}" / "runs"
+        if any(runs.iterdir()):
+            cases[f"history {special}"] = ["history", str(runs), "-o",
+                                           str(runs.with_name("site"))]
+    return dict(zip(cases, linfit_each(list(cases.values()), timeout=CLI_SECONDS),
+                    strict=True))
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND)
+def test_every_command_refuses_a_fifo_in_one_line(specials, refused, command):
+    done = refused[" ".join(command)]
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"linfit {command[0]}: error: {fifo}: not a regular file (a FIFO); give "
+        f"linfit {command[0]}: error: {specials / 'pipe'}: not a regular file (a FIFO); give "
         + done.stderr.split("give ", 1)[1].strip()]
 
 
-def test_compare_refuses_a_fifo_in_one_line(fifo):
-    done = _linfit("compare", str(fifo), str(fifo))
+def test_compare_refuses_a_fifo_in_one_line(refused):
+    done = refused["compare"]
     assert done.returncode == 2 and "not a regular file (a FIFO)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("device", ["/dev/zero", "/dev/full"])
-def test_a_device_as_floors_cache_is_refused_in_one_line(device):
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_device_as_floors_cache_is_refused_in_one_line(refused, device):
     if not os.path.exists(device):
         pytest.skip(f"{device} does not exist here")
-    done = _linfit("floors", "--cache", device)
+    done = refused[f"floors {device}"]
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (f"linfit floors: error: {device}: not a regular file (a "
                                    "character device); give a floors cache (JSON)")
 
 
-@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
-def test_history_refuses_a_special_file_among_the_runs_in_one_line(tmp_path, special):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    if special == "fifo":
-        os.mkfifo(runs / "run.csv")
-    elif os.path.exists(special):
-        (runs / "z.csv").symlink_to(special)
-    else:
+@pytest.mark.parametrize("special", HISTORY_SPECIALS)
+def test_history_refuses_a_special_file_among_the_runs_in_one_line(specials, refused, special):
+    if f"history {special}" not in refused:
         pytest.skip(f"{special} does not exist here")
-    done = _linfit("history", str(runs), "-o", str(tmp_path / "site"))
+    done = refused[f"history {special}"]
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "not a regular file" in done.stderr
-    assert not (tmp_path / "site").exists()
+    site = specials / f"history-{HISTORY_SPECIALS.index(special)}" / "site"
+    assert not site.exists()

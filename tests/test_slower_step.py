@@ -1,10 +1,11 @@
 """The test-only plugin that makes loop variants do 25% more work (tests/slower_step.py)."""
 
-import subprocess
+import functools
 import sys
 import textwrap
 from pathlib import Path
 
+import background
 import pytest
 
 SCRIPT = textwrap.dedent("""
@@ -23,9 +24,15 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def start_script() -> None:
+    """Run SCRIPT beside the session (tests/background.py)."""
+    background.queue("slower_step script", functools.partial(
+        background.run, [sys.executable, "-c", SCRIPT], timeout=120, cwd=Path(__file__).parent))
+
+
+@pytest.mark.background.with_args(start_script)
 def test_a_loop_call_runs_a_quarter_more_steps_than_it_reports(tf_backend):
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).parent)
+    done = background.result("slower_step script", start_script)
     assert done.returncode == 0, done.stderr[-2000:]
     steps_per_call, loop_w, loop_b, single_w, single_b = done.stdout.split()
     assert steps_per_call == "4"
