@@ -14,7 +14,8 @@ mark of resident memory reset to what the process holds now), builds the trainer
 first call (trace, compile) and :data:`CALLS` more, and reads the watch. So each figure is
 what the cell added over a process that has the framework loaded and nothing else: no
 earlier cell's caches, compiled programs or allocator pools are in the baseline, as they are
-in ``pytest bench/``'s ``peak_rss_bytes`` column. What the framework's import itself costs is in neither.
+in ``pytest bench/``'s ``peak_rss_bytes`` column. What the framework's import itself costs is
+in neither.
 
 Every child has a time limit (:data:`CELL_TIMEOUT_SECONDS`), its stderr is kept for the
 message of a cell that fails, and it is gone when its cell returns, also on Ctrl-C or SIGTERM.
