@@ -13,7 +13,7 @@ file holds every cell that finished, and says the run was interrupted.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,7 @@ import pytest
 from linfit._errors import LinfitError
 from linfit.check import Finding, check_results, exit_status
 from linfit.environment import env_flag
+from linfit.fit import FitResult
 from linfit.harness import (
     OPTIONS,
     Harness,
@@ -161,7 +162,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     results = read_results(written)
     if not (config.getoption("linfit_no_plots") or env_flag(NO_PLOTS_ENV)):
-        config.stash[PLOTS] = _draw(results.to_frame(), written)
+        config.stash[PLOTS] = _draw(results.to_frame(), written, harness.convergence_fits)
     if baseline is not None:
         findings = check_results(results, baseline, results_label=str(written),
                                  baseline_label=str(harness.options.baseline))
@@ -176,15 +177,20 @@ def _fail_session(session: pytest.Session, status: pytest.ExitCode) -> None:
         session.exitstatus = status
 
 
-def _draw(frame: pd.DataFrame, written: Path) -> list[str]:
-    """Draw the run's figures beside its CSV; a figure that cannot be drawn costs no result."""
+def _draw(frame: pd.DataFrame, written: Path, fits: Sequence[FitResult]) -> list[str]:
+    """Draw the run's figures beside its CSV; a figure that cannot be drawn costs no result.
+
+    The convergence figure reuses the cells' own convergence runs (``fits``) where they are
+    at its data, and trains again only the rest (loop variants: their cells ran many steps
+    per call).
+    """
     from linfit.plots import write_run_plots  # matplotlib only when plots are wanted
     from linfit.retrain import convergence_runs
 
     try:
         # The convergence figure's re-runs, explicitly: drawing never trains.
         paths = write_run_plots(frame, written.parent, written.stem,
-                                convergence=convergence_runs(frame))
+                                convergence=convergence_runs(frame, fits=fits))
     except LinfitError as error:
         return [f"figures not drawn: {error}"]
     except Exception as error:

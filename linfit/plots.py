@@ -552,9 +552,9 @@ def _total_time_lines(ax: Axes, panel: pd.DataFrame, even: pd.DataFrame,
 
 def _note_lines(runs: ConvergenceRuns) -> list[str]:
     """The convergence figure's notes: how it was run, and what could not be, by reason."""
-    lines = [f"Re-run here: n={_COUNT(runs.n_examples)}, {runs.dtype}, seed {runs.seed}, "
-             f"lr={runs.learning_rate:g}, {runs.steps} steps; loop variants ran one step per "
-             f"call (k=1) so that every step is recorded."]
+    lines = [f"Trained on this machine: n={_COUNT(runs.n_examples)}, {runs.dtype}, "
+             f"seed {runs.seed}, lr={runs.learning_rate:g}, {runs.steps} steps; loop variants "
+             f"ran one step per call (k=1) so that every step is recorded."]
     reasons: dict[str, int] = {}
     for cell in runs.skipped:
         reasons[cell.reason] = reasons.get(cell.reason, 0) + 1

@@ -72,7 +72,8 @@ def _convergence_dtype(dtypes: Sequence[str]) -> str:
 
 
 def convergence_runs(frame: pd.DataFrame, steps: int = CONVERGENCE_STEPS,
-                     max_n_examples: int = CONVERGENCE_MAX_N_EXAMPLES) -> ConvergenceRuns:
+                     max_n_examples: int = CONVERGENCE_MAX_N_EXAMPLES,
+                     fits: Sequence[FitResult] = ()) -> ConvergenceRuns:
     """Train every (backend, variant, device) that ran in ``frame`` again, here, every step kept.
 
     The results file has only the final W and b; the tutorial's figure needs the path. Every
@@ -89,6 +90,10 @@ def convergence_runs(frame: pd.DataFrame, steps: int = CONVERGENCE_STEPS,
         frame: a results frame.
         steps: training steps per fit.
         max_n_examples: cap on the data set size.
+        fits: fits already made on ``frame``'s data seed (the bench session passes its cells'
+            convergence runs). One is used instead of training again when it has the
+            figure's variant, device, n_examples, dtype, learning rate and steps, one step
+            per call.
 
     Raises:
         LinfitError: when no cell of ``frame`` ran (every status is failed).
@@ -105,8 +110,14 @@ def convergence_runs(frame: pd.DataFrame, steps: int = CONVERGENCE_STEPS,
     installed = installed_backends()
     results = []
     skipped = []
+    at_hand = {(done.backend, done.variant, done.device): done for done in fits
+               if (done.n_examples, done.dtype, done.learning_rate, len(done.history),
+                   done.steps_per_call) == (n_examples, dtype, learning_rate, steps, 1)}
     cells = rows[["backend", "variant", "device"]].drop_duplicates()
     for backend_name, variant, device in cells.itertuples(index=False):
+        if (backend_name, variant, device) in at_hand:
+            results.append(at_hand[backend_name, variant, device])
+            continue
         if backend_name not in installed:
             reason = f"backend {backend_name} is not installed here"
         elif variant not in get_backend(backend_name).variants:

@@ -4,6 +4,7 @@ children queued to run beside the session (tests/background.py)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import background
@@ -23,6 +24,11 @@ from linfit.fit import FitResult, fit
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts a background job (`pytest tests/ &`) with SIGINT ignored, and children
+    # inherit an ignored signal: the tests that send a child Ctrl-C would then fail. Handled
+    # here, the children start with SIGINT's default (and Python's KeyboardInterrupt).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "second_cpu(backend, split_cpu, data_device, weights_device): the test "
         "trains every variant on a second CPU device in a fresh interpreter, queued when "

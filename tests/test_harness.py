@@ -30,6 +30,7 @@ from linfit.backends.base import Backend, Device, Trainer
 from linfit.backends.variants import DEFAULT_TENSORFLOW_CONVENTION, KERAS_VARIANTS
 from linfit.builds import git_commit
 from linfit.cli import main
+from linfit.convergence import CONVERGENCE_STEPS
 from linfit.harness import (
     DEFAULT_SIZES,
     FULL_PROFILE_EXTRA_SIZES,
@@ -363,6 +364,23 @@ def test_a_cell_record_and_the_file_never_overwrite(tf_backend, tmp_path):
     assert frame.samples_seconds[0] == pytest.approx(result.per_step_seconds)
     assert frame.status.tolist() == ["ok"]
     assert frame.run_interrupted.tolist() == [False]
+
+
+def test_cells_of_one_step_per_call_keep_their_convergence_run_for_the_figure(tf_backend,
+                                                                               tmp_path):
+    # The convergence figure reuses these instead of training again (bench/conftest.py);
+    # a loop cell ran 10 steps a call, so its history is not every step, and is not kept.
+    harness = Harness(_options(tmp_path), started=STARTED)
+    eager = Cell("tensorflow", "CPU:0", "eager", 100, "float32", 1)
+    for cell in (eager, Cell("tensorflow", "CPU:0", "xla-loop", 100, "float32", 10)):
+        harness.run_cell(cell, _perf_counter_timer(rounds=2))
+    (kept,) = harness.convergence_fits
+    result = harness.results[0]
+    assert (kept.variant, kept.device, kept.n_examples, kept.steps_per_call) == (
+        "eager", "CPU:0", 100, 1)
+    assert [record.step for record in kept.history] == list(range(CONVERGENCE_STEPS))
+    assert (kept.final_w, kept.final_b) == (result.final_w, result.final_b)
+    assert (kept.w_ols, kept.learning_rate) == (result.w_ols, harness.options.learning_rate)
 
 
 def test_a_cell_records_the_machine_and_the_peak_memory_it_added(tf_backend, tmp_path):

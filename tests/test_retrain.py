@@ -11,6 +11,7 @@ import pytest
 from linfit import retrain
 from linfit._errors import LinfitError
 from linfit.convergence import CONVERGENCE_STEPS
+from linfit.fit import FitRecord, FitResult
 from linfit.results import read_frame
 
 DATA = Path(__file__).parent / "data" / "plots"
@@ -52,6 +53,42 @@ def test_convergence_runs_record_every_step_of_every_variant(tf_backend):
         assert result.n_examples == 50
     finals = np.array([(r.final_w, r.final_b) for r in runs.results])
     np.testing.assert_allclose(finals, np.broadcast_to(finals[0], finals.shape), rtol=1e-5)
+
+
+def _fit_at_hand(variant: str, n_examples: int, steps: int, learning_rate: float,
+                 steps_per_call: int = 1) -> FitResult:
+    history = tuple(FitRecord(step, 5.0 - step, 0.5, 1.0) for step in range(steps))
+    return FitResult(backend="tensorflow", variant=variant, device="CPU:0", device_name="cpu",
+                     dtype="float32", n_examples=n_examples, learning_rate=learning_rate,
+                     steps_per_call=steps_per_call, history=history, final_w=3.0, final_b=2.0,
+                     w_ols=3.0, b_ols=2.0)
+
+
+def test_convergence_runs_use_the_fits_at_hand_that_match_the_figure_data(monkeypatch):
+    # The bench session hands over its cells' convergence runs: one at the figure's data is
+    # used as it is; one at another n, learning rate, length or steps per call is not.
+    frame = read_frame(DATA / "single_size.csv")
+    rate = float(frame["learning_rate"].iloc[0])
+    variants = sorted(set(frame["variant"]))
+    matching = {v: _fit_at_hand(v, 50, 20, rate) for v in variants[1:]}
+    first = variants[0]
+    others = [_fit_at_hand(first, 49, 20, rate), _fit_at_hand(first, 50, 20, rate * 2),
+              _fit_at_hand(first, 50, 10, rate), _fit_at_hand(first, 50, 20, rate, 2)]
+    trained = []
+
+    def fake_fit(backend, variant, device, data, steps, learning_rate):
+        trained.append((variant, data.n_examples, steps, learning_rate))
+        return _fit_at_hand(variant, data.n_examples, steps, learning_rate)
+
+    monkeypatch.setattr(retrain, "fit", fake_fit)
+    monkeypatch.setattr(retrain, "installed_backends", lambda: ["tensorflow"])
+    runs = retrain.convergence_runs(frame, steps=20, max_n_examples=50,
+                                    fits=[*others, *matching.values()])
+    assert trained == [(first, 50, 20, rate)]
+    by_variant = {result.variant: result for result in runs.results}
+    assert set(by_variant) == set(variants)
+    for variant, fit in matching.items():
+        assert by_variant[variant] is fit
 
 
 def test_convergence_defaults_to_the_smallest_n_and_the_tutorial_steps(tf_backend):

@@ -47,7 +47,7 @@ from linfit.convergence import CONVERGENCE_STEPS, convergence_problems, referenc
 from linfit.data import make_dataset, xy_bytes
 from linfit.distributed import DistributedVariant, distributed_variant, open_trainer, strategy_of
 from linfit.environment import env_flags, git_state, machine_facts
-from linfit.fit import fit, train
+from linfit.fit import FitResult, fit, train
 from linfit.floors import Floors
 from linfit.harness._floor_rounds import FLOOR_ROUND_INTERVAL_SECONDS, FloorRounds
 from linfit.harness._options import BY_DEST, HarnessOptions
@@ -200,6 +200,9 @@ class Harness:
         self._hlo_cells = 0
         self._hlo_seconds = 0.0
         self._hlo_failures: list[str] = []
+        # Each in-process cell's convergence run of one step per call, for the convergence
+        # figure (linfit.retrain uses the ones at its data instead of training again).
+        self._convergence_fits: dict[Cell, FitResult] = {}
 
     @property
     def run_id(self) -> str:
@@ -211,6 +214,12 @@ class Harness:
     def results(self) -> list[CellResult]:
         """The records made so far, in the order their cells ran."""
         return list(self._results.values())
+
+    @property
+    def convergence_fits(self) -> tuple[FitResult, ...]:
+        """The convergence runs of the cells measured in this process with one step per
+        call (every step recorded), in the order their cells ran; on the session's seed."""
+        return tuple(self._convergence_fits.values())
 
     @property
     def timed(self) -> bool:
@@ -387,6 +396,13 @@ class Harness:
             progress.add(convergence_steps=CONVERGENCE_STEPS, final_w=float(final_w),
                          final_b=float(final_b), final_loss=float(history[-1].loss),
                          traces=int(traces))
+            if in_process and trainer.steps_per_call == 1:
+                self._convergence_fits[cell] = FitResult(
+                    backend=cell.backend, variant=cell.variant, device=trainer.device.id,
+                    device_name=trainer.device.name, dtype=cell.dtype,
+                    n_examples=cell.n_examples, learning_rate=self.options.learning_rate,
+                    steps_per_call=1, history=history, final_w=final_w, final_b=final_b,
+                    w_ols=data.w_ols, b_ols=data.b_ols)
             # Read before the HLO account, whose compilation is not the cell's.
             peak = watch.read()
             progress.add_facts(peak_rss_bytes=peak.host_bytes,
