@@ -2,12 +2,13 @@
 quiet machine (about 1.5 hours at the defaults; the integrator runs them):
 
     python3 bench/ab_budget_figures.py --out results/cpu-2core-ab-budget [--sessions 5]
-        [--cap 600] [--figures projection,aa,slow10] [--dry-run]
+        [--first 1] [--cap 600] [--figures projection,aa,slow10] [--dry-run]
 
 1. ``projection``: a default session (170 s) of the issue's TensorFlow cells with a real
    10% slowdown on one side (tests/ab_slower_step.py), then ``--resume`` for the time the
    session projected: the share of its undecided cells that the resume decided.
-2. ``aa``: ``--sessions`` A/A sessions ``--until-decided --max-seconds CAP``: false verdicts
+2. ``aa``: ``--sessions`` A/A sessions (seeds ``--first`` on, so that a later run adds
+   sessions rather than repeating them) ``--until-decided --max-seconds CAP``: false verdicts
    (slower or faster) out of the cells; the pairs spent per cell against a fixed budget.
 3. ``slow10``: ``--sessions`` sessions with the 10% slowdown, ``--until-decided``: is every
    cell slower, and each session's wall time.
@@ -148,12 +149,12 @@ def projection_figure(out: Path, budget: int, dry_run: bool) -> list[dict[str, o
     return [row]
 
 
-def sessions_figure(out: Path, figure: str, sessions: int, cap: int,
+def sessions_figure(out: Path, figure: str, sessions: int, first: int, cap: int,
                     dry_run: bool) -> list[dict[str, object]]:
     folder = out / figure
     sides = ("--aa",) if figure == "aa" else SLOW_SIDES
     rows = []
-    for index in range(1, sessions + 1):
+    for index in range(first, first + sessions):
         status, wall, table, err = _linfit_ab(
             [*FIVE, *sides, "--seed", str(index), "--until-decided", "--max-seconds", str(cap),
              "--format", "csv", "--results", str(folder)], cap + STARTUP_ALLOWANCE_SECONDS,
@@ -165,12 +166,27 @@ def sessions_figure(out: Path, figure: str, sessions: int, cap: int,
     return rows
 
 
-def _write(out: Path, figure: str, rows: list[dict[str, object]]) -> None:
+def _read(out: Path, figure: str) -> list[dict[str, object]]:
+    path = out / f"{figure}.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write(out: Path, figure: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Write OUT/FIGURE.csv: ``rows``, and an earlier run's sessions of other numbers (a run
+    with ``--first`` adds to them); returns what it wrote."""
+    if figure != "projection":
+        done = {str(row["session"]) for row in rows}
+        rows = sorted([*(row for row in _read(out, figure) if str(row["session"]) not in done),
+                       *rows], key=lambda row: int(str(row["session"])))
     names = list(dict.fromkeys(name for row in rows for name in row))
     with open(out / f"{figure}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, names)
         writer.writeheader()
         writer.writerows(rows)
+    return rows
 
 
 def _summary(results: dict[str, list[dict[str, object]]], cap: int) -> str:
@@ -212,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS,
                         help=f"sessions of the aa and slow10 figures (default: "
                              f"{DEFAULT_SESSIONS})")
+    parser.add_argument("--first", type=int, default=1,
+                        help="the first session's number and seed, for adding sessions to an "
+                             "earlier run's (default: 1)")
     parser.add_argument("--cap", type=int, default=DEFAULT_CAP_SECONDS,
                         help=f"--until-decided's cap, seconds (default: {DEFAULT_CAP_SECONDS})")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET_SECONDS,
@@ -224,20 +243,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = [name.strip() for name in args.figures.split(",") if name.strip()]
     unknown = [name for name in figures if name not in FIGURES]
-    if unknown or args.sessions < 1 or args.cap < 1 or args.budget < 1:
-        parser.error(f"--figures from {', '.join(FIGURES)}; --sessions, --cap and --budget "
-                     "at least 1")
+    if unknown or min(args.sessions, args.first, args.cap, args.budget) < 1:
+        parser.error(f"--figures from {', '.join(FIGURES)}; --sessions, --first, --cap and "
+                     "--budget at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, object]]] = {}
     for figure in figures:
         results[figure] = (projection_figure(args.out, args.budget, args.dry_run)
                            if figure == "projection" else
-                           sessions_figure(args.out, figure, args.sessions, args.cap,
-                                           args.dry_run))
+                           sessions_figure(args.out, figure, args.sessions, args.first,
+                                           args.cap, args.dry_run))
         if not args.dry_run:
-            _write(args.out, figure, results[figure])
+            results[figure] = _write(args.out, figure, results[figure])
     if not args.dry_run:
-        summary = _summary(results, args.cap)
+        # Every figure of OUT, also those an earlier run made.
+        summary = _summary({figure: results.get(figure) or _read(args.out, figure)
+                            for figure in FIGURES if figure in results
+                            or (args.out / f"{figure}.csv").exists()}, args.cap)
         (args.out / "summary.md").write_text(summary)
         print(summary)
     return 0

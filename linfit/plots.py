@@ -72,6 +72,7 @@ __all__ = [
     "plot_speedups",
     "plot_step_times",
     "registry_colors",
+    "save_figure",
     "variant_color",
     "variant_label",
     "write_run_plots",
@@ -247,8 +248,9 @@ def check_figure_dir(directory: str | os.PathLike[str]) -> Path:
     return Path(directory)
 
 
-def _save(figure: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Save atomically (a figure of the same name is replaced, never left half-written)."""
+def save_figure(figure: plt.Figure, path: str | os.PathLike[str]) -> Path:
+    """Save and close ``figure`` atomically, in the format of ``path``'s suffix (a figure of
+    the same name is replaced, never left half-written); linfit's one way to write a figure."""
     target = Path(path)
     buffer = io.BytesIO()
     try:
@@ -375,7 +377,7 @@ def plot_step_times(step_times: pd.DataFrame, path: str | os.PathLike[str]) -> P
                               linestyle=FLOOR_STYLES[steps_per_call > 1]))
     _figure_legend(figure, handles)
     figure.suptitle("Time per training step against data size")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _group_label(device: str, dtype: str, n_examples: int, with_dtype: bool) -> str:
@@ -432,7 +434,7 @@ def plot_speedups(speedups: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     handles.append(Line2D([], [], color="black", linewidth=1, label=f"eager (1{TIMES})"))
     _figure_legend(figure, handles)
     ax.set_title("Speed-up of each variant over its backend's eager step (higher is faster)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _break_even_text(steps: float) -> str:
@@ -488,7 +490,7 @@ def plot_first_call(step_times: pd.DataFrame, break_even: pd.DataFrame,
                               markerfacecolor="white", label="break-even with eager"))
     _figure_legend(figure, handles)
     figure.suptitle("What compiling costs up front, and after how many steps it pays off")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _first_call_bars(ax: Axes, panel: pd.DataFrame, even: pd.DataFrame,
@@ -632,7 +634,7 @@ def plot_convergence(runs: ConvergenceRuns, path: str | os.PathLike[str]) -> Pat
     notes.text(0, 1, "\n".join(_note_lines(runs)), va="top", ha="left", fontsize="small",
                transform=notes.transAxes, wrap=True)
     _figure_legend(figure, handles)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def memory_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -697,7 +699,7 @@ def plot_peak_memory(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         _log_axis(ax.xaxis, _COUNT)
     _figure_legend(figure, [_series_handle(*key, with_backend) for key in series])
     figure.suptitle("Peak memory each cell added, over what the process held before it")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _cell_label(row: pd.Series) -> str:
@@ -768,7 +770,7 @@ def plot_comparison(comparison: pd.DataFrame, path: str | os.PathLike[str]) -> P
     handles.append(Patch(color=REGRESSION_SHADE, label="regression"))
     handles.append(Line2D([], [], color="black", linewidth=1, label=f"no change (1{TIMES})"))
     _figure_legend(figure, handles)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_fit_history(result: FitResult, path: str | os.PathLike[str]) -> Path:
@@ -793,7 +795,7 @@ def plot_fit_history(result: FitResult, path: str | os.PathLike[str]) -> Path:
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
@@ -982,4 +984,4 @@ def plot_scaling(step_times: pd.DataFrame, path: str | os.PathLike[str]) -> Path
         _log_axis(ax.yaxis, _SECONDS)
     _figure_legend(figure, list(handles.values()))
     figure.suptitle("Data-parallel step time against data size, per replica count")
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -213,7 +213,7 @@ def test_every_panel_of_the_sides_figure_gives_a_variant_the_same_colour(tmp_pat
     from linfit.plots import variant_color
 
     drawn = []
-    monkeypatch.setattr(ab_plots, "_save", lambda figure, path: drawn.append(figure) or path)
+    monkeypatch.setattr(ab_plots, "save_figure", lambda figure, path: drawn.append(figure) or path)
     writer = PairsWriter(tmp_path / "s-ab.csv")
     for n_examples, variants in ((1000, ("xla", "eager")), (100000, ("eager", "xla"))):
         for pair in range(3):

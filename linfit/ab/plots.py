@@ -15,7 +15,6 @@ Drawing computes nothing beyond what is shown: the pairs and estimates come from
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,13 +28,12 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from linfit._format import format_seconds
-from linfit._paths import atomic_write_bytes
 from linfit.ab.analysis import CELL_COLUMNS, DEFAULT_AB_THRESHOLD, cell_pairs, estimate_cell
 from linfit.backends import VARIANTS_BY_BACKEND
 from linfit.plots import (
-    FIGURE_DPI,
     PANEL_HEIGHT_INCHES,
     PANEL_WIDTH_INCHES,
+    save_figure,
     variant_color,
 )
 from linfit.results import Cell
@@ -80,15 +78,6 @@ def _grid(cells: int) -> tuple[plt.Figure, list[plt.Axes]]:
     for unused in flat[cells:]:
         unused.set_visible(False)
     return figure, flat[:cells]
-
-
-def _save(figure: plt.Figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, dpi=FIGURE_DPI, format=path.suffix.removeprefix("."))
-    finally:
-        plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue(), overwrite=True)
 
 
 def draw_pairs_figures(frame: pd.DataFrame, directory: Path, stem: str,
@@ -140,7 +129,7 @@ def draw_pairs_figures(frame: pd.DataFrame, directory: Path, stem: str,
         figure.suptitle(f"paired ratios per cell: estimate, {1 - alpha:.0%} interval (band), "
                         f"1 and the ±{threshold:.0%} threshold (dashed)", fontsize=10)
         figure.tight_layout()
-        written.append(_save(figure, directory / f"{stem}-ratios.{fmt}"))
+        written.append(save_figure(figure, directory / f"{stem}-ratios.{fmt}"))
 
         figure, axes = _grid(len(cells))
         for ax, (cell, rows) in zip(axes, cells, strict=True):
@@ -155,7 +144,7 @@ def draw_pairs_figures(frame: pd.DataFrame, directory: Path, stem: str,
         figure.suptitle("every burst's median time per step, per side: the drift pairing "
                         "cancels", fontsize=10)
         figure.tight_layout()
-        written.append(_save(figure, directory / f"{stem}-bursts.{fmt}"))
+        written.append(save_figure(figure, directory / f"{stem}-bursts.{fmt}"))
         written.append(_draw_sides(ok, labels, directory / f"{stem}-sides.{fmt}"))
     return written
 
@@ -187,4 +176,4 @@ def _draw_sides(ok: pd.DataFrame, labels: dict[int, str], path: Path) -> Path:
     axes[-1].legend(handles.values(), handles.keys(), fontsize=7)
     figure.suptitle("step time per side (median of its bursts)", fontsize=10)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

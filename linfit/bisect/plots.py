@@ -12,7 +12,6 @@ Drawing computes nothing beyond medians and quartiles of what is shown.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -23,9 +22,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 
 from linfit._format import format_seconds
-from linfit._paths import atomic_write_bytes
 from linfit.bisect.runner import BisectResult, side_label
-from linfit.plots import FIGURE_DPI, PANEL_HEIGHT_INCHES, PANEL_WIDTH_INCHES
+from linfit.plots import PANEL_HEIGHT_INCHES, PANEL_WIDTH_INCHES, save_figure
 
 __all__ = ["draw_bisect_figure"]
 
@@ -101,9 +99,4 @@ def draw_bisect_figure(result: BisectResult, path: Path) -> Path | None:
     figure.suptitle(f"{result.good} .. {result.bad}\nstep time of each build tried (median, "
                     "quartiles); dashed: last good | first bad; dotted: skipped", fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, dpi=FIGURE_DPI, format=path.suffix.removeprefix("."))
-    finally:
-        plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue(), overwrite=True)
+    return save_figure(figure, path)
