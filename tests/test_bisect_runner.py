@@ -23,7 +23,6 @@ from linfit.bisect import (
     default_state_dir,
     run_bisect,
 )
-from linfit.bisect.runner import step_budget
 from linfit.bisect.state import STATE_FILE
 
 # The fake's commit of build INDEX (its GIT_VERSION ends in -g<INDEX as 5 hex>c0ffee).
@@ -265,38 +264,18 @@ def test_a_cell_that_is_not_measured_is_bad_input(tmp_path):
         _bisect(tmp_path, fake, cell="tf-xla")
 
 
-def test_a_step_is_one_session_until_decided_within_the_budget_of_its_extensions(tmp_path):
-    # Sessions of 4 pairs, too few for a 99% interval (8): the confirming session is
-    # undecided after its first session and decided on the pooled pairs of two. A step's
-    # one session may take what the first and two extensions would (3 x 4 = 12 pairs) and
-    # stops once MID is decided.
+def test_an_undecided_step_gets_more_pairs_before_it_is_decided(tmp_path):
+    # Sessions of 4 pairs, too few for a 99% interval (8): every step, and the confirming
+    # session, is undecided after its first session, and decided on the pooled pairs of two.
     fake = FakeBuilds(tmp_path, 5, changes="2:1.3")
     result = _bisect(tmp_path, fake, session=_session(min_pairs=4, max_pairs=4))
     assert result.status == FOUND, result.message
     assert result.changes[0].first_bad == fake.builds[2]
     assert result.changes[0].ratio.pairs == 8
-    assert [step.sessions for step in result.steps] == [1, 1]
+    assert [step.sessions for step in result.steps] == [2, 2]
     for step in result.steps:
-        assert 8 <= step.mid_vs_good.pairs == step.mid_vs_bad.pairs <= 12
-    assert result.sessions == 2 + len(result.steps)
-
-
-def test_the_step_budget_is_the_first_session_and_its_extensions_together():
-    template = _session(max_seconds=170.0, max_pairs=200)
-    assert step_budget(template, 2) == (170.0 * 7, 600)
-    assert step_budget(template, 0) == (170.0, 200)
-
-
-def test_a_step_undecided_in_its_budget_gets_one_more_session_pooled(tmp_path):
-    # Noisy calls, 8 pairs a session and no extensions: a step's session (8 pairs) cannot
-    # tell MID from the ends within the band, so it gets a second, pooled; the confirming
-    # session decides the 30% change on its 8.
-    fake = FakeBuilds(tmp_path, 3, changes="1:1.3", settings={"FAKE_BISECT_NOISE": "0.15"})
-    result = _bisect(tmp_path, fake, session=_session(min_pairs=8, max_pairs=8),
-                     max_extensions=0)
-    [step] = result.steps
-    assert step.sessions == 2
-    assert step.mid_vs_good.pairs == 16
+        assert step.mid_vs_good.pairs == step.mid_vs_bad.pairs == 8
+    assert result.sessions == 2 + 2 * len(result.steps)
 
 
 def test_no_step_is_decided_on_an_mde_above_the_change(tmp_path):
@@ -310,9 +289,9 @@ def test_no_step_is_decided_on_an_mde_above_the_change(tmp_path):
     change = abs(math.log(result.changes[0].ratio.ratio))
     for step in result.steps:
         assert step.outcome in ("good", "bad")
-        # Decided on the pairs of its sessions, each within the step's budget (5 x 8).
+        # Decided on every pair of its sessions.
         for ratio in (step.mid_vs_good, step.mid_vs_bad):
-            assert 8 <= ratio.pairs <= 40 * step.sessions
+            assert ratio.pairs == 8 * step.sessions
             assert math.log1p(ratio.mde) <= change
 
 

@@ -9,15 +9,13 @@
 2. **Steps.** Each step is a paired session of MID, GOOD and BAD (MID first, so that the
    session's adaptive sampling stops on exactly MID/GOOD and MID/BAD), narrowed to the
    cell, with the step's band as its threshold. MID is good, bad, ambiguous or undecided by
-   :func:`linfit.bisect.decide.step_outcome`. The session runs until MID is decided (the
-   session's adaptive sampling stops it then), within the budget the confirming session
-   and its ``max_extensions`` extensions have together (:func:`step_budget`): one session
-   a step on a noisy machine too, rather than one restarted with twice the budget. A step
-   still undecided (an interval on an edge of the band, or a minimum detectable effect above
-   the change) or ambiguous after it gets one more such session, pooled with the first;
-   if it stays ambiguous, the range holds two changes and splits at MID: both halves are
-   bisected in turn, each against its own change (MID/GOOD, BAD/MID), at most
-   ``max_changes`` ranges per cell.
+   :func:`linfit.bisect.decide.step_outcome`. An undecided step (an interval on an edge of
+   the band, or a minimum detectable effect above the change) gets another session with
+   twice the time budget and the pairs the MDE asks for, pooled with the first, up to
+   ``max_extensions`` times. An ambiguous one gets one more session; if it stays
+   ambiguous, the range holds two changes and splits at MID: both halves are bisected in
+   turn, each against its own change (MID/GOOD, BAD/MID), at most ``max_changes`` ranges
+   per cell.
 3. **Skips.** A MID whose environment does not install or import (:class:`Unavailable`),
    whose worker fails, or whose cell fails its checks is skipped as ``git bisect skip``
    does: the nearest testable neighbour of the middle is tried instead, and the report
@@ -96,17 +94,12 @@ __all__ = [
     "run_bisect",
     "settings_of",
     "side_label",
-    "step_budget",
 ]
 
-# Sessions that may extend the confirming session beyond its first, each with twice the
-# budget of the one before: 1 + 2 + 4 = 7 budgets at most, which is also a step's session's
-# budget (step_budget). Chromium Pinpoint likewise adds attempts while a comparison is
-# "unknown", up to a cap.
+# Sessions that may extend a step (or the confirming session) beyond its first, each with
+# twice the budget of the one before: 1 + 2 + 4 = 7 budgets at most. Chromium Pinpoint
+# likewise adds attempts while a comparison is "unknown", up to a cap.
 DEFAULT_MAX_EXTENSIONS = 2
-# A step's sessions: the one that runs until MID is decided, and one more, pooled, where it
-# ended undecided or ambiguous.
-STEP_SESSIONS = 2
 # Ranges one cell's bisect may split into (two changes in a range split it in two): a
 # gradual drift would otherwise split on and on; four changes between two builds is
 # already more than a bisect can tell apart with confidence.
@@ -302,17 +295,6 @@ def default_state_dir(config: BisectConfig) -> Path:
                                  f"{digest.hexdigest()[:_HASH_CHARS]}")
 
 
-def step_budget(template: SessionConfig, max_extensions: int) -> tuple[float, int]:
-    """A step's session's (max_seconds, max_pairs): what a first session and
-    ``max_extensions`` extensions of twice the budget each have together,
-    (2^(E+1) - 1) x ``template.max_seconds`` and (E + 1) x ``template.max_pairs``.
-
-    Adaptive sampling stops the session as soon as MID is decided, so the budget costs only
-    what the step needs; a restarted session would pay the three workers' start-up again."""
-    return (template.max_seconds * (2 ** (max_extensions + 1) - 1),
-            template.max_pairs * (max_extensions + 1))
-
-
 def side_label(build: str) -> str:
     """A build's side label: its version (the text after ``==``), in the characters a label
     may hold (:data:`linfit.ab.spec.LABEL_RULE`), at most its length."""
@@ -418,16 +400,12 @@ class _Bisect:
                 # An end of the range cannot be skipped: bad input.
                 raise LinfitError(str(error)) from None
         template = self.template
-        # A step's session has the budget of all extensions at once (step_budget); each of
-        # the confirming session's extensions doubles the budget of the one before.
-        max_seconds, max_pairs = (
-            step_budget(template, self.config.max_extensions) if cell is not None
-            else (template.max_seconds * 2 ** attempt, template.max_pairs))
+        # Each extension doubles the budget of the one before (DEFAULT_MAX_EXTENSIONS).
         session = replace(template, sides=tuple(sides), results_dir=self.state.pairs_dir,
                           values=(_cell_values(template.values, cell) if cell is not None
                                   else template.values),
-                          threshold=threshold, min_pairs=min(min_pairs, max_pairs),
-                          max_pairs=max_pairs, max_seconds=max_seconds,
+                          threshold=threshold, min_pairs=min_pairs,
+                          max_seconds=template.max_seconds * 2 ** attempt,
                           seed=template.seed + attempt)
         what = "confirming" if cell is None else f"step in {name}"
         extra = f", extension {attempt}" if attempt else ""
@@ -584,7 +562,7 @@ class _Bisect:
         records: list[SessionRecord] = []
         outcome, to_good, to_bad, note = UNDECIDED, None, None, ""
         min_pairs = self.template.min_pairs
-        for attempt in range(STEP_SESSIONS):
+        for attempt in range(self.config.max_extensions + 1):
             try:
                 records.append(self._session(cell, builds, attempt, band, min_pairs))
             except Unavailable as error:
@@ -660,8 +638,8 @@ class _Bisect:
                 return
             elif outcome == UNDECIDED:
                 self._found(cell, good, bad, change, UNRESOLVED,
-                            f"{self.builds[mid]} stayed undecided after {STEP_SESSIONS} "
-                            "sessions: raise --max-seconds or --max-pairs")
+                            f"{self.builds[mid]} stayed undecided after "
+                            f"{self.config.max_extensions + 1} sessions: raise --max-seconds")
                 return
 
     def _commit(self, build: str) -> str:

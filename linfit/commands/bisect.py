@@ -123,16 +123,14 @@ tensorflow==2.20.0; the builds between GOOD and BAD are the package index's.
 First one paired session of GOOD against BAD confirms which cells changed beyond
 --threshold. Cells whose BAD/GOOD intervals overlap are one change, bisected on its most
 certain cell; --cell CELL (an id of the confirming table) bisects that cell's change only.
-Each step is a paired session of MID against GOOD and BAD that runs until MID is decided:
-good (it matches GOOD and differs from BAD, with intervals, within a band of the threshold
-or half the change if smaller), bad (the other way round), ambiguous (it differs from
-both: one more session, then two changes, one in each half, each bisected), or undecided
-(an interval on the band's edge, or a minimum detectable effect above the change: one more
-session, pooled). The confirming session has --max-seconds (default
-{DEFAULT_MAX_SECONDS:g} s) and --max-pairs, and up to {DEFAULT_MAX_EXTENSIONS} extensions of
-twice the budget before; a step's session has all of that at once (7 x --max-seconds,
-3 x --max-pairs by default) and stops when MID is decided. A build that does not install
-or import, or whose cell fails, is skipped (as git bisect skip) and named. At most
+Each step is a paired session of MID against GOOD and BAD: MID is good (it matches GOOD
+and differs from BAD, with intervals, within a band of the threshold or half the change
+if smaller), bad (the other way round), ambiguous (it differs from both: more pairs, then
+two changes, one in each half, each bisected), or undecided (an interval on the band's
+edge, or a minimum detectable effect above the change: another session with twice the
+budget, pooled, at most {DEFAULT_MAX_EXTENSIONS} more by default). A build that does not
+install or import, or whose cell fails, is skipped (as git bisect skip) and named.
+Each session has --max-seconds (default {DEFAULT_MAX_SECONDS:g} s). At most
 {DEFAULT_MAX_CHANGES} changes a cell by default.
 
 Every session is saved in the state folder (default: {DEFAULT_STATE_ROOT}/GOOD..BAD-HASH) as
@@ -181,16 +179,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pairs", type=int_at_least(1), default=DEFAULT_MAX_PAIRS,
                         help=f"most pairs per cell in a session (default: {DEFAULT_MAX_PAIRS})")
     parser.add_argument("--max-seconds", type=positive_float, default=DEFAULT_MAX_SECONDS,
-                        help="wall-time budget of the confirming session, start-up included "
-                             f"(default: {DEFAULT_MAX_SECONDS:g}); an extension gets twice the "
-                             "one before, and a step's session, which stops once MID is "
-                             "decided, all of those together")
+                        help="wall-time budget of each session, start-up included (default: "
+                             f"{DEFAULT_MAX_SECONDS:g}); an extension gets twice the one before")
     parser.add_argument("--seed", type=int_at_least(0), default=DEFAULT_SEED,
                         help=f"seed of the burst order (default: {DEFAULT_SEED})")
     parser.add_argument("--max-extensions", type=int_at_least(0),
                         default=DEFAULT_MAX_EXTENSIONS,
-                        help="sessions that may extend an undecided confirming session; a "
-                             "step's session has their budget at once (default: "
+                        help="sessions that may extend an undecided step (default: "
                              f"{DEFAULT_MAX_EXTENSIONS})")
     parser.add_argument("--max-changes", type=int_at_least(1), default=DEFAULT_MAX_CHANGES,
                         help="changes one cell's range may split into (default: "
