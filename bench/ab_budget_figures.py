@@ -16,7 +16,7 @@ quiet machine (about 1.5 hours at the defaults; the integrator runs them):
 Every ``linfit ab`` runs in its own process group with a time limit (its budget plus
 :data:`STARTUP_ALLOWANCE_SECONDS`): past it, SIGTERM (the session keeps its pairs), then
 SIGKILL. Its stdout (the verdicts as CSV) and stderr are kept under OUT/<figure>/. Results:
-OUT/<figure>.csv, one row per session, and OUT/summary.md.
+OUT/<figure>/figure.csv, one row per session, and OUT/summary.md.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def sessions_figure(out: Path, figure: str, sessions: int, first: int, cap: int,
 
 
 def _read(out: Path, figure: str) -> list[dict[str, object]]:
-    path = out / f"{figure}.csv"
+    path = out / figure / "figure.csv"
     if not path.exists():
         return []
     with open(path, newline="") as handle:
@@ -182,7 +182,8 @@ def _write(out: Path, figure: str, rows: list[dict[str, object]]) -> list[dict[s
         rows = sorted([*(row for row in _read(out, figure) if str(row["session"]) not in done),
                        *rows], key=lambda row: int(str(row["session"])))
     names = list(dict.fromkeys(name for row in rows for name in row))
-    with open(out / f"{figure}.csv", "w", newline="") as handle:
+    (out / figure).mkdir(parents=True, exist_ok=True)
+    with open(out / figure / "figure.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, names)
         writer.writeheader()
         writer.writerows(rows)
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every figure of OUT, also those an earlier run made.
         summary = _summary({figure: results.get(figure) or _read(args.out, figure)
                             for figure in FIGURES if figure in results
-                            or (args.out / f"{figure}.csv").exists()}, args.cap)
+                            or (args.out / figure / "figure.csv").exists()}, args.cap)
         (args.out / "summary.md").write_text(summary)
         print(summary)
     return 0
