@@ -48,6 +48,7 @@ __all__ = [
     "EXACT_SIGNED_RANK_MAX_PAIRS",
     "MAX_BOOTSTRAP_SAMPLES",
     "MIN_ALPHA",
+    "MIN_PART_PAIRS",
     "MIN_RUNS",
     "MIN_SAMPLES",
     "SEQUENTIAL_CONFIDENCE",
@@ -55,6 +56,7 @@ __all__ = [
     "SEQUENTIAL_SESSIONS",
     "VERDICTS",
     "PairedEstimate",
+    "ProcessHeterogeneity",
     "RatioEstimate",
     "block_bootstrap_medians",
     "block_length",
@@ -62,8 +64,10 @@ __all__ = [
     "paired_decided",
     "paired_log_ratios",
     "paired_ratio",
+    "paired_ratio_across_processes",
     "paired_spread",
     "pairs_needed",
+    "process_heterogeneity",
     "ratio_of_medians",
     "ratio_of_run_medians",
     "sequential_alpha",
@@ -553,6 +557,106 @@ def paired_ratio(log_ratios: np.ndarray, alpha: float = DEFAULT_ALPHA) -> Paired
     tail = float(signed_rank_null_cdf(values.size, np.array([min(at_most_one, at_least_one)]))[0])
     p_value = min(1.0, 2 * tail)
     return PairedEstimate(math.exp(centre), low, high, p_value, values.size, mde)
+
+
+# A worker process's own offset (issue 22): two processes of one environment can differ by a
+# few per cent for their whole life (where their memory landed, their threads' placement).
+# Pairs of one pair of processes all share that offset, so the signed-rank interval of a
+# long session is sure of it. A session that restarts its workers (linfit.ab: each set of
+# workers is a `part`) measures the offset's spread between parts, and the interval takes it
+# in: the DerSimonian-Laird random-effects interval over the parts (DerSimonian & Laird,
+# "Meta-analysis in clinical trials", Controlled Clinical Trials 7, 1986), each part's
+# estimate its Hodges-Lehmann one. Where the parts agree within chance, the between-part
+# variance is 0 and the signed-rank interval stands as it was.
+
+# A part joins the between-part check with at least this many pairs (a spread needs 3).
+MIN_PART_PAIRS = 3
+# Var(Hodges-Lehmann) = (pi / 3) sigma^2 / n for normal pairs (its efficiency 3 / pi against
+# the mean; Hodges & Lehmann 1963).
+_HL_VARIANCE_FACTOR = math.pi / 3
+
+
+@dataclass(frozen=True)
+class ProcessHeterogeneity:
+    """The parts of a cell (one per set of worker processes) against each other.
+
+    Attributes:
+        parts: parts with at least :data:`MIN_PART_PAIRS` pairs.
+        q: Cochran's Q of their estimates (chi-squared with parts - 1 degrees of freedom
+            when they share one ratio).
+        tau2: the DerSimonian-Laird between-part variance of the log ratio, >= 0.
+        centre: the random-effects estimate of the log ratio.
+        variance: its variance (with tau2 in every part's weight).
+    """
+
+    parts: int
+    q: float
+    tau2: float
+    centre: float
+    variance: float
+
+
+def process_heterogeneity(log_ratios: np.ndarray, parts: np.ndarray
+                          ) -> ProcessHeterogeneity | None:
+    """The DerSimonian-Laird check of a cell's parts: each part's Hodges-Lehmann estimate,
+    its variance (pi / 3) s^2 / n with s the :func:`paired_spread` of every pair about its
+    own part's estimate (pooled: a part of a few pairs has no spread of its own worth the
+    name), Cochran's Q and the between-part variance tau^2 = max(0, (Q - (k - 1)) / C).
+
+    Returns:
+        None with fewer than 2 parts of at least :data:`MIN_PART_PAIRS` pairs, or no spread.
+    """
+    values = np.asarray(log_ratios, dtype=float)
+    labels = np.asarray(parts)
+    groups = [values[labels == label] for label in np.unique(labels)]
+    groups = [group for group in groups if group.size >= MIN_PART_PAIRS]
+    if len(groups) < 2:
+        return None
+    estimates = np.array([np.median(walsh_averages(group)) for group in groups])
+    residuals = np.concatenate([group - estimate
+                                for group, estimate in zip(groups, estimates, strict=True)])
+    spread = paired_spread(residuals)
+    if not spread > 0:
+        return None
+    variances = _HL_VARIANCE_FACTOR * spread**2 / np.array([group.size for group in groups])
+    weights = 1 / variances
+    fixed = float(np.sum(weights * estimates) / np.sum(weights))
+    q = float(np.sum(weights * (estimates - fixed) ** 2))
+    scale = float(np.sum(weights) - np.sum(weights**2) / np.sum(weights))
+    tau2 = max(0.0, (q - (len(groups) - 1)) / scale)
+    random_weights = 1 / (variances + tau2)
+    centre = float(np.sum(random_weights * estimates) / np.sum(random_weights))
+    return ProcessHeterogeneity(len(groups), q, tau2, centre, float(1 / np.sum(random_weights)))
+
+
+def paired_ratio_across_processes(log_ratios: np.ndarray, parts: np.ndarray,
+                                  alpha: float = DEFAULT_ALPHA) -> PairedEstimate:
+    """:func:`paired_ratio`, with the offsets of the worker processes taken in.
+
+    Where the cell's parts (``parts``: each pair's set of worker processes) disagree beyond
+    chance (tau^2 > 0 in :func:`process_heterogeneity`), the interval is the hull of the
+    signed-rank one and the random-effects one (centre +- z_{1-alpha/2} sqrt(variance)),
+    the p-value the larger of the two (so the interval still excludes 1 exactly when the
+    p-value is below alpha: each does so for its own), and the minimum detectable effect
+    the one of the random-effects variance. The ratio stays the Hodges-Lehmann estimate of
+    every pair (inside both intervals). One part, or parts that agree: :func:`paired_ratio`.
+    """
+    from scipy.stats import norm
+
+    estimate = paired_ratio(log_ratios, alpha)
+    if math.isnan(estimate.low):
+        return estimate
+    check = process_heterogeneity(log_ratios, parts)
+    if check is None or check.tau2 == 0:
+        return estimate
+    error = math.sqrt(check.variance)
+    z = float(norm.ppf(1 - alpha / 2))
+    low = min(estimate.low, math.exp(check.centre - z * error))
+    high = max(estimate.high, math.exp(check.centre + z * error))
+    p_value = max(estimate.p_value, float(2 * norm.sf(abs(check.centre) / error)))
+    mde = math.expm1((z + float(norm.ppf(DEFAULT_POWER))) * error)
+    return PairedEstimate(estimate.ratio, low, high, p_value, estimate.pairs,
+                          max(mde, estimate.mde))
 
 
 def paired_decided(estimate: RatioEstimate, threshold: float = DEFAULT_THRESHOLD) -> bool:

@@ -20,6 +20,9 @@ unset: no text, as for a cell XLA does not compile). ``FAKE_AB_NOISE`` (``v2:0.5
 a burst of that variant's cell takes its length times exp(N(0, sd)), one draw a burst, so
 that the cell stays undecided; ``FAKE_AB_PYTHON_VERSION`` and ``FAKE_AB_BACKEND_VERSION``:
 what hello and build report (``3.11.0``, ``0``), to change a side's environment.
+``FAKE_AB_STARTS`` (a file): each worker adds a line to it as it starts; a worker that is not
+the first of its side there (a restart) reports ``FAKE_AB_LATER_BACKEND_VERSION`` at build,
+where that is set.
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ def main() -> int:
     started = time.monotonic()
     bursts = 0
     label = ENV.get("FAKE_AB_LABEL", "?")
+    backend_version = ENV.get("FAKE_AB_BACKEND_VERSION", "0")
+    if ENV.get("FAKE_AB_STARTS"):
+        with open(ENV["FAKE_AB_STARTS"], "a+") as starts:
+            starts.seek(0)
+            if label in starts.read().split():
+                backend_version = ENV.get("FAKE_AB_LATER_BACKEND_VERSION", backend_version)
+            starts.write(f"{label}\n")
     keys = [f"fake-v{i}-CPU:0-n=1e+03-float32-k=1" for i in range(int(ENV.get("FAKE_AB_CELLS",
                                                                                   "3")))]
     for line in sys.stdin:
@@ -90,7 +100,7 @@ def main() -> int:
             reply["cells"] = [
                 {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",
                  "message": "fake convergence failure" if key == ENV.get("FAKE_AB_FAIL_CELL")
-                 else "", "backend_version": ENV.get("FAKE_AB_BACKEND_VERSION", "0"),
+                 else "", "backend_version": backend_version,
                  "device_name": "fake CPU",
                  "call_seconds": float(ENV.get("FAKE_AB_SECONDS", "0.001")),
                  "peak_rss_bytes": int(ENV["FAKE_AB_PEAK_RSS"]) if "FAKE_AB_PEAK_RSS" in ENV

@@ -525,3 +525,66 @@ def test_a_side_that_records_no_machine_gives_no_machine_warning(tmp_path):
     assert frame["logical_cores"].isna().all() and set(frame["cpu_affinity"]) == {""}
     assert frame["load_average"].isna().all()
     assert machine_warnings(frame) == ()
+
+
+def test_restarts_replace_every_worker_and_confirm_each_verdict_in_a_second_part(tmp_path):
+    """Step 6 (issue 22): after restart_seconds of measuring, fresh workers take over; the
+    rows of each set of workers are a part, and no cell is decided on one part's pairs."""
+    log = tmp_path / "bursts.log"
+    sides = _sides(b={"FAKE_AB_FACTOR": "1.2"}, log=log)
+    result = run_session(_config(tmp_path, sides, min_pairs=8, max_pairs=60,
+                                 restart_seconds=0.3), _quiet)
+    assert result.failures == [] and result.restarts >= 1 and result.decided == 3
+    frame = read_pairs(result.path)
+    assert frame["part"].max() == result.restarts
+    # Every part is a fresh pair of processes, and every part has its own start.
+    pids = [line.split()[3] for line in log.read_text().splitlines()]
+    assert len(set(pids)) == 2 * (result.restarts + 1)
+    assert frame.groupby("part")["part_start_unix_ns"].nunique().eq(1).all()
+    assert frame["part_start_unix_ns"].nunique() == result.restarts + 1
+    for _, rows in frame[frame["side_index"] == 0].groupby("variant"):
+        per_part = rows["part"].value_counts()
+        assert per_part.sum() - per_part.max() >= 8
+        assert rows["calls_per_sample"].nunique() == 1
+    assert list(analyse(frame).table["verdict"]) == ["slower"] * 3
+
+
+def test_a_cell_decided_in_one_part_waits_for_the_next(tmp_path):
+    """A steady slowdown is decided within the first part's pairs; with a restart long
+    due (restart_seconds far beyond the session) it is the wait that brings fresh workers,
+    as soon as every cell waits, and the second part confirms it."""
+    sides = _sides(b={"FAKE_AB_FACTOR": "1.2"})
+    result = run_session(_config(tmp_path, sides, min_pairs=8, max_pairs=60,
+                                 restart_seconds=3600.0), _quiet)
+    assert result.restarts == 1 and result.decided == 3
+    frame = read_pairs(result.path)
+    counts = frame[frame["side_index"] == 0].groupby(["variant", "part"]).size()
+    assert (counts.xs(0, level="part") >= 8).all() and (counts.xs(1, level="part") >= 8).all()
+
+
+def test_without_room_for_another_part_one_part_decides(tmp_path, monkeypatch):
+    monkeypatch.setattr("linfit.ab.coordinator.RESTART_BUILDS", 1e9)
+    result = run_session(_config(tmp_path, _sides(b={"FAKE_AB_FACTOR": "1.2"}), min_pairs=8,
+                                 max_pairs=60, restart_seconds=0.01), _quiet)
+    assert result.restarts == 0 and result.decided == 3
+    assert set(read_pairs(result.path)["part"]) == {0}
+
+
+def test_never_restarting_decides_on_one_part(tmp_path):
+    result = run_session(_config(tmp_path, _sides(b={"FAKE_AB_FACTOR": "1.2"}), min_pairs=8,
+                                 max_pairs=60, restart_seconds=0), _quiet)
+    assert result.restarts == 0 and result.decided == 3
+    assert read_pairs(result.path)["round"].max() + 1 < 60
+
+
+def test_a_worker_that_restarts_in_another_environment_ends_the_session(tmp_path):
+    """A restarted worker must run what the first one ran: another framework version ends
+    the session there (exit 1, not bad input), its pairs kept."""
+    starts = {"FAKE_AB_STARTS": str(tmp_path / "starts"), "FAKE_AB_FACTOR": "1.2",
+              "FAKE_AB_LATER_BACKEND_VERSION": "1"}
+    result = run_session(_config(tmp_path, _sides(b=starts), min_pairs=8, max_pairs=60,
+                                 restart_seconds=0.2), _quiet)
+    assert len(result.failures) == 1
+    assert "restarted with 1 on fake CPU, where it ran 0 on fake CPU" in result.failures[0]
+    frame = read_pairs(result.path)
+    assert set(frame["part"]) == {0} and len(frame) > 0

@@ -26,7 +26,7 @@ from linfit.stats import (
     PairedEstimate,
     paired_decided,
     paired_log_ratios,
-    paired_ratio,
+    paired_ratio_across_processes,
     sequential_alpha,
     verdict,
 )
@@ -99,7 +99,9 @@ class ABComparison:
 
 def cell_pairs(frame: pd.DataFrame, side_index: int) -> pd.DataFrame:
     """The complete pairs of one side against side 0 in one cell's rows: round, base and new
-    burst times per step, and the pair's start time, in round order."""
+    burst times per step, the pair's start time, and its part (the set of worker processes
+    that measured it: a new one at each restart and resume; 0 in files without parts), in
+    round order."""
     ok = frame[frame["status"] == "ok"]
     base = ok[ok["side_index"] == 0].set_index("round")
     new = ok[ok["side_index"] == side_index].set_index("round")
@@ -110,14 +112,19 @@ def cell_pairs(frame: pd.DataFrame, side_index: int) -> pd.DataFrame:
         "new_seconds": new.loc[rounds, "seconds_per_step"].to_numpy(dtype=float),
         "start_unix_ns": np.minimum(base.loc[rounds, "start_unix_ns"].to_numpy(),
                                     new.loc[rounds, "start_unix_ns"].to_numpy()),
+        "part": (base.loc[rounds, "part"].to_numpy(dtype=int) if "part" in base
+                 else np.zeros(len(rounds), dtype=int)),
     })
 
 
 def estimate_cell(pairs: pd.DataFrame, alpha: float) -> PairedEstimate | None:
-    """The paired estimate of one cell and side, None without pairs."""
+    """The paired estimate of one cell and side, None without pairs; its interval takes in
+    the offsets of the worker processes where its parts disagree
+    (:func:`linfit.stats.paired_ratio_across_processes`)."""
     if pairs.empty:
         return None
-    return paired_ratio(paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"]), alpha)
+    return paired_ratio_across_processes(
+        paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"]), pairs["part"], alpha)
 
 
 def look_alpha(alpha: float, min_pairs: int, max_pairs: int) -> float:

@@ -22,6 +22,16 @@ Protocol of a session (issue 11):
    (:func:`linfit.stats.paired_decided`), up to ``max_pairs``, within the time budget.
    Its interval is read after every round, so it is taken at the level that keeps alpha
    over all those looks (:func:`linfit.ab.analysis.look_alpha`).
+6. Restarts: every ``restart_seconds`` of measuring, and as soon as every cell still
+   measured waits for one, every side's worker is replaced by a fresh one (steps 1 to 3
+   again, for the cells still measured, each with its calls per sample). Each set of
+   workers is a ``part`` of the session, as a ``--resume`` is: two processes of one
+   environment can differ by a few per cent for their whole life, and across parts that
+   offset shows, and enters the interval (:func:`linfit.stats.paired_ratio_across_processes`).
+   A cell is decided only once parts other than its largest have given it ``min_pairs``
+   pairs, and its interval over them all is decided; a cell decided on one part's pairs
+   waits for the next part. Where the budget leaves no room for another part
+   (:data:`RESTART_BUILDS`), the pairs it has decide.
 
 A session may be continued (``linfit ab --resume``, :mod:`linfit.ab.resume`): the same
 sides, cells and seed, only its undecided cells, its rounds numbered on, its new bursts
@@ -39,6 +49,7 @@ import os
 import shlex
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -80,6 +91,7 @@ __all__ = [
     "DEFAULT_MAX_PAIRS",
     "DEFAULT_MAX_SECONDS",
     "DEFAULT_MIN_PAIRS",
+    "DEFAULT_RESTART_SECONDS",
     "DEFAULT_TARGET_BURST_SECONDS",
     "DEFAULT_UNTIL_DECIDED_SECONDS",
     "MAX_ADAPTIVE_PAIRS",
@@ -141,6 +153,13 @@ BUILD_TIMEOUT_SECONDS = 900.0
 BURST_TIMEOUT_SECONDS = 30.0
 BURST_TIMEOUT_FACTOR = 50
 DEFAULT_SEED = 0
+# Measuring seconds of one set of workers before they are replaced (step 6): four parts in
+# the 600 s of --until-decided, one in the default 170 s session (whose budget leaves no
+# room for another build).
+DEFAULT_RESTART_SECONDS = 150.0
+# A restart needs this many times the seconds the last start-up and build took left in the
+# budget: one for the new workers' build, two for their pairs.
+RESTART_BUILDS = 3
 # Variants a session leaves out unless --variants (or LINFIT_VARIANTS) names variants: Keras'
 # model.fit cells take 0.5 to 1.2 s each to build, check and calibrate on the 2-core VM, and
 # with them TensorFlow's default cells (33) used the whole default budget in building (one
@@ -193,6 +212,8 @@ class SessionConfig:
             a :class:`~linfit.builds.BuildCache` of the default folder, made when needed).
         resume: the session this one continues (:func:`linfit.ab.resume.resumed_config`),
             None for a new session.
+        restart_seconds: measuring seconds of one set of workers before fresh ones take
+            over (step 6 of the module docstring); 0: never restart.
     """
 
     sides: tuple[Side, ...]
@@ -212,6 +233,7 @@ class SessionConfig:
     burst_timeout: float = BURST_TIMEOUT_SECONDS
     build_cache: BuildCache | None = None
     resume: ResumeState | None = None
+    restart_seconds: float = DEFAULT_RESTART_SECONDS
 
 
 @dataclass
@@ -231,6 +253,7 @@ class SessionResult:
         hlo: the optimized HLO of every changed cell on its base and changed sides
             (:mod:`linfit.ab.hlo_files`); empty when none changed or the session ended early.
         budget_reached: whether it ended because the time budget was spent.
+        restarts: how many times fresh workers took over (step 6).
     """
 
     path: Path | None = None
@@ -244,6 +267,7 @@ class SessionResult:
     unavailable: list[str] = field(default_factory=list)
     hlo: tuple[HloCapture, ...] = ()
     budget_reached: bool = False
+    restarts: int = 0
 
 
 # A session's id is a run id (linfit.harness.make_run_id: UTC start, host, commit) and this.
@@ -398,6 +422,9 @@ def check_config(config: SessionConfig) -> None:
                         (config.build_timeout, "build_timeout"),
                         (config.burst_timeout, "burst_timeout")):
         _positive(value, flag)
+    if not (math.isfinite(config.restart_seconds) and config.restart_seconds >= 0):
+        raise LinfitError(f"--restart-every {config.restart_seconds:g} must be a finite "
+                          "number of seconds >= 0 (0: never restart the workers)")
     if not (math.isfinite(config.threshold) and config.threshold > 0):
         raise LinfitError(f"--threshold {config.threshold:g} must be a finite fraction > 0")
     if not 0 < config.alpha < 1:
@@ -504,7 +531,8 @@ class _CellProgress:
     """A measured cell's state in a session: the round of its next pair (its pairs so far),
     its complete pairs, the side order of the last one, its burst rows, and whether it is
     decided. Only a pair cut short by the end of a session (a resumed cell's torn pair)
-    makes ``complete`` differ from ``pairs``."""
+    makes ``complete`` differ from ``pairs``. ``waiting``: decided within one part, it
+    waits for the next (step 6 of the module docstring)."""
 
     cell: SessionCell
     pairs: int = 0
@@ -512,6 +540,11 @@ class _CellProgress:
     rows: list[dict[str, Any]] = field(default_factory=list)
     decided: bool = False
     complete: int = 0
+    waiting: bool = False
+
+    def pairs_by_part(self) -> Counter[int]:
+        """This cell's bursts on side 0 in each part."""
+        return Counter(int(row.get("part") or 0) for row in self.rows if row["side_index"] == 0)
 
 
 def round_orders(seed: int, round_index: int,
@@ -576,6 +609,10 @@ class _Session:
         self._session_id = ""
         self.measured: list[_CellProgress] = []
         self.cell_options = config.resume.cell_options if config.resume else ""
+        # The part the rows are written in: a new one at each restart (step 6).
+        self.part = config.resume.part if config.resume else 0
+        # Seconds the last start-up (hello, plan, build) took: what a restart costs.
+        self.startup_seconds = 0.0
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
@@ -622,6 +659,7 @@ class _Session:
         request = {"op": "plan", "values": self._values(),
                    "environ": {option.env: self.config.environ[option.env]
                                for option in OPTIONS if option.env in self.config.environ}}
+        self._plan_request = request
         # As given (the default backends, those every side has, are found again on resume).
         self.cell_options = self.cell_options or cell_options_text(self.config.values,
                                                                    request["environ"])
@@ -685,7 +723,7 @@ class _Session:
     def _session_facts(self, side_index: int) -> dict[str, Any]:
         """A row's schema-3 columns: what ``--resume`` reads to continue the session."""
         config = self.config
-        return {"part": config.resume.part if config.resume else 0,
+        return {"part": self.part,
                 "part_start_unix_ns": self.started_unix_ns, "seed": config.seed,
                 "threshold": config.threshold, "alpha": config.alpha,
                 "min_pairs": config.min_pairs, "max_pairs": config.max_pairs,
@@ -754,6 +792,65 @@ class _Session:
                               rows=[dict(row) for row in resumed[cell.cell].rows],
                               complete=resumed[cell.cell].complete) for cell in cells]
 
+    def _restart_fits(self) -> bool:
+        """Whether the budget leaves room for fresh workers and their pairs (step 6)."""
+        left = self.config.max_seconds - (time.monotonic() - self.started)
+        return self.config.restart_seconds > 0 and left >= RESTART_BUILDS * self.startup_seconds
+
+    def restart(self, states: list[_CellProgress]) -> None:
+        """Replace every side's worker with a fresh one, for the cells of ``states``
+        (step 6): the rows that follow are a new part. The new workers must report what the
+        old ones did (interpreter, versions, commit, settings; each cell's framework version
+        and device), and each cell keeps its calls per sample.
+
+        Raises:
+            WorkerFailed: a new worker that does not start, reports another environment, or
+                fails a cell's checks that the old one passed: the session ends there.
+        """
+        started = time.monotonic()
+        self.part += 1
+        self.started_unix_ns = time.time_ns()
+        self.progress(f"part {self.part}: fresh workers for {len(states)} cells, so that a "
+                      "worker process's own offset shows (--restart-every)")
+        before = self.hellos
+        for worker in self.workers:
+            worker.close()
+        self.workers, self.hellos = [], []
+        try:
+            self.start()
+        except LinfitError as error:  # it started a moment ago: a crash, not bad input
+            raise WorkerFailed("a restarted side", str(error)) from None
+        for worker, old, new in zip(self.workers, before, self.hellos, strict=True):
+            changed = [name for name in ("python", "python_version", "git_commit",
+                                         "env_flags") if old.get(name) != new.get(name)]
+            if changed:
+                raise worker.failed(f"restarted with another {', '.join(changed)}")
+        for worker in self.workers:
+            reply = _checked(worker.side, worker.request(self._plan_request,
+                                                         self.config.build_timeout), "cell options")
+            known = {str(entry["key"]) for entry in reply["cells"]}
+            missing = [s.cell.worker_key for s in states if s.cell.worker_key not in known]
+            if missing:
+                raise worker.failed(f"restarted without the cells {', '.join(missing)}")
+        cells = [replace(s.cell, resumed_calls=s.cell.calls_per_sample) for s in states]
+        rebuilt = {cell.worker_key: cell for cell in self.build(cells)}
+        for state in states:
+            cell = rebuilt.get(state.cell.worker_key)
+            if cell is None:
+                raise self.workers[0].failed(f"{state.cell.worker_key} failed its checks "
+                                             "after the restart (its row says why)")
+            for worker, old, new in zip(self.workers, state.cell.builds, cell.builds,
+                                        strict=True):
+                if (old.backend_version, old.device_name) != (new.backend_version,
+                                                              new.device_name):
+                    raise worker.failed(f"{cell.worker_key} restarted with "
+                                        f"{new.backend_version} on {new.device_name}, where "
+                                        f"it ran {old.backend_version} on {old.device_name}")
+            state.cell = cell
+            state.waiting = False
+        self.result.restarts += 1
+        self.startup_seconds = time.monotonic() - started
+
     def measure(self, cells: list[SessionCell]) -> None:
         config = self.config
         sides = len(self.workers)
@@ -765,11 +862,26 @@ class _Session:
         level = look_alpha(config.alpha, config.min_pairs, config.max_pairs)
         round_seconds = 0.0
         self.result.cells = len(cells)
+        self.startup_seconds = time.monotonic() - self.started
+        part_started = time.monotonic()
         while True:
-            active = [s for s in states if not s.decided and s.pairs < config.max_pairs]
-            elapsed = time.monotonic() - self.started
-            if not active:
+            restart_fits = self._restart_fits()
+            for state in states:
+                if state.waiting and not restart_fits:
+                    # No room for another part: the one part decides.
+                    state.waiting, state.decided = False, True
+            self.result.decided = sum(state.decided for state in states)
+            active = [s for s in states
+                      if not s.decided and not s.waiting and s.pairs < config.max_pairs]
+            waiting = [s for s in states if s.waiting]
+            if not active and not waiting:
                 break
+            due = time.monotonic() - part_started >= config.restart_seconds
+            if restart_fits and (not active or due):
+                self.restart(active + waiting)
+                part_started = time.monotonic()
+                continue
+            elapsed = time.monotonic() - self.started
             if elapsed + round_seconds > config.max_seconds:
                 self.progress(f"time budget of {config.max_seconds:g} s reached")
                 self.result.budget_reached = True
@@ -789,8 +901,18 @@ class _Session:
             self.result.rounds += 1
             round_seconds = time.monotonic() - round_start
             for state in active:
-                state.decided = state.complete >= config.min_pairs and is_decided(
+                decided = state.complete >= config.min_pairs and is_decided(
                     _frame(state.rows), sides, config.threshold, level)
+                by_part = state.pairs_by_part()
+                largest = max(by_part.values())
+                if (decided and config.restart_seconds > 0
+                        and sum(by_part.values()) - largest < config.min_pairs):
+                    # Decided on the pairs of one part, or nearly: more pairs from this part
+                    # would not confirm it, where it has the most; then the cell waits for
+                    # fresh workers (step 6).
+                    state.waiting = by_part[self.part] >= largest
+                else:
+                    state.decided = decided
             self.result.decided = sum(state.decided for state in states)
             left = config.max_seconds - (time.monotonic() - self.started)
             self.progress(f"round {self.result.rounds}: {len(active)} cells measured, "

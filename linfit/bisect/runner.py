@@ -406,7 +406,10 @@ class _Bisect:
                                   else template.values),
                           threshold=threshold, min_pairs=min_pairs,
                           max_seconds=template.max_seconds * 2 ** attempt,
-                          seed=template.seed + attempt)
+                          seed=template.seed + attempt,
+                          # A step's session keeps its workers (its budget is one part's):
+                          # each extension and the confirmation are fresh workers already.
+                          restart_seconds=0)
         what = "confirming" if cell is None else f"step in {name}"
         extra = f", extension {attempt}" if attempt else ""
         self.progress(f"session: {' vs '.join(builds)} ({what}{extra})")

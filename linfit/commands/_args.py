@@ -14,7 +14,7 @@ from linfit.harness import BY_DEST
 from linfit.stats import MIN_ALPHA
 
 __all__ = ["CELL_OPTIONS", "MAX_ALPHA", "add_cell_options", "alpha_level", "fraction",
-           "int_at_least", "positive_float"]
+           "int_at_least", "non_negative_float", "positive_float"]
 
 # Largest significance level: a "confidence" interval below 50% is no interval anyone wants.
 MAX_ALPHA = 0.5
@@ -45,6 +45,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
     return value
 
 

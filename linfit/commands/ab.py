@@ -28,6 +28,7 @@ from linfit.commands._args import (
     alpha_level,
     fraction,
     int_at_least,
+    non_negative_float,
     positive_float,
 )
 from linfit.compare import EXIT_OK, EXIT_REGRESSION
@@ -41,8 +42,10 @@ if TYPE_CHECKING:
 FORMATS = ("terminal", "markdown", "csv")
 # Options that shape a session, by dest, with their defaults filled in by _session_options;
 # none of them applies to --from, which measures nothing, and --resume takes only
-# --max-seconds (and --until-decided): the rest is the session's, read from its file.
-_SESSION_DESTS = ("pairs", "min_pairs", "max_pairs", "max_seconds", "seed", "results")
+# --max-seconds and --restart-every (and --until-decided): the rest is the session's, read
+# from its file.
+_SESSION_DESTS = ("pairs", "min_pairs", "max_pairs", "max_seconds", "restart_every", "seed",
+                  "results")
 _RESUME_REFUSES = ("pairs", "min_pairs", "max_pairs", "seed", "results", "threshold", "alpha")
 _HEADERS = (("backend", False), ("dtype", False), ("n", True), ("variant", False),
             ("steps/call", True), ("pairs", True), ("A", True), ("B", True),
@@ -128,6 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_PAIRS,
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
+        DEFAULT_RESTART_SECONDS,
         DEFAULT_SEED,
         DEFAULT_UNTIL_DECIDED_SECONDS,
     )
@@ -176,6 +180,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--until-decided", action="store_true",
                         help="measure until every cell is decided, --max-seconds being a "
                              "cap rather than a plan")
+    parser.add_argument("--restart-every", type=non_negative_float, metavar="SECONDS",
+                        help="replace every side's worker with a fresh one after this many "
+                             "seconds of measuring, where the budget leaves room, so that a "
+                             "worker process's own offset enters the interval; a cell "
+                             "decided within one set of workers is confirmed by the next "
+                             f"(default: {DEFAULT_RESTART_SECONDS:g}; 0: never)")
     parser.add_argument("--seed", type=int_at_least(0),
                         help=f"seed of the burst order (default: {DEFAULT_SEED})")
     parser.add_argument("--results", type=Path, metavar="DIR",
@@ -282,6 +292,7 @@ def _session_options(args: argparse.Namespace) -> None:
         DEFAULT_MAX_PAIRS,
         DEFAULT_MAX_SECONDS,
         DEFAULT_MIN_PAIRS,
+        DEFAULT_RESTART_SECONDS,
         DEFAULT_SEED,
         DEFAULT_UNTIL_DECIDED_SECONDS,
         cli_flag,
@@ -305,8 +316,8 @@ def _session_options(args: argparse.Namespace) -> None:
         if given:
             raise LinfitError(f"--resume continues a session as its pairs file records it "
                               f"(sides, cells, seed, threshold, pairs); leave out "
-                              f"{', '.join(given)} (only --max-seconds and --until-decided "
-                              "apply)")
+                              f"{', '.join(given)} (only --max-seconds, --restart-every and "
+                              "--until-decided apply)")
     if args.pairs is not None:
         given = [flag for flag, value in (("--min-pairs", args.min_pairs),
                                           ("--max-pairs", args.max_pairs)) if value is not None]
@@ -318,6 +329,8 @@ def _session_options(args: argparse.Namespace) -> None:
                 "max_seconds": (DEFAULT_UNTIL_DECIDED_SECONDS if args.until_decided
                                 else DEFAULT_MAX_SECONDS), "seed": DEFAULT_SEED,
                 "results": Path("results")}
+    if args.restart_every is None:
+        args.restart_every = DEFAULT_RESTART_SECONDS
     if args.resume is not None:
         args.max_seconds = args.max_seconds or defaults["max_seconds"]
         return
@@ -435,7 +448,7 @@ def _new_config(args: argparse.Namespace) -> SessionConfig:
         values={option.dest: getattr(args, option.dest) for option in CELL_OPTIONS},
         environ=dict(os.environ), results_dir=args.results, threshold=threshold,
         alpha=alpha, min_pairs=args.min_pairs, max_pairs=args.max_pairs,
-        max_seconds=args.max_seconds, seed=args.seed)
+        max_seconds=args.max_seconds, seed=args.seed, restart_seconds=args.restart_every)
 
 
 def _measure(config: SessionConfig, until_decided: bool, notes: list[str]
@@ -454,8 +467,10 @@ def _measure(config: SessionConfig, until_decided: bool, notes: list[str]
     if result.interrupted:
         notes.append("interrupted: the table holds the pairs measured until then")
     if result.path is not None:
+        restarts = (f", {result.restarts} worker restart{'s' if result.restarts > 1 else ''}"
+                    if result.restarts else "")
         notes.append(f"{result.rounds} rounds, {result.decided}/{result.cells} cells decided "
-                     f"in {result.seconds:.0f} s; pairs file: {result.path}")
+                     f"in {result.seconds:.0f} s{restarts}; pairs file: {result.path}")
         notes += _save_hlo(result, result.path)
     if until_decided:
         notes.append("until decided: " + (
@@ -479,8 +494,8 @@ def run(args: argparse.Namespace) -> int:
         notes.append("nothing to resume: every cell is decided or has its max pairs")
         path = state.path
     else:
-        config = (resumed_config(state, args.max_seconds) if args.resume is not None
-                  else _new_config(args))
+        config = (resumed_config(state, args.max_seconds, restart_seconds=args.restart_every)
+                  if args.resume is not None else _new_config(args))
         measured, failed_session = _measure(config, args.until_decided, notes)
         if measured is None:
             print("linfit ab: nothing was measured", file=sys.stderr)

@@ -179,8 +179,9 @@ PAIRS_COLUMNS: tuple[Column, ...] = (
        versions=_V3),
     # Schema 3 (issue 22): what --resume reads to continue the session as it was. Empty in
     # rows written without them (the session can then not be resumed).
-    _p("part", "int", "", "0 for the session's first run, 1, 2, ... for each --resume that "
-       "added to it", required=False, domain=NON_NEGATIVE, versions=_V3),
+    _p("part", "int", "", "the set of worker processes that measured the burst: 0 for the "
+       "session's first, 1, 2, ... for each restart of its workers (--restart-every) or "
+       "--resume that added to it", required=False, domain=NON_NEGATIVE, versions=_V3),
     _p("part_start_unix_ns", "int", "ns", "wall-clock start of the part (before its workers "
        "started): up to its first burst, the part's start-up", required=False,
        domain=NON_NEGATIVE, versions=_V3),
