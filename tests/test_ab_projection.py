@@ -114,3 +114,15 @@ def test_a_burst_costs_the_time_to_the_next_one_unless_the_session_paused(tmp_pa
     # A pause (a resumed part hours later) is not the burst's.
     frame.loc[frame.index[3:], "start_unix_ns"] += 3600 * 10**9
     assert burst_wall_seconds(frame).iloc[2] == pytest.approx(0.1)
+
+
+def test_a_long_resume_counts_the_start_up_of_its_fresh_workers(tmp_path):
+    """Six cells that need ~170 pairs each: a resumed session measures for over 150 s
+    (DEFAULT_RESTART_SECONDS) and less than 300, so its workers are replaced once, and the
+    projection counts that second start-up."""
+    path = synthetic_session(tmp_path / "long-ab.csv",
+                             {f"v{i}": (0.15, 20) for i in range(6)})
+    projection = project(read_pairs(path), THRESHOLD, DEFAULT_ALPHA)
+    assert 150 < projection.measure_seconds < 300
+    assert projection.seconds == pytest.approx(2 * STARTUP_SECONDS
+                                               + projection.measure_seconds)

@@ -26,7 +26,7 @@ from linfit.ab.analysis import (
     look_alpha,
     session_pairs_bounds,
 )
-from linfit.ab.coordinator import DEFAULT_MAX_PAIRS
+from linfit.ab.coordinator import DEFAULT_MAX_PAIRS, DEFAULT_RESTART_SECONDS
 from linfit.results import KEY_COLUMNS, Cell
 from linfit.stats import DEFAULT_POWER, paired_log_ratios, pairs_needed
 
@@ -133,9 +133,12 @@ class SessionProjection:
 
     @property
     def seconds(self) -> float:
-        """Start-up and measuring; measuring alone where the start-up is not known."""
+        """Start-up and measuring, with the start-up of the fresh workers that the resumed
+        session's restarts bring (one every :data:`DEFAULT_RESTART_SECONDS` of measuring);
+        measuring alone where the start-up is not known."""
         startup = 0.0 if math.isnan(self.startup_seconds) else self.startup_seconds
-        return startup + self.measure_seconds
+        restarts = int(self.measure_seconds // DEFAULT_RESTART_SECONDS)
+        return startup * (1 + restarts) + self.measure_seconds
 
     @property
     def max_seconds(self) -> int:

@@ -79,7 +79,7 @@ interpreter as it is. Examples:
   linfit ab --side "default:" --sizes 1e7 \
       --side "no-rewrite: XLA_FLAGS=--xla_disable_hlo_passes=tree_reduction_rewriter"
 
-Each side runs one worker process; every side runs this linfit source, so only the
+Each side runs one worker process at a time; every side runs this linfit source, so only the
 environment differs. Bursts of about 60 ms alternate between the sides in a balanced,
 seeded order, one worker at a time, across all cells round by round. Each cell gets
 {DEFAULT_MIN_PAIRS} pairs, then more while its interval straddles the threshold (at most
@@ -90,7 +90,10 @@ a default budget to build). --until-decided makes the budget a cap (default
 that ends with undecided cells says what each needs (pairs and seconds, from its own noise
 and pace) and the command that continues it: --resume PAIRS.csv measures only those cells,
 with the same sides, cells and seed, and adds their pairs to the same file; a side whose
-interpreter, framework version or settings changed is refused.
+interpreter, framework version or settings changed is refused. Every --restart-every seconds
+of measuring (where the budget leaves room) each side's worker is replaced by a fresh one:
+two processes of one environment can differ by a few per cent, and the interval takes in
+how much the sets of workers disagree; no cell is decided on one set's pairs alone.
 
 B/A is the Hodges-Lehmann estimate of the paired ratios of burst medians, with a
 Wilcoxon signed-rank interval that holds at 1 - alpha over every look adaptive sampling
