@@ -51,6 +51,8 @@ DEFAULT_CAP_SECONDS = 600
 DEFAULT_BUDGET_SECONDS = 170
 FIGURES = ("projection", "aa", "slow10")
 _PAIRS_FILE = re.compile(r"pairs file: (\S+)")
+# What `linfit ab --until-decided` says when its --max-seconds ended it (not a cell's pairs cap).
+_CAP_REACHED = "until decided: the cap of"
 _RESUME = re.compile(r"linfit ab --resume (\S+) --max-seconds (\d+)")
 
 
@@ -161,7 +163,7 @@ def sessions_figure(out: Path, figure: str, sessions: int, first: int, cap: int,
             folder, f"{figure}-{index}", dry_run)
         found = _PAIRS_FILE.search(err)
         rows.append({"session": index, "exit": status, "wall_s": f"{wall:.1f}",
-                     "cap_reached": "the cap of" in err, **_counts(_table(table)),
+                     "cap_reached": _CAP_REACHED in err, **_counts(_table(table)),
                      "pairs_file": found.group(1) if found else ""})
     return rows
 

@@ -595,6 +595,14 @@ class ProcessHeterogeneity:
     centre: float
     variance: float
 
+    @property
+    def p_value(self) -> float:
+        """Cochran's test that the parts share one ratio: P(chi2 with parts - 1 degrees of
+        freedom >= Q)."""
+        from scipy.stats import chi2
+
+        return float(chi2.sf(self.q, self.parts - 1))
+
 
 def process_heterogeneity(log_ratios: np.ndarray, parts: np.ndarray
                           ) -> ProcessHeterogeneity | None:

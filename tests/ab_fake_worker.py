@@ -22,7 +22,8 @@ that the cell stays undecided; ``FAKE_AB_PYTHON_VERSION`` and ``FAKE_AB_BACKEND_
 what hello and build report (``3.11.0``, ``0``), to change a side's environment.
 ``FAKE_AB_STARTS`` (a file): each worker adds a line to it as it starts; a worker that is not
 the first of its side there (a restart) reports ``FAKE_AB_LATER_BACKEND_VERSION`` at build,
-where that is set.
+and an edited tree (``git_dirty``) at hello with ``FAKE_AB_LATER_DIRTY=1``, where those are
+set. As the real worker, it answers ``hlo`` only for a cell it has built.
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def main() -> int:
     bursts = 0
     label = ENV.get("FAKE_AB_LABEL", "?")
     backend_version = ENV.get("FAKE_AB_BACKEND_VERSION", "0")
+    dirty = False
     if ENV.get("FAKE_AB_STARTS"):
         with open(ENV["FAKE_AB_STARTS"], "a+") as starts:
             starts.seek(0)
             if label in starts.read().split():
                 backend_version = ENV.get("FAKE_AB_LATER_BACKEND_VERSION", backend_version)
+                dirty = ENV.get("FAKE_AB_LATER_DIRTY") == "1"
             starts.write(f"{label}\n")
+    built: set[str] = set()
     keys = [f"fake-v{i}-CPU:0-n=1e+03-float32-k=1" for i in range(int(ENV.get("FAKE_AB_CELLS",
                                                                                   "3")))]
     for line in sys.stdin:
@@ -79,7 +83,7 @@ def main() -> int:
         if op == "hello":
             reply.update(python=sys.executable,
                          python_version=ENV.get("FAKE_AB_PYTHON_VERSION", "3.11.0"),
-                         installed_backends=["fake"], git_commit="fake", git_dirty=False,
+                         installed_backends=["fake"], git_commit="fake", git_dirty=dirty,
                          machine={"host": "fakehost",
                                   **json.loads(ENV.get("FAKE_AB_MACHINE", "{}"))})
         elif op == "plan" and ENV.get("FAKE_AB_PLAN") in ("input", "internal"):
@@ -97,6 +101,7 @@ def main() -> int:
                                        "n_examples": 1000, "dtype": "float32",
                                        "steps_per_call": 1, "skip_reason": ""})
         elif op == "build":
+            built.update(request["keys"])
             reply["cells"] = [
                 {"key": key, "status": "failed" if key == ENV.get("FAKE_AB_FAIL_CELL") else "ok",
                  "message": "fake convergence failure" if key == ENV.get("FAKE_AB_FAIL_CELL")
@@ -106,6 +111,8 @@ def main() -> int:
                  "peak_rss_bytes": int(ENV["FAKE_AB_PEAK_RSS"]) if "FAKE_AB_PEAK_RSS" in ENV
                  else None}
                 for key in request["keys"]]
+        elif op == "hlo" and request["key"] not in built:
+            reply = {"ok": False, "kind": "internal", "error": f"KeyError: {request['key']!r}"}
         elif op == "hlo":
             if ENV.get("FAKE_AB_HLO"):
                 with open(ENV["FAKE_AB_HLO"]) as text:

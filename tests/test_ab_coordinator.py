@@ -577,14 +577,18 @@ def test_never_restarting_decides_on_one_part(tmp_path):
     assert read_pairs(result.path)["round"].max() + 1 < 60
 
 
-def test_a_worker_that_restarts_in_another_environment_ends_the_session(tmp_path):
-    """A restarted worker must run what the first one ran: another framework version ends
-    the session there (exit 1, not bad input), its pairs kept."""
-    starts = {"FAKE_AB_STARTS": str(tmp_path / "starts"), "FAKE_AB_FACTOR": "1.2",
-              "FAKE_AB_LATER_BACKEND_VERSION": "1"}
+@pytest.mark.parametrize(("later", "said"), [
+    ({"FAKE_AB_LATER_BACKEND_VERSION": "1"},
+     "restarted with 1 on fake CPU, where it ran 0 on fake CPU"),
+    ({"FAKE_AB_LATER_DIRTY": "1"}, "side B: restarted with another git_dirty")])
+def test_a_worker_that_restarts_in_another_environment_ends_the_session(tmp_path, later, said):
+    """A restarted worker must run what the first one ran: another framework version, or
+    this checkout edited since the session started, ends the session there (exit 1, not bad
+    input), its pairs kept."""
+    starts = {"FAKE_AB_STARTS": str(tmp_path / "starts"), "FAKE_AB_FACTOR": "1.2", **later}
     result = run_session(_config(tmp_path, _sides(b=starts), min_pairs=8, max_pairs=60,
                                  restart_seconds=0.2), _quiet)
     assert len(result.failures) == 1
-    assert "restarted with 1 on fake CPU, where it ran 0 on fake CPU" in result.failures[0]
+    assert said in result.failures[0]
     frame = read_pairs(result.path)
     assert set(frame["part"]) == {0} and len(frame) > 0

@@ -4,6 +4,7 @@ workers (tests/ab_fake_worker.py) import no framework; their HLO is a file's tex
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -15,27 +16,30 @@ from linfit.ab.spec import Side
 from linfit.commands.ab import _save_hlo
 from linfit.hlo import HloProgram
 from linfit.results import Cell
+from linfit.results.pairs import read_pairs
 
 FAKE_WORKER = str(Path(__file__).with_name("ab_fake_worker.py"))
 CELL = Cell("fake", "CPU:0", "v0", 1000, "float32", 1)
 KEY = "fake-v0-CPU:0-n=1e+03-float32-k=1"
 
 
-def _session(tmp_path: Path, b_factor: str) -> SessionResult:
+def _session(tmp_path: Path, b_factor: str, noise: str = "", **overrides: object
+             ) -> SessionResult:
     (tmp_path / "a.hlo").write_text(FUSION)
     (tmp_path / "b.hlo").write_text(SPLIT)
 
     def side(label: str, hlo: str, factor: str) -> Side:
         return Side(label, sys.executable, (("FAKE_AB_LABEL", label), ("FAKE_AB_CELLS", "2"),
                                             ("FAKE_AB_HLO", str(tmp_path / hlo)),
-                                            ("FAKE_AB_FACTOR", factor)))
+                                            ("FAKE_AB_FACTOR", factor),
+                                            ("FAKE_AB_NOISE", noise)))
 
     config = SessionConfig(sides=(side("A", "a.hlo", "1"), side("B", "b.hlo", b_factor)),
                            results_dir=tmp_path, min_pairs=10, max_pairs=10, max_seconds=60.0,
                            target_burst_seconds=0.005,
                            worker_argv=lambda side: [sys.executable, FAKE_WORKER],
                            hello_timeout=20.0, build_timeout=20.0, burst_timeout=3.0)
-    return run_session(config, lambda line: None)
+    return run_session(dataclasses.replace(config, **overrides), lambda line: None)
 
 
 def test_a_changed_cell_gets_both_sides_hlo_and_a_diff_beside_the_pairs_file(tmp_path):
@@ -80,3 +84,18 @@ def test_hlo_files_that_cannot_be_written_are_a_warning(tmp_path):
     result = SessionResult(path=pairs, hlo=(HloCapture(CELL, KEY, 0, "A", HloProgram(FUSION)),))
     [note] = _save_hlo(result, pairs)
     assert note.startswith(f"warning: the HLO files could not be written to {hlo_folder(pairs)}")
+
+
+def test_a_cell_decided_before_the_last_restart_is_built_again_for_its_hlo(tmp_path):
+    """The workers of the last part built only the cells still measured; a changed cell
+    decided earlier is built again in them before its HLO is asked (a fake worker, as the
+    real one, answers only for a cell it has built). v1's bursts spread widely, so v1 is
+    measured in parts that v0, steady and decided, no longer is."""
+    result = _session(tmp_path, b_factor="1.5", noise="v1:0.4", min_pairs=8, max_pairs=200,
+                      restart_seconds=0.3, max_seconds=120.0)
+    frame = read_pairs(result.path)
+    assert frame[frame["variant"] == "v1"]["part"].max() > frame[frame["variant"] == "v0"][
+        "part"].max()
+    assert result.failures == [] and result.restarts >= 1
+    assert len(result.hlo) == 4
+    assert all(capture.program is not None and not capture.error for capture in result.hlo)

@@ -5,6 +5,7 @@ workers buys against false verdicts, in simulated A/A sessions."""
 from __future__ import annotations
 
 import math
+import re
 import statistics
 
 import numpy as np
@@ -137,3 +138,51 @@ def test_restarting_the_workers_keeps_a_process_offset_from_becoming_a_verdict()
     four_parts = _false_verdicts(4, sessions, seed=7)
     assert one_part / sessions > 0.04
     assert four_parts / sessions <= 0.01
+
+
+def test_a_session_whose_parts_disagree_is_undecided_and_says_each_part_s_ratio(tmp_path):
+    """Two sets of workers that measured B/A 1.11 and 0.90: the estimate over both is near
+    1, but no "unchanged" is said on it: the verdict is noise, and the message gives each
+    part's ratio. The same pairs from one set of workers would read unchanged."""
+    from test_ab_projection import synthetic_session
+
+    from linfit.ab.analysis import analyse
+    from linfit.results.pairs import read_pairs
+
+    frame = read_pairs(synthetic_session(tmp_path / "parts-ab.csv", {"v": (0.01, 80)}))
+    later = frame["round"] >= 40
+    frame.loc[later, "part"] = 1
+    new = frame["side_index"] == 1
+    frame.loc[new & ~later, "seconds_per_step"] *= math.exp(0.1)
+    frame.loc[new & later, "seconds_per_step"] *= math.exp(-0.1)
+    [row] = analyse(frame).table.to_dict("records")
+    assert row["verdict"] == "noise"
+    parts = re.search(r"B/A by part (\S+) \(40 pairs\), (\S+) \(40 pairs\)$", row["message"])
+    assert "disagree (Cochran's Q p < 1e-16)" in row["message"] and parts
+    assert float(parts[1]) > 1.05 and float(parts[2]) < 1 / 1.05
+    assert row["ratio_low"] < 1 / 1.05 and row["ratio_high"] > 1.05
+    frame["part"] = 0
+    [one] = analyse(frame).table.to_dict("records")
+    assert one["verdict"] == "unchanged" and one["message"] == ""
+
+
+def test_the_reanalysis_table_has_a_row_per_pairs_file_and_refuses_an_empty_folder(
+        tmp_path, capsys):
+    """bench/ab_reanalyse.py, which makes results/cpu-2core-ab-restarts/reanalysis.md."""
+    import importlib.util
+    from pathlib import Path
+
+    from test_ab_projection import synthetic_session
+
+    script = Path(__file__).parents[1] / "bench" / "ab_reanalyse.py"
+    spec = importlib.util.spec_from_file_location("ab_reanalyse", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(tmp_path)]) == 2
+    assert "no pairs file" in capsys.readouterr().err
+    synthetic_session(tmp_path / "one-ab.csv", {"steady": (0.002, 20), "wild": (0.3, 20)})
+    assert module.main([str(tmp_path)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3
+    assert rows[2].startswith(f"| {tmp_path.name}/one-ab.csv | 1 | ")
+    assert rows[2].endswith("| 40 | 0 | 0 | 0 | 2 | 0 | 0 |")

@@ -23,18 +23,22 @@ from linfit.machine import load_warning, machine_differences
 from linfit.results import KEY_COLUMNS
 from linfit.stats import (
     DEFAULT_ALPHA,
+    MIN_PART_PAIRS,
     PairedEstimate,
     paired_decided,
     paired_log_ratios,
     paired_ratio_across_processes,
+    process_heterogeneity,
     sequential_alpha,
     verdict,
+    walsh_averages,
 )
 
 __all__ = [
     "AB_COLUMNS",
     "CELL_COLUMNS",
     "DEFAULT_AB_THRESHOLD",
+    "DISAGREE_ALPHA",
     "ABComparison",
     "analyse",
     "cell_pairs",
@@ -42,6 +46,7 @@ __all__ = [
     "is_decided",
     "look_alpha",
     "machine_warnings",
+    "processes_disagree",
     "session_pairs_bounds",
 ]
 
@@ -53,6 +58,10 @@ __all__ = [
 # session was 2.4-4.1%. 5% sits above the A/A offsets and below the 10% change, which was
 # called slower in 75 of 75 cells.
 DEFAULT_AB_THRESHOLD = 0.05
+# A cell's parts are said to disagree (a note, and an undecided "unchanged" becomes "noise")
+# where Cochran's test rejects one shared ratio at this level. The interval takes in any
+# between-part variance it finds (tau^2 > 0), said or not.
+DISAGREE_ALPHA = 0.01
 
 CELL_COLUMNS = KEY_COLUMNS
 AB_COLUMNS = (*CELL_COLUMNS, "device_name", "base_label", "new_label", "pairs",
@@ -125,6 +134,25 @@ def estimate_cell(pairs: pd.DataFrame, alpha: float) -> PairedEstimate | None:
         return None
     return paired_ratio_across_processes(
         paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"]), pairs["part"], alpha)
+
+
+def processes_disagree(pairs: pd.DataFrame, alpha: float = DISAGREE_ALPHA) -> str:
+    """'' unless a cell's parts (its sets of worker processes) disagree by Cochran's test at
+    ``alpha``; then a line with the ratio each part measured
+    (:func:`linfit.stats.process_heterogeneity`)."""
+    if pairs.empty:
+        return ""
+    values = paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"])
+    parts = pairs["part"].to_numpy()
+    check = process_heterogeneity(values, parts)
+    if check is None or not check.p_value < alpha:
+        return ""
+    ratios = [f"{math.exp(float(np.median(walsh_averages(values[parts == part])))):.2f} "
+              f"({int((parts == part).sum())} pairs)" for part in np.unique(parts)
+              if (parts == part).sum() >= MIN_PART_PAIRS]
+    chance = f"p = {check.p_value:.1g}" if check.p_value >= 1e-16 else "p < 1e-16"
+    return (f"its sets of worker processes disagree (Cochran's Q {chance}), "
+            f"and its interval takes that in: B/A by part {', '.join(ratios)}")
 
 
 def look_alpha(alpha: float, min_pairs: int, max_pairs: int) -> float:
@@ -203,9 +231,16 @@ def analyse(frame: pd.DataFrame, threshold: float = DEFAULT_AB_THRESHOLD,
                            message="too few pairs for an interval: raise --max-seconds or "
                                    "select fewer cells")
             else:
+                called = verdict(estimate, threshold)
+                disagree = processes_disagree(pairs)
+                if (disagree and called == "unchanged"
+                        and not paired_decided(estimate, threshold)):
+                    # An estimate within the threshold says little where the parts
+                    # disagree and the interval reaches beyond it: undecided.
+                    called = "noise"
                 row.update(ratio=estimate.ratio, ratio_low=estimate.low,
                            ratio_high=estimate.high, p_value=estimate.p_value,
-                           mde=estimate.mde, verdict=verdict(estimate, threshold))
+                           mde=estimate.mde, verdict=called, message=disagree)
             rows.append(row)
     table = pd.DataFrame.from_records(rows, columns=list(AB_COLUMNS))
     # The order of `pytest bench/`'s tables: device, n, dtype, backend, then the

@@ -613,6 +613,8 @@ class _Session:
         self.part = config.resume.part if config.resume else 0
         # Seconds the last start-up (hello, plan, build) took: what a restart costs.
         self.startup_seconds = 0.0
+        # The cells the current workers have built (after a restart, those still measured).
+        self.built_keys: set[str] = set()
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
@@ -736,6 +738,7 @@ class _Session:
                    "calls_per_sample": {c.worker_key: c.calls_per_sample for c in cells},
                    "max_sample_seconds": MAX_SAMPLE_SECONDS}
         self.progress(f"building and checking {len(cells)} cells on {len(self.workers)} sides")
+        self.built_keys = {cell.worker_key for cell in cells}
         # Every side builds at once: start-up only, nothing is timed until all are done.
         for worker in self.workers:
             worker.send(request)
@@ -792,6 +795,25 @@ class _Session:
                               rows=[dict(row) for row in resumed[cell.cell].rows],
                               complete=resumed[cell.cell].complete) for cell in cells]
 
+    def ensure_built(self, keys: Sequence[str]) -> None:
+        """Build the cells of ``keys`` that the current workers have not (a cell decided
+        before the last restart), so that they can be asked for its HLO; nothing is timed
+        or written."""
+        missing = [key for key in keys if key not in self.built_keys]
+        if not missing:
+            return
+        calls = {state.cell.worker_key: state.cell.calls_per_sample for state in self.measured}
+        self.progress(f"building {len(missing)} cells again in the current workers, for "
+                      "their HLO")
+        request = {"op": "build", "keys": missing,
+                   "calls_per_sample": {key: calls[key] for key in missing},
+                   "max_sample_seconds": MAX_SAMPLE_SECONDS}
+        for worker in self.workers:
+            worker.send(request)
+        for worker in self.workers:
+            _checked(worker.side, worker.receive("build", self.config.build_timeout), "build")
+        self.built_keys.update(missing)
+
     def _restart_fits(self) -> bool:
         """Whether the budget leaves room for fresh workers and their pairs (step 6)."""
         left = self.config.max_seconds - (time.monotonic() - self.started)
@@ -800,8 +822,9 @@ class _Session:
     def restart(self, states: list[_CellProgress]) -> None:
         """Replace every side's worker with a fresh one, for the cells of ``states``
         (step 6): the rows that follow are a new part. The new workers must report what the
-        old ones did (interpreter, versions, commit, settings; each cell's framework version
-        and device), and each cell keeps its calls per sample.
+        old ones did (interpreter, versions, commit and whether its tree was edited,
+        settings; each cell's framework version and device), and each cell keeps its calls
+        per sample.
 
         Raises:
             WorkerFailed: a new worker that does not start, reports another environment, or
@@ -822,7 +845,8 @@ class _Session:
             raise WorkerFailed("a restarted side", str(error)) from None
         for worker, old, new in zip(self.workers, before, self.hellos, strict=True):
             changed = [name for name in ("python", "python_version", "git_commit",
-                                         "env_flags") if old.get(name) != new.get(name)]
+                                         "git_dirty", "env_flags")
+                       if old.get(name) != new.get(name)]
             if changed:
                 raise worker.failed(f"restarted with another {', '.join(changed)}")
         for worker in self.workers:
@@ -967,7 +991,8 @@ def _capture_hlo(session: _Session) -> tuple[HloCapture, ...]:
     return capture_changed_hlo(
         session.workers, [side.label for side in session.config.sides], _frame(rows),
         {state.cell.cell: state.cell.worker_key for state in session.measured},
-        session.config.threshold, session.config.alpha, session.progress)
+        session.config.threshold, session.config.alpha, session.progress,
+        prepare=session.ensure_built)
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:

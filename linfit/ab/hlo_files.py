@@ -76,7 +76,9 @@ def _changed(frame: Any, threshold: float, alpha: float) -> dict[Cell, list[int]
 def capture_changed_hlo(workers: Sequence[_Worker], labels: Sequence[str], frame: Any,
                         keys: Mapping[Cell, str], threshold: float, alpha: float,
                         progress: Callable[[str], None],
-                        timeout: float = HLO_TIMEOUT_SECONDS) -> tuple[HloCapture, ...]:
+                        timeout: float = HLO_TIMEOUT_SECONDS,
+                        prepare: Callable[[list[str]], None] | None = None,
+                        ) -> tuple[HloCapture, ...]:
     """Ask the base and every changed side for the HLO of each changed cell.
 
     Args:
@@ -87,6 +89,8 @@ def capture_changed_hlo(workers: Sequence[_Worker], labels: Sequence[str], frame
         threshold, alpha: the session's.
         progress: takes a line of progress.
         timeout: seconds a worker has for one cell.
+        prepare: called with the changed cells' worker keys before any is asked for (the
+            session builds there those its current workers have not).
 
     Returns:
         The captures, cell by cell, the base side first.
@@ -99,6 +103,8 @@ def capture_changed_hlo(workers: Sequence[_Worker], labels: Sequence[str], frame
     changed = _changed(frame, threshold, alpha)
     if changed:
         progress(f"reading the optimized HLO of {len(changed)} changed cells")
+        if prepare is not None:
+            prepare([keys[cell] for cell in changed])
     captures = []
     for cell, sides in changed.items():
         key = keys[cell]

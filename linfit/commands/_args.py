@@ -37,26 +37,25 @@ def add_cell_options(parser: argparse.ArgumentParser) -> None:
                             metavar=option.metavar, help=f"{option.help} [env {option.env}]")
 
 
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
+def _finite_float(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    if not (math.isfinite(value) and (value >= minimum if inclusive else value > minimum)):
+        bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number {bound}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0."""
+    return _finite_float(text, 0, inclusive=False)
 
 
 def non_negative_float(text: str) -> float:
     """A finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
+    return _finite_float(text, 0, inclusive=True)
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

@@ -103,7 +103,8 @@ to {DEFAULT_AB_THRESHOLD:.0%}.
 
 verdicts:
   slower / faster   beyond the threshold and the interval excludes 1
-  noise             beyond the threshold, not significant
+  noise             beyond the threshold, not significant; or within it, undecided, where
+                    its sets of worker processes disagree (the message gives each one's)
   unchanged         within the threshold
   failed            the cell failed its checks (placement, traces, convergence) on a side
   no-pairs          no complete pair was measured
@@ -477,7 +478,8 @@ def _measure(config: SessionConfig, until_decided: bool, notes: list[str]
         notes += _save_hlo(result, result.path)
     if until_decided:
         notes.append("until decided: " + (
-            f"the cap of {config.max_seconds:g} s came first" if result.budget_reached
+            "the session ended early (see above)" if result.failures or result.interrupted
+            else f"the cap of {config.max_seconds:g} s came first" if result.budget_reached
             else "every cell was decided or got its max pairs"))
     return result.path, bool(result.failures or result.unavailable) or result.interrupted
 
@@ -515,6 +517,10 @@ def run(args: argparse.Namespace) -> int:
         notes.append(f"each interval is taken at {1 - comparison.look_alpha:.2%}, so that "
                      f"{_confidence(alpha)} holds over all of a cell's looks up to "
                      f"{comparison.max_pairs} pairs (adaptive sampling reads it every round)")
+    notes += [f"{_size_of(Cell.from_row(row))} ({row['new_label']}): {row['message']}"
+              for row in comparison.table.to_dict("records")
+              if row["message"] and row["verdict"] != "failed"
+              and row["verdict"] not in ("no-pairs", "too-few-pairs")]
     resumable = "seed" in frame and int(frame["seed"].iloc[0]) >= 0
     notes += projection_notes(project(frame, threshold, alpha), path, resumable)
     if args.format == "csv":

@@ -4,11 +4,11 @@ virtual environments that ``linfit ab --side "LABEL: tensorflow==2.20.*"`` makes
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from linfit._errors import LinfitError
 from linfit._format import format_bytes, text_table
+from linfit.commands._args import non_negative_float
 
 _HEADERS = ("build", "tensorflow", "commit", "size", "last used (UTC)")
 _RIGHT = (False, False, False, True, False)
@@ -48,16 +48,6 @@ TensorFlow's, a bound that is not a version, pip failing)
 """
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
-
-
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -94,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "(tensorflow==2.20.*)")
     prune.add_argument("--keep", type=_count, metavar="N",
                        help="keep the N most recently used builds")
-    prune.add_argument("--max-gb", type=_non_negative, metavar="G",
+    prune.add_argument("--max-gb", type=non_negative_float, metavar="G",
                        help="remove the least recently used until the cache holds at most G GB")
     prune.set_defaults(func=run_prune)
     available = actions.add_parser(
