@@ -911,9 +911,16 @@ class _Session:
                 self.result.budget_reached = True
                 break
             round_start = time.monotonic()
+            cut = False
             for index, order in round_orders(config.seed, round_index,
                                              [(s.complete, s.order) for s in active], sides):
                 state = active[index]
+                # A round slower than the last (a loaded machine) may not carry a pair past
+                # the budget: the session ends between two pairs, each cell's pairs whole.
+                if (time.monotonic() - self.started + sides * state.cell.expected_burst_seconds
+                        > config.max_seconds):
+                    cut = True
+                    break
                 state.order = order
                 for position, side_index in enumerate(state.order):
                     self._burst(state, position, side_index)
@@ -922,6 +929,10 @@ class _Session:
             round_index += 1
             assert self.writer is not None
             self.writer.sync()
+            if cut:
+                self.progress(f"time budget of {config.max_seconds:g} s reached within a round")
+                self.result.budget_reached = True
+                break
             self.result.rounds += 1
             round_seconds = time.monotonic() - round_start
             for state in active:
