@@ -123,9 +123,9 @@ exit status:
      malformed or empty side, a bad or repeated label, an interpreter that does not exist
      or cannot run linfit or the selected backends, builds that leave fewer than two sides,
      a bad cell option, --min-pairs above --max-pairs, --pairs with --min-pairs or
-     --max-pairs, session options with --from, options other than --max-seconds and
-     --until-decided with --resume, a pairs file that cannot be resumed, a side whose
-     environment changed since the session
+     --max-pairs, session options with --from, options other than --max-seconds,
+     --restart-every and --until-decided with --resume, a pairs file that cannot be resumed,
+     a side whose environment changed since the session
 """
 
 
@@ -288,8 +288,8 @@ def _session_options(args: argparse.Namespace) -> None:
 
     Raises:
         LinfitError: for session options given with --from, options other than
-            --max-seconds and --until-decided with --resume, or --pairs with --min-pairs
-            or --max-pairs. The values themselves are checked, all in one place, by
+            --max-seconds, --restart-every and --until-decided with --resume, or --pairs
+            with --min-pairs or --max-pairs. The values themselves are checked, all in one place, by
             :func:`linfit.ab.coordinator.check_config`.
     """
     from linfit.ab.coordinator import (
