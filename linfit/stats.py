@@ -587,6 +587,8 @@ class ProcessHeterogeneity:
         tau2: the DerSimonian-Laird between-part variance of the log ratio, >= 0.
         centre: the random-effects estimate of the log ratio.
         variance: its variance (with tau2 in every part's weight).
+        labels, sizes, estimates: those parts' labels, pairs and Hodges-Lehmann estimates
+            of the log ratio, in label order.
     """
 
     parts: int
@@ -594,6 +596,9 @@ class ProcessHeterogeneity:
     tau2: float
     centre: float
     variance: float
+    labels: tuple[int, ...] = ()
+    sizes: tuple[int, ...] = ()
+    estimates: tuple[float, ...] = ()
 
     @property
     def p_value(self) -> float:
@@ -616,10 +621,11 @@ def process_heterogeneity(log_ratios: np.ndarray, parts: np.ndarray
     """
     values = np.asarray(log_ratios, dtype=float)
     labels = np.asarray(parts)
-    groups = [values[labels == label] for label in np.unique(labels)]
-    groups = [group for group in groups if group.size >= MIN_PART_PAIRS]
-    if len(groups) < 2:
+    kept = [label for label in np.unique(labels)
+            if np.count_nonzero(labels == label) >= MIN_PART_PAIRS]
+    if len(kept) < 2:
         return None
+    groups = [values[labels == label] for label in kept]
     estimates = np.array([np.median(walsh_averages(group)) for group in groups])
     residuals = np.concatenate([group - estimate
                                 for group, estimate in zip(groups, estimates, strict=True)])
@@ -634,7 +640,10 @@ def process_heterogeneity(log_ratios: np.ndarray, parts: np.ndarray
     tau2 = max(0.0, (q - (len(groups) - 1)) / scale)
     random_weights = 1 / (variances + tau2)
     centre = float(np.sum(random_weights * estimates) / np.sum(random_weights))
-    return ProcessHeterogeneity(len(groups), q, tau2, centre, float(1 / np.sum(random_weights)))
+    return ProcessHeterogeneity(len(groups), q, tau2, centre, float(1 / np.sum(random_weights)),
+                                tuple(int(label) for label in kept),
+                                tuple(group.size for group in groups),
+                                tuple(float(estimate) for estimate in estimates))
 
 
 def paired_ratio_across_processes(log_ratios: np.ndarray, parts: np.ndarray,

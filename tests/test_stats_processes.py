@@ -26,7 +26,8 @@ THRESHOLD = 0.05
 LOOK_ALPHA = 0.00064
 
 
-def _reference(values: np.ndarray, parts: np.ndarray) -> tuple[float, float, float, float]:
+def _reference(values: np.ndarray, parts: np.ndarray
+               ) -> tuple[float, float, float, float, list[float]]:
     """DerSimonian and Laird (1986), written out with loops: each part's Hodges-Lehmann
     estimate, its variance (pi/3) s^2 / n with s pooled about the parts' estimates."""
     groups = {}
@@ -48,7 +49,7 @@ def _reference(values: np.ndarray, parts: np.ndarray) -> tuple[float, float, flo
     tau2 = max(0.0, (q - (len(groups) - 1)) / scale)
     random = [1 / (1 / w + tau2) for w in weights]
     centre = sum(w * e for w, e in zip(random, estimates, strict=True)) / sum(random)
-    return q, tau2, centre, 1 / sum(random)
+    return q, tau2, centre, 1 / sum(random), estimates
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -65,11 +66,13 @@ def test_the_between_part_check_matches_a_plain_reference(seed):
         assert check is None
         return
     assert check is not None
-    q, tau2, centre, variance = _reference(values, labels)
+    q, tau2, centre, variance, estimates = _reference(values, labels)
     assert check.q == pytest.approx(q, rel=1e-9, abs=1e-12)
     assert check.tau2 == pytest.approx(tau2, rel=1e-9, abs=1e-15)
     assert check.centre == pytest.approx(centre, rel=1e-9, abs=1e-12)
     assert check.variance == pytest.approx(variance, rel=1e-9)
+    assert check.estimates == pytest.approx(estimates, rel=1e-12, abs=1e-15)
+    assert check.sizes == tuple(int(size) for size in sizes if size >= MIN_PART_PAIRS)
 
 
 def test_one_part_or_parts_that_agree_leave_the_signed_rank_interval_as_it_was():

@@ -23,7 +23,6 @@ from linfit.machine import load_warning, machine_differences
 from linfit.results import KEY_COLUMNS
 from linfit.stats import (
     DEFAULT_ALPHA,
-    MIN_PART_PAIRS,
     PairedEstimate,
     paired_decided,
     paired_log_ratios,
@@ -31,7 +30,6 @@ from linfit.stats import (
     process_heterogeneity,
     sequential_alpha,
     verdict,
-    walsh_averages,
 )
 
 __all__ = [
@@ -142,14 +140,12 @@ def processes_disagree(pairs: pd.DataFrame, alpha: float = DISAGREE_ALPHA) -> st
     (:func:`linfit.stats.process_heterogeneity`)."""
     if pairs.empty:
         return ""
-    values = paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"])
-    parts = pairs["part"].to_numpy()
-    check = process_heterogeneity(values, parts)
+    check = process_heterogeneity(
+        paired_log_ratios(pairs["base_seconds"], pairs["new_seconds"]), pairs["part"].to_numpy())
     if check is None or not check.p_value < alpha:
         return ""
-    ratios = [f"{math.exp(float(np.median(walsh_averages(values[parts == part])))):.2f} "
-              f"({int((parts == part).sum())} pairs)" for part in np.unique(parts)
-              if (parts == part).sum() >= MIN_PART_PAIRS]
+    ratios = [f"{math.exp(estimate):.2f} ({size} pairs)"
+              for size, estimate in zip(check.sizes, check.estimates, strict=True)]
     chance = f"p = {check.p_value:.1g}" if check.p_value >= 1e-16 else "p < 1e-16"
     return (f"its sets of worker processes disagree (Cochran's Q {chance}), "
             f"and its interval takes that in: B/A by part {', '.join(ratios)}")

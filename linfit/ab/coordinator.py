@@ -615,6 +615,8 @@ class _Session:
         self.startup_seconds = 0.0
         # The cells the current workers have built (after a restart, those still measured).
         self.built_keys: set[str] = set()
+        # The plan request (restarted workers are asked it again).
+        self._plan_request: dict[str, Any] = {}
 
     # -- start-up: failures here are bad input (exit 2) ----------------------------------
     def start(self) -> None:
@@ -733,12 +735,13 @@ class _Session:
                 "side_python": config.sides[side_index].python,
                 "env_flags": env_flags_text(self.hellos[side_index].get("env_flags") or {})}
 
-    def build(self, cells: list[SessionCell]) -> list[SessionCell]:
-        request = {"op": "build", "keys": [c.worker_key for c in cells],
-                   "calls_per_sample": {c.worker_key: c.calls_per_sample for c in cells},
+    def _build_everywhere(self, calls_per_sample: Mapping[str, int]
+                          ) -> list[dict[str, SideBuild]]:
+        """Ask every side's worker to build the cells of these keys, each with its calls per
+        sample; each side's builds by key, in side order."""
+        request = {"op": "build", "keys": list(calls_per_sample),
+                   "calls_per_sample": dict(calls_per_sample),
                    "max_sample_seconds": MAX_SAMPLE_SECONDS}
-        self.progress(f"building and checking {len(cells)} cells on {len(self.workers)} sides")
-        self.built_keys = {cell.worker_key for cell in cells}
         # Every side builds at once: start-up only, nothing is timed until all are done.
         for worker in self.workers:
             worker.send(request)
@@ -747,6 +750,12 @@ class _Session:
             reply = worker.receive("build", self.config.build_timeout)
             replies.append({entry["key"]: SideBuild.from_reply(entry)
                             for entry in _checked(worker.side, reply, "build")["cells"]})
+        self.built_keys.update(calls_per_sample)
+        return replies
+
+    def build(self, cells: list[SessionCell]) -> list[SessionCell]:
+        self.progress(f"building and checking {len(cells)} cells on {len(self.workers)} sides")
+        replies = self._build_everywhere({c.worker_key: c.calls_per_sample for c in cells})
         if self.config.resume is not None:
             self.config.resume.check_builds(cells, replies)
         assert self.writer is not None
@@ -805,14 +814,7 @@ class _Session:
         calls = {state.cell.worker_key: state.cell.calls_per_sample for state in self.measured}
         self.progress(f"building {len(missing)} cells again in the current workers, for "
                       "their HLO")
-        request = {"op": "build", "keys": missing,
-                   "calls_per_sample": {key: calls[key] for key in missing},
-                   "max_sample_seconds": MAX_SAMPLE_SECONDS}
-        for worker in self.workers:
-            worker.send(request)
-        for worker in self.workers:
-            _checked(worker.side, worker.receive("build", self.config.build_timeout), "build")
-        self.built_keys.update(missing)
+        self._build_everywhere({key: calls[key] for key in missing})
 
     def _restart_fits(self) -> bool:
         """Whether the budget leaves room for fresh workers and their pairs (step 6)."""
@@ -838,7 +840,7 @@ class _Session:
         before = self.hellos
         for worker in self.workers:
             worker.close()
-        self.workers, self.hellos = [], []
+        self.workers, self.hellos, self.built_keys = [], [], set()
         try:
             self.start()
         except LinfitError as error:  # it started a moment ago: a crash, not bad input
