@@ -8,22 +8,25 @@ test it marks). conftest.py calls ``start()`` for every selected test when colle
 runs those tests last, so the work is done, or under way, when they take its result with
 :func:`result`. The queue runs one job at a time, in the order queued.
 
-A job runs in a thread of this process: it may start children (:func:`run`) and read and
-write files (:func:`folder`), never touch a fixture, a framework or a signal handler.
+A job runs in a thread of this process: it may start children (:func:`run`, or :func:`child`
+to watch or signal one as it runs) and read and write files (:func:`folder`), never touch a
+fixture, a framework or a signal handler.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-# One job at a time: a second would compete with the session for its core.
+# One job at a time: a second would compete with the session for its core. (Measured: two
+# lanes ended the jobs 60 s sooner and the suite 30 s later, its own tests slowed.)
 _QUEUE = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
 # Jobs by key; the children running now; the session's folder for the jobs' files (made on
 # first use, removed when the session ends).
@@ -61,10 +64,11 @@ def result(key: str, start: Callable[[], None]) -> Any:
     return job.result()
 
 
-def run(argv: Sequence[str], *, timeout: float, **options: Any,
-        ) -> subprocess.CompletedProcess[str]:
-    """``subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options)``,
-    but a child that :func:`stop` ends when the session ends first, and none once it has."""
+@contextlib.contextmanager
+def child(argv: Sequence[str], **options: Any) -> Iterator[subprocess.Popen[str]]:
+    """A running child (stdout and stderr piped, text) for a job that watches or signals it
+    while it runs: killed on leaving if it still runs, and by :func:`stop` if the session
+    ends first; none starts once it has. The job bounds its own waits on it."""
     with _LOCK:
         if _STOPPED.is_set():
             raise RuntimeError(f"the test session ended before {argv[0]} could start")
@@ -73,14 +77,21 @@ def run(argv: Sequence[str], *, timeout: float, **options: Any,
         _RUNNING.append(process)
     with process:
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise
+            yield process
         finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
             with _LOCK:
                 _RUNNING.remove(process)
+
+
+def run(argv: Sequence[str], *, timeout: float, **options: Any,
+        ) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options)``,
+    but a child that :func:`stop` ends when the session ends first, and none once it has."""
+    with child(argv, **options) as process:
+        stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(list(argv), process.returncode, stdout, stderr)
 
 

@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sys
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ENV = os.environ
 # A nightly's GIT_VERSION: the last tag, the commits since, and "g" + the short hash.
@@ -131,7 +130,8 @@ def main() -> int:
     build = int(ENV.get("FAKE_BISECT_BUILD", "0"))
     seconds = float(ENV.get("FAKE_BISECT_SECONDS", "0.001"))
     noise = float(ENV.get("FAKE_BISECT_NOISE", "0"))
-    rng = np.random.default_rng(os.getpid())
+    # No numpy: a bisect starts hundreds of these, and its import was most of each start.
+    rng = random.Random(os.getpid())
     variants = {}
     bursts = 0
     for line in sys.stdin:
@@ -187,7 +187,8 @@ def main() -> int:
                 time.sleep(5)  # the coordinator kills this worker as it stops
             calls = request["samples"] * request["calls_per_sample"]
             per_call = seconds * _factor(build, variants[request["key"]])
-            times = per_call * (rng.lognormal(0.0, noise, calls) if noise else np.ones(calls))
+            times = [per_call * (rng.lognormvariate(0.0, noise) if noise else 1.0)
+                     for _ in range(calls)]
             reply.update(start_unix_ns=time.time_ns(),
                          call_ns=[max(1, int(t * 1e9)) for t in times])
         replies.write(json.dumps(reply) + "\n")

@@ -15,10 +15,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import background
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Reads the command lines (JSON) from stdin; prints [status, stdout, stderr] for each.
+# Reads the command lines (JSON) from its argument; prints [status, stdout, stderr] for each.
 _EACH_IN_ONE_INTERPRETER = textwrap.dedent("""
     import contextlib
     import io
@@ -28,7 +31,7 @@ _EACH_IN_ONE_INTERPRETER = textwrap.dedent("""
     from linfit.cli import main
 
     replies = []
-    for args in json.loads(sys.stdin.read()):
+    for args in json.loads(sys.argv[1]):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             status = main(args)
@@ -37,17 +40,20 @@ _EACH_IN_ONE_INTERPRETER = textwrap.dedent("""
 """)
 
 
-def linfit_each(cases: list[list[str]], timeout: float) -> list[subprocess.CompletedProcess]:
+def linfit_each(cases: list[list[str]], timeout: float, *, beside: bool = False,
+                ) -> list[subprocess.CompletedProcess]:
     """``linfit ARGS`` for each ARGS of ``cases``, in one interpreter started in the
-    repository root with this checkout's linfit, within ``timeout`` seconds in all.
+    repository root with this checkout's linfit, within ``timeout`` seconds in all; from a
+    job beside the session with ``beside`` (tests/background.py).
 
     Returns:
         One CompletedProcess per case (args ``["linfit", *ARGS]``), as a child of its own
         would give it.
     """
-    done = subprocess.run([sys.executable, "-c", _EACH_IN_ONE_INTERPRETER],
-                          input=json.dumps(cases), capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    argv = [sys.executable, "-c", _EACH_IN_ONE_INTERPRETER, json.dumps(cases)]
+    options: dict[str, Any] = {"cwd": ROOT, "env": {**os.environ, "PYTHONPATH": str(ROOT)}}
+    done = (background.run(argv, timeout=timeout, **options) if beside else
+            subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options))
     assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
     return [subprocess.CompletedProcess(["linfit", *args], status, stdout, stderr)
             for args, (status, stdout, stderr) in zip(cases, json.loads(done.stdout),

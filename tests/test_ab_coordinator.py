@@ -151,7 +151,7 @@ def test_the_time_cap_ends_a_session_whose_cells_are_undecided(tmp_path):
     after it where the first ran long: these bursts spread by a factor e either way.)"""
     noisy = {"FAKE_AB_NOISE": "v0:1,v1:1,v2:1"}
     config = _config(tmp_path, _sides(noisy, noisy), min_pairs=6, max_pairs=100,
-                     max_seconds=8.0, target_burst_seconds=0.05)
+                     max_seconds=3.0, target_burst_seconds=0.05)
     result = run_session(config, _quiet)
     assert result.budget_reached and result.rounds >= 1
     frame = read_pairs(result.path)

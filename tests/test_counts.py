@@ -3,6 +3,7 @@ the counted region on a Python loop of known relative cost, the runner and its s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import background
 import pytest
 
 from linfit.counts import (
@@ -250,23 +252,40 @@ _LOOP = textwrap.dedent("""
 _LOOP_ITERATIONS = 100_000
 
 
-@needs_valgrind
-@pytest.mark.parametrize("route", ["request", "toggle"])
-def test_counts_of_n_and_2n_iterations_are_in_ratio_2(tmp_path: Path, route: str) -> None:
-    script = tmp_path / "loop.py"
+def _count_the_loop(route: str) -> Path:
+    """Run _LOOP under Callgrind by ``route``, from a job beside the session (seconds of
+    Valgrind, tests/background.py); the folder of its count files and stdout. The run is
+    run_counted's own child, with its time limit."""
+    folder = background.folder(f"counts-{route}")
+    script = folder / "loop.py"
     script.write_text(_LOOP)
-    out_file = tmp_path / "cg.out"
+    out_file = folder / "cg.out"
     command = callgrind_command(
         [sys.executable, str(script), str(_LOOP_ITERATIONS), route, str(out_file)], out_file,
         route=route)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
-    run_counted(command, timeout_seconds=120, stderr_path=tmp_path / "stderr.txt", env=env,
-                stdout_path=tmp_path / "stdout.txt")
+    run_counted(command, timeout_seconds=120, stderr_path=folder / "stderr.txt", env=env,
+                stdout_path=folder / "stdout.txt")
+    return folder
+
+
+def start_counting(route: str) -> None:
+    if valgrind_missing_reason() is None:
+        background.queue(f"counts by {route}", functools.partial(_count_the_loop, route))
+
+
+@needs_valgrind
+@pytest.mark.parametrize("route", [
+    pytest.param(route, marks=pytest.mark.background.with_args(
+        functools.partial(start_counting, route))) for route in ("request", "toggle")])
+def test_counts_of_n_and_2n_iterations_are_in_ratio_2(route: str) -> None:
+    folder = background.result(f"counts by {route}", functools.partial(start_counting, route))
+    out_file = folder / "cg.out"
     if route == "request":
         regions = region_counts(out_file)
         short, long = regions["short"][0].instructions, regions["long"][0].instructions
     else:
-        parts = json.loads((tmp_path / "stdout.txt").read_text())
+        parts = json.loads((folder / "stdout.txt").read_text())
         assert [len(region) for region in parts] == [1, 1]  # one dump after each region
         dumps = region_dump_paths(out_file)
         short, long = (read_count_file(dumps[region[0]][0]).instructions for region in parts)

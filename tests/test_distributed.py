@@ -5,17 +5,22 @@ TF_CONFIGs, taken ports and too many replicas are one clear error each.
 Each worker is a fresh interpreter (3-5 s to import its framework on 2 cores): the tests
 start as few as they can, at n=1000. None can hang: every request to a worker has a time
 limit (linfit.distributed.trainer.BUILD_TIMEOUT_SECONDS, CALL_TIMEOUT_SECONDS), after which
-the worker is killed and the test fails.
+the worker is killed and the test fails. The costliest trainings run beside the session
+(tests/background.py): their jobs only talk to the workers; the tests check what they saw.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import re
 import signal
 import socket
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import background
 import pytest
 
 from linfit._errors import LinfitError
@@ -24,7 +29,6 @@ from linfit.convergence import CONVERGENCE_STEPS, convergence_problems
 from linfit.data import make_dataset
 from linfit.distributed import (
     DISTRIBUTED_VARIANTS,
-    RemoteTrainer,
     WorkerFailed,
     check_port_free,
     check_tf_config,
@@ -49,72 +53,125 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def _converge_on_two_replicas(backend: str, variant: str, *, ports: list[int] | None = None,
-                              then: Callable[[RemoteTrainer, list[int]], None] | None = None,
-                              ) -> None:
-    """Train ``variant`` with two replicas (on ``ports``, if given) to the single-device
-    eager reference; ``then(trainer, pids)`` runs after the training, before the workers
-    stop. Every worker is gone afterwards."""
+def _train_on_two_replicas(backend: str, variant: str, *, kill_worker_1: bool = False,
+                           ) -> dict[str, Any]:
+    """From a job beside the session (tests/background.py; the workers are the costly part,
+    and nothing of a framework runs in this process): train ``variant`` with two replicas
+    for CONVERGENCE_STEPS; with ``kill_worker_1``, then kill worker 1 and call once more.
+    What the test checks, once every worker has stopped."""
+    data = make_dataset(N_EXAMPLES, "float32")
+    ports = free_ports(2) if kill_worker_1 else None
+    with open_trainer(backend, DISTRIBUTED_VARIANTS[backend][variant], CPU[backend], data,
+                      LEARNING_RATE, 2, ports=ports) as trainer:
+        train(trainer, CONVERGENCE_STEPS)
+        # weights() also checks that every replica of every worker holds the same W and b.
+        facts: dict[str, Any] = {"weights": trainer.weights(), "ports": ports or [],
+                                 "placement": trainer.check_placement(),
+                                 "traces": trainer.traces,
+                                 "pids": [worker.process.pid for worker in trainer.workers]}
+        if kill_worker_1:
+            os.kill(facts["pids"][1], signal.SIGKILL)
+            try:
+                trainer.call()
+            except WorkerFailed as failed:
+                facts["failure"] = str(failed)
+    facts["gone"] = [_gone(pid) for pid in facts["pids"]]
+    return facts
+
+
+def _training_key(backend: str, variant: str, kill_worker_1: bool) -> str:
+    return f"two replicas: {backend} {variant}" + (", then worker 1 killed" if kill_worker_1
+                                                   else "")
+
+
+def start_training(backend: str, variant: str, kill_worker_1: bool = False) -> None:
+    if importlib.util.find_spec(backend) is not None:
+        background.queue(_training_key(backend, variant, kill_worker_1), functools.partial(
+            _train_on_two_replicas, backend, variant, kill_worker_1=kill_worker_1))
+
+
+def _converged_on_two_replicas(backend: str, variant: str, kill_worker_1: bool = False,
+                               ) -> dict[str, Any]:
+    """The job's training of ``variant``, checked against the single-device eager
+    reference: converged, on the device asked for, traced once if compiled, every worker
+    gone afterwards. What the job saw, for the test's own checks."""
     pytest.importorskip(backend)
+    facts = background.result(_training_key(backend, variant, kill_worker_1),
+                              functools.partial(start_training, backend, variant,
+                                                kill_worker_1))
     data = make_dataset(N_EXAMPLES, "float32")
     spec = DISTRIBUTED_VARIANTS[backend][variant]
     reference = fit(get_backend(backend), "eager", "CPU:0", data, CONVERGENCE_STEPS,
                     LEARNING_RATE)
-    with open_trainer(backend, spec, CPU[backend], data, LEARNING_RATE, 2,
-                      ports=ports) as trainer:
-        train(trainer, CONVERGENCE_STEPS)
-        # weights() also checks that every replica of every worker holds the same W and b.
-        final_w, final_b = trainer.weights()
-        assert trainer.check_placement() == "CPU:0"
-        assert trainer.traces == int(spec.compiled)
-        pids = [worker.process.pid for worker in trainer.workers]
-        assert len(pids) == (2 if spec.processes_per_replica else 1)
-        if then is not None:
-            then(trainer, pids)
+    assert facts["placement"] == "CPU:0"
+    assert facts["traces"] == int(spec.compiled)
+    assert len(facts["pids"]) == (2 if spec.processes_per_replica else 1)
+    final_w, final_b = facts["weights"]
     assert convergence_problems(final_w, final_b, reference.final_w, reference.final_b,
                                 data.w_ols, data.b_ols, "float32") == []
-    assert all(_gone(pid) for pid in pids)
+    assert all(facts["gone"])
+    return facts
 
 
 # multi-worker-function converges in the killed-worker test below, on the same two workers.
 @pytest.mark.parametrize(("backend", "variant"), [
-    ("tensorflow", "mirrored-function"), ("tensorflow", "mirrored-eager"),
-    ("jax", "sharded-jit")])
+    pytest.param(backend, variant, marks=pytest.mark.background.with_args(
+        functools.partial(start_training, backend, variant)))
+    for backend, variant in [("tensorflow", "mirrored-function"),
+                             ("tensorflow", "mirrored-eager"), ("jax", "sharded-jit")]])
 def test_two_replicas_converge_to_the_single_device_reference(backend, variant):
-    _converge_on_two_replicas(backend, variant)
+    _converged_on_two_replicas(backend, variant)
 
 
+def _xla_under_mirrored() -> dict[str, Any]:
+    """From a job beside the session: the cell's first call, then an interrupt inside the
+    trainer's block (Ctrl-C; SIGTERM in a harness session), as KeyboardInterrupt."""
+    data = make_dataset(N_EXAMPLES, "float32")
+    spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
+    facts: dict[str, Any] = {}
+    try:
+        with open_trainer("tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE,
+                          2) as trainer:
+            try:
+                trainer.call()
+            except WorkerFailed as failed:
+                facts["failure"] = str(failed)
+            facts["pid"] = trainer.workers[0].process.pid
+            facts["alive after the failure"] = not _gone(facts["pid"])
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        facts["interrupted"] = True
+    facts["gone"] = _gone(facts["pid"])
+    return facts
+
+
+def start_xla_under_mirrored() -> None:
+    if importlib.util.find_spec("tensorflow") is not None:
+        background.queue("xla under mirrored", _xla_under_mirrored)
+
+
+@pytest.mark.background.with_args(start_xla_under_mirrored)
 def test_xla_under_mirrored_on_two_cpus_fails_with_tensorflows_reason_then_an_interrupt_kills_it():
     """TensorFlow 2.21 does not compile a step whose variables live on two devices: the
     cell fails, saying so, rather than being skipped. The worker, alive after that answer,
     is then killed by Ctrl-C (SIGTERM in a harness session) as any worker is."""
-    data = make_dataset(N_EXAMPLES, "float32")
-    spec = DISTRIBUTED_VARIANTS["tensorflow"]["mirrored-xla"]
-    with pytest.raises(KeyboardInterrupt), open_trainer(
-            "tensorflow", spec, CPU["tensorflow"], data, LEARNING_RATE, 2) as trainer:
-        with pytest.raises(WorkerFailed) as failed:
-            trainer.call()
-        assert "worker 0 (chief)" in str(failed.value)
-        assert "xla" in str(failed.value).lower()
-        pid = trainer.workers[0].process.pid
-        assert not _gone(pid)
-        raise KeyboardInterrupt
-    assert _gone(pid)
+    pytest.importorskip("tensorflow")
+    facts = background.result("xla under mirrored", start_xla_under_mirrored)
+    assert "worker 0 (chief)" in facts["failure"]
+    assert "xla" in facts["failure"].lower()
+    assert facts["alive after the failure"]
+    assert facts["interrupted"] and facts["gone"]
 
 
+@pytest.mark.background.with_args(functools.partial(start_training, "tensorflow",
+                                                    "multi-worker-function", True))
 def test_two_workers_converge_then_a_killed_one_fails_its_cell_leaving_no_process_or_port():
     """multi-worker-function: two workers (fresh interpreters, the costliest cell here)
     converge to the reference; then worker 1 is killed, and the next call fails naming it."""
-    ports = free_ports(2)
-
-    def kill_worker_1(trainer: RemoteTrainer, pids: list[int]) -> None:
-        os.kill(pids[1], signal.SIGKILL)
-        with pytest.raises(WorkerFailed, match=r"worker 1 \(worker\): killed by signal 9"):
-            trainer.call()
-
-    _converge_on_two_replicas("tensorflow", "multi-worker-function", ports=ports,
-                              then=kill_worker_1)
-    for port in ports:
+    facts = _converged_on_two_replicas("tensorflow", "multi-worker-function",
+                                       kill_worker_1=True)
+    assert re.search(r"worker 1 \(worker\): killed by signal 9", facts["failure"])
+    for port in facts["ports"]:
         check_port_free(port)
 
 

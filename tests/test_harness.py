@@ -1176,17 +1176,17 @@ def test_a_boolean_variable_that_is_no_boolean_is_a_usage_error(tmp_path):
     assert "LINFIT_NO_PLOTS='maybe' is not a boolean" in run.stderr
 
 
-def _signal_after(tmp_path: Path, signum: int, finished: int,
+def _signal_after(name: str, signum: int, finished: int,
                   ) -> tuple[subprocess.CompletedProcess[str], Path, int]:
-    """Start a run of 10 cells (n=1000 and 2000), send ``signum`` once ``finished`` cells
-    are in its journal; the run, its results folder, and the cells journaled by then."""
-    command, env = _bench_command(tmp_path, "--linfit-sizes", "1000,2000", "--linfit-floors",
+    """From a job beside the session: start a run of 10 cells (n=1000 and 2000) in a new
+    folder, send ``signum`` once ``finished`` cells are in its journal; the run, its results
+    folder, and the cells journaled by then."""
+    folder = background.folder(name)
+    command, env = _bench_command(folder, "--linfit-sizes", "1000,2000", "--linfit-floors",
                                   "off", "--linfit-no-plots", "--benchmark-max-time", "0.2")
-    results = tmp_path / "results"
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    results = folder / "results"
     journaled = 0
-    try:
+    with background.child(command, cwd=folder, env=env) as process:
         deadline = time.monotonic() + 240
         while journaled < finished and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -1195,18 +1195,19 @@ def _signal_after(tmp_path: Path, signum: int, finished: int,
                 journaled = len(journals[0].read_text().splitlines()) - 1  # less the header
         os.kill(process.pid, signum)
         stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     run = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     assert journaled >= finished, run.stdout + run.stderr
     return run, results, journaled
 
 
-def test_sigterm_writes_every_finished_cell_and_says_the_run_was_interrupted(tf_backend,
-                                                                              tmp_path):
-    run, results, journaled = _signal_after(tmp_path, signal.SIGTERM, finished=2)
+def start_sigterm_run() -> None:
+    _queue_beside_if_tensorflow("sigterm run", functools.partial(
+        _signal_after, "sigterm", signal.SIGTERM, finished=2))
+
+
+@pytest.mark.background.with_args(start_sigterm_run)
+def test_sigterm_writes_every_finished_cell_and_says_the_run_was_interrupted(tf_backend):
+    run, results, journaled = background.result("sigterm run", start_sigterm_run)
     assert run.returncode == 2, run.stdout + run.stderr  # pytest's "interrupted"
     written = list(results.glob("*.csv"))
     assert len(written) == 1, run.stdout + run.stderr
@@ -1246,26 +1247,40 @@ def pytest_runtest_call(item):
 """
 
 
-def test_a_sigterm_whose_interrupt_is_lost_still_ends_the_run_after_the_cell(tf_backend,
-                                                                            tmp_path):
-    (tmp_path / "sigterm_in_del.py").write_text(SIGTERM_IN_DEL_PLUGIN)
-    command, env = _bench_command(tmp_path, *SMALL, "--linfit-variants", "eager,function,xla",
+def _sigterm_in_del_run() -> tuple[subprocess.CompletedProcess[str], Path]:
+    folder = background.folder("sigterm-in-del")
+    (folder / "sigterm_in_del.py").write_text(SIGTERM_IN_DEL_PLUGIN)
+    command, env = _bench_command(folder, *SMALL, "--linfit-variants", "eager,function,xla",
                                   "-p", "sigterm_in_del")
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env=env)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), env["PYTHONPATH"]])
+    return background.run(command, cwd=folder, env=env, timeout=300), folder / "results"
+
+
+def start_sigterm_in_del_run() -> None:
+    _queue_beside_if_tensorflow("sigterm in del run", _sigterm_in_del_run)
+
+
+@pytest.mark.background.with_args(start_sigterm_in_del_run)
+def test_a_sigterm_whose_interrupt_is_lost_still_ends_the_run_after_the_cell(tf_backend):
+    run, results = background.result("sigterm in del run", start_sigterm_in_del_run)
     assert "KeyboardInterrupt" in run.stdout + run.stderr  # reported as lost in __del__
     assert run.returncode == 2, run.stdout + run.stderr  # interrupted, not a success
-    records = read_results(next((tmp_path / "results").glob("*.csv")))
+    records = read_results(next(results.glob("*.csv")))
     # The cell in flight when the signal came finishes; the third never starts.
     assert [record.cell.variant for record in records] == ["eager", "function"]
     assert all(record.facts["run_interrupted"] for record in records)
     assert "the run was interrupted" in run.stdout
-    assert not list((tmp_path / "results").glob("*.journal.jsonl"))
+    assert not list(results.glob("*.journal.jsonl"))
 
 
+def start_killed_run() -> None:
+    _queue_beside_if_tensorflow("killed run", functools.partial(
+        _signal_after, "killed", signal.SIGKILL, finished=2))
+
+
+@pytest.mark.background.with_args(start_killed_run)
 def test_a_killed_run_is_recovered_from_its_journal(tf_backend, tmp_path, capsys):
-    run, results, journaled = _signal_after(tmp_path, signal.SIGKILL, finished=2)
+    run, results, journaled = background.result("killed run", start_killed_run)
     assert run.returncode == -signal.SIGKILL
     assert not list(results.glob("*.csv"))
     journal = next(results.glob("*.journal.jsonl"))

@@ -89,10 +89,13 @@ def test_hlo_files_that_cannot_be_written_are_a_warning(tmp_path):
 def test_a_cell_decided_before_the_last_restart_is_built_again_for_its_hlo(tmp_path):
     """The workers of the last part built only the cells still measured; a changed cell
     decided earlier is built again in them before its HLO is asked (a fake worker, as the
-    real one, answers only for a cell it has built). v1's bursts spread widely, so v1 is
-    measured in parts that v0, steady and decided, no longer is."""
-    result = _session(tmp_path, b_factor="1.5", noise="v1:0.4", min_pairs=8, max_pairs=200,
-                      restart_seconds=0.3, max_seconds=120.0)
+    real one, answers only for a cell it has built). Parts of 0.1 s: v0, steady, is decided
+    as soon as a second part confirms it; v1's bursts spread (a lognormal sigma of 0.5
+    against a change of log 1.5 = 0.41), so it needs several parts more and is measured in
+    parts that v0 no longer is. (With parts of 0.3 s and a sigma of 0.4, a loaded machine
+    could decide both in one part, and the test had nothing to check.)"""
+    result = _session(tmp_path, b_factor="1.5", noise="v1:0.5", min_pairs=8, max_pairs=400,
+                      restart_seconds=0.1, max_seconds=120.0)
     frame = read_pairs(result.path)
     assert frame[frame["variant"] == "v1"]["part"].max() > frame[frame["variant"] == "v0"][
         "part"].max()

@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import background
 import pytest
 from cli_helpers import linfit_each
 
@@ -128,11 +129,9 @@ DEVICES = ["/dev/zero", "/dev/full"]
 HISTORY_SPECIALS = ["fifo", "/dev/zero"]
 
 
-@pytest.fixture(scope="module")
-def specials(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding ``pipe``, a FIFO, and a folder of runs per HISTORY_SPECIALS entry
+def _make_specials(folder: Path) -> None:
+    """In ``folder``: ``pipe``, a FIFO, and a folder of runs per HISTORY_SPECIALS entry
     (``history-0``, ...) that holds that special file among its runs."""
-    folder = tmp_path_factory.mktemp("specials")
     os.mkfifo(folder / "pipe")
     for index, special in enumerate(HISTORY_SPECIALS):
         runs = folder / f"history-{index}" / "runs"
@@ -141,13 +140,14 @@ def specials(tmp_path_factory: pytest.TempPathFactory) -> Path:
             os.mkfifo(runs / "run.csv")
         elif os.path.exists(special):
             (runs / "z.csv").symlink_to(special)
-    return folder
 
 
-@pytest.fixture(scope="module")
-def refused(specials: Path) -> dict[str, subprocess.CompletedProcess]:
-    """Every command line of the tests below, by name, run in one interpreter: `linfit
-    floors` alone loads TensorFlow, JAX and PyTorch before it reads its cache."""
+def _refusals() -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """Every command line of the tests below, by name, run in one interpreter beside the
+    session (`linfit floors` alone loads TensorFlow, JAX and PyTorch before it reads its
+    cache), and the folder of special files they were given."""
+    specials = background.folder("specials")
+    _make_specials(specials)
     fifo = str(specials / "pipe")
     cases = {" ".join(command): [*[arg.format(out=specials / command[0] / "out")
                                    for arg in command], fifo] for command in EVERY_COMMAND}
@@ -159,10 +159,28 @@ def refused(specials: Path) -> dict[str, subprocess.CompletedProcess]:
         if any(runs.iterdir()):
             cases[f"history {special}"] = ["history", str(runs), "-o",
                                            str(runs.with_name("site"))]
-    return dict(zip(cases, linfit_each(list(cases.values()), timeout=CLI_SECONDS),
-                    strict=True))
+    done = linfit_each(list(cases.values()), timeout=CLI_SECONDS, beside=True)
+    return specials, dict(zip(cases, done, strict=True))
 
 
+def start_refusals() -> None:
+    background.queue("refusals of special files", _refusals)
+
+
+beside_refusals = pytest.mark.background.with_args(start_refusals)
+
+
+@pytest.fixture(scope="module")
+def specials() -> Path:
+    return background.result("refusals of special files", start_refusals)[0]
+
+
+@pytest.fixture(scope="module")
+def refused() -> dict[str, subprocess.CompletedProcess]:
+    return background.result("refusals of special files", start_refusals)[1]
+
+
+@beside_refusals
 @pytest.mark.parametrize("command", EVERY_COMMAND)
 def test_every_command_refuses_a_fifo_in_one_line(specials, refused, command):
     done = refused[" ".join(command)]
@@ -172,12 +190,14 @@ def test_every_command_refuses_a_fifo_in_one_line(specials, refused, command):
         + done.stderr.split("give ", 1)[1].strip()]
 
 
+@beside_refusals
 def test_compare_refuses_a_fifo_in_one_line(refused):
     done = refused["compare"]
     assert done.returncode == 2 and "not a regular file (a FIFO)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@beside_refusals
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_device_as_floors_cache_is_refused_in_one_line(refused, device):
     if not os.path.exists(device):
@@ -188,6 +208,7 @@ def test_a_device_as_floors_cache_is_refused_in_one_line(refused, device):
                                    "character device); give a floors cache (JSON)")
 
 
+@beside_refusals
 @pytest.mark.parametrize("special", HISTORY_SPECIALS)
 def test_history_refuses_a_special_file_among_the_runs_in_one_line(specials, refused, special):
     if f"history {special}" not in refused:

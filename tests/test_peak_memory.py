@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import background
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +39,21 @@ def test_the_table_and_the_keras_ratios():
     assert "jax jit n=1e6: exit status 1: MemoryError" in text
 
 
+def _jax_cells() -> subprocess.CompletedProcess[str]:
+    return background.run([sys.executable, str(SCRIPT), "--backends", "jax", "--sizes", "1e3"],
+                          timeout=TIMEOUT_SECONDS, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def start_jax_cells() -> None:
+    """Queue the three children beside the session (tests/background.py)."""
+    if importlib.util.find_spec("jax") is not None:
+        background.queue("peak memory of the jax cells", _jax_cells)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+@pytest.mark.background.with_args(start_jax_cells)
 def test_each_jax_cell_in_a_fresh_process():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--backends", "jax", "--sizes", "1e3"],
-                          capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = background.result("peak memory of the jax cells", start_jax_cells)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("jax ")]
     assert [row[1] for row in rows] == ["eager", "jit", "jit-loop"]

@@ -86,8 +86,10 @@ PARTIAL_SUFFIX = ".partial"
 _MARKER = "session_id"
 # The largest integer a column holds: the frame keeps them as int64.
 _MAX_INT = 2**63 - 1
-# A whole integer, as the writer writes one (str(int)).
+# A whole integer, as the writer writes one (str(int)); and several, separated by what
+# str.split() splits on (re's \s is str.isspace(), as split's is).
 _INTEGER = re.compile(r"-?[0-9]+")
+_INTEGERS = re.compile(r"\s*(?:-?[0-9]+(?:\s+-?[0-9]+)*)?\s*")
 
 _BOTH = (1, 2, 3)
 _V2 = (2, 3)
@@ -404,12 +406,12 @@ class _Reader:
             return () if column.type == "ints" else None
         if column.type == "float":
             return self.float_value(line, column, text)
-        words = text.split() if column.type == "ints" else [text]
-        if not all(_INTEGER.fullmatch(word) for word in words):
+        whole = _INTEGER if column.type == "int" else _INTEGERS
+        if not whole.fullmatch(text):
             raise self.fail(line, column.name, f"{text!r} is not an integer" if column.type
                             == "int" else "holds a value that is not an integer")
-        values = tuple(int(word) for word in words)
-        if any(abs(v) > _MAX_INT for v in values):
+        values = tuple(map(int, text.split()))
+        if values and (max(values) > _MAX_INT or min(values) < -_MAX_INT):
             raise self.fail(line, column.name, "holds a value beyond a 64-bit integer")
         value: Any = values if column.type == "ints" else values[0]
         problem = domain_problem(column, value)
