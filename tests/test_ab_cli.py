@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import importlib.util
 import io
 import os
 import re
@@ -21,10 +23,15 @@ TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 
 
-def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "linfit", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240, beside: bool = False,
+            ) -> subprocess.CompletedProcess:
+    """``linfit ARGS`` in a child with this checkout's linfit; from a job beside the session
+    with ``beside`` (tests/background.py)."""
+    argv = [sys.executable, "-m", "linfit", *args]
+    options = {"cwd": cwd, "env": {**os.environ, "PYTHONPATH": str(ROOT)}}
+    if beside:
+        return background.run(argv, timeout=timeout, **options)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options)
 
 
 def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
@@ -88,9 +95,17 @@ def test_an_interpreter_that_cannot_import_linfit_is_bad_input(tmp_path):
     _one_line_exit_2(done, "side B", "cannot run linfit's worker")
 
 
+def start_side_without_tensorflow() -> None:
+    """Its workers import TensorFlow (side A): beside the session (tests/background.py)."""
+    if importlib.util.find_spec("tensorflow") is not None:
+        background.queue("a side without tensorflow", functools.partial(
+            _linfit, "ab", "--backends", "tensorflow", "--side", "A:", "--side",
+            f"B: LINFIT_WORKER_PLUGINS=ab_no_tensorflow PYTHONPATH={TESTS}", beside=True))
+
+
+@pytest.mark.background.with_args(start_side_without_tensorflow)
 def test_an_interpreter_without_the_framework_is_bad_input(tf_backend):
-    done = _linfit("ab", "--backends", "tensorflow", "--side", "A:", "--side",
-                   f"B: LINFIT_WORKER_PLUGINS=ab_no_tensorflow PYTHONPATH={TESTS}")
+    done = background.result("a side without tensorflow", start_side_without_tensorflow)
     _one_line_exit_2(done, "side B", "cannot import the tensorflow backend")
 
 
@@ -262,11 +277,20 @@ def _session_file(tmp_path: Path, **facts: object) -> Path:
                                                      "xla": (0.002, 20)}, **facts)
 
 
-def test_a_session_with_undecided_cells_says_what_they_need_and_how_to_go_on(tmp_path):
+def _undecided_session() -> tuple[subprocess.CompletedProcess, Path]:
+    path = _session_file(background.folder("undecided"))
+    return _linfit("ab", "--from", str(path), timeout=120, beside=True), path
+
+
+def start_undecided_session() -> None:
+    background.queue("a session with undecided cells", _undecided_session)
+
+
+@pytest.mark.background.with_args(start_undecided_session)
+def test_a_session_with_undecided_cells_says_what_they_need_and_how_to_go_on():
     """Issue 22: each undecided cell's pairs and seconds, the session's total, and the
     exact command that continues it."""
-    path = _session_file(tmp_path)
-    done = _linfit("ab", "--from", str(path), timeout=120)
+    done, path = background.result("a session with undecided cells", start_undecided_session)
     assert done.returncode == 0, done.stderr[-3000:]
     out = " ".join(done.stdout.split())
     assert "1 of 2 cells undecided" in out
@@ -290,25 +314,39 @@ def test_resume_takes_only_its_budget(tmp_path, args, needles):
     assert path.read_bytes() == before
 
 
-def test_resume_refuses_a_side_whose_framework_settings_changed(tmp_path):
-    """The side's worker starts (the real one), reports its environment, and the session
-    stops before measuring: one line, exit 2, the file as it was."""
+def _resume_with_changed_settings() -> tuple[subprocess.CompletedProcess, Path, bytes]:
     import platform
     import socket
 
     from linfit.environment import git_state
 
-    path = _session_file(tmp_path, python=sys.executable, side_python=sys.executable,
+    folder = background.folder("changed-settings")
+    path = _session_file(folder, python=sys.executable, side_python=sys.executable,
                          python_version=platform.python_version(), git_commit=git_state()[0],
                          host=socket.gethostname(), env_flags="XLA_FLAGS=--xla_dump_to=x",
                          cell_options="--backends tensorflow --variants function,xla "
                                       "--sizes 1e3")
     before = path.read_bytes()
-    done = _linfit("ab", "--resume", str(path), "--max-seconds", "60", timeout=120)
+    done = _linfit("ab", "--resume", str(path), "--max-seconds", "60", timeout=120,
+                   beside=True)
+    return done, path, before
+
+
+def start_resume_with_changed_settings() -> None:
+    """The real worker starts, importing TensorFlow: beside the session."""
+    background.queue("a resume with changed settings", _resume_with_changed_settings)
+
+
+@pytest.mark.background.with_args(start_resume_with_changed_settings)
+def test_resume_refuses_a_side_whose_framework_settings_changed():
+    """The side's worker starts (the real one), reports its environment, and the session
+    stops before measuring: one line, exit 2, the file as it was."""
+    done, path, before = background.result("a resume with changed settings",
+                                           start_resume_with_changed_settings)
     _one_line_exit_2(done, "side A's framework settings is", "'XLA_FLAGS=--xla_dump_to=x' in "
                      "the session", "only an unchanged environment may continue")
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s-ab.csv"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["s-ab.csv"]
 
 
 def test_a_file_before_schema_3_cannot_be_resumed(tmp_path):

@@ -830,7 +830,10 @@ def _bench_command(tmp_path: Path, *args: str, only: str = "--benchmark-only",
     env.update(environ or {})
     results = [] if "--linfit-results" in args else ["--linfit-results",
                                                      str(tmp_path / "results")]
+    # Hypothesis's pytest plugin imports Hypothesis (most of a second) in a run that has
+    # no property test.
     command = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider",
+               "-p", "no:hypothesispytest",
                only, "--linfit-backends", "tensorflow", "--linfit-sizes", "100", *results,
                *timing, *args]
     return command, env
