@@ -251,3 +251,21 @@ def test_linfit_ab_from_refuses_a_mutated_pairs_file_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err
     assert status == 2, kind
     assert len(err.strip().splitlines()) == 1 and str(path) in err, err
+
+
+# Characters around the integer syntax: digits and signs, what str.split() splits on (a
+# space, a tab, \x1c, no-break and em spaces, NEL), and what int() would take but the writer
+# never writes (an underscore, a plus, an Arabic-Indic digit).
+_INTEGER_FIELD_CHARACTERS = "0123456789-+ \t\x1c\u00a0\u2003\x85_a\u0663"
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.text(alphabet=_INTEGER_FIELD_CHARACTERS, max_size=12))
+def test_an_integer_field_is_checked_whole_as_it_was_word_by_word(text):
+    """The pairs reader checks a field of integers (call_ns) with one pattern over the whole
+    field, not one per word: it accepts exactly the fields whose every word (as
+    str.split() splits them) is an integer as the writer writes one."""
+    from linfit.results.pairs import _INTEGER, _INTEGERS
+
+    word_by_word = all(_INTEGER.fullmatch(word) for word in text.split())
+    assert (_INTEGERS.fullmatch(text) is not None) == word_by_word
