@@ -59,7 +59,7 @@ def start_aa_session() -> None:
 @pytest.mark.background.with_args(start_aa_session)
 def test_an_aa_session_at_a_tiny_size(tf_backend):
     done, results = background.result("aa session", start_aa_session)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert done.returncode in (0, 1), done.stdout + done.stderr[-3000:]
     [path] = results.glob("*-ab.csv")
     frame = read_pairs(path)
     # 8 pairs: the fewest for which a 99% signed-rank interval exists.
@@ -69,6 +69,12 @@ def test_an_aa_session_at_a_tiny_size(tf_backend):
     assert (frame["call_ns"].map(len) % 10 == 0).all()
     table = analyse(frame).table
     assert list(table["pairs"]) == [8]
+    # The exit status says what the verdicts say. An A/A of 8 pairs from one pair of
+    # processes, beside a loaded session, can call the cell changed: a process's own offset
+    # (issue 22; seen here as 1.10 [1.05, 1.21]). How often that happens is measured by the
+    # A/A figures (results/cpu-2core-ab-restarts/), not asserted by one session here.
+    changed = bool(table["verdict"].isin(["slower", "faster"]).any())
+    assert done.returncode == int(changed), done.stdout + done.stderr[-3000:]
     assert "A2/A [99% CI]" in done.stdout and "function" in done.stdout
     assert str(path) in done.stdout
     # Each side's TensorFlow build, as its worker imported it (issue 17).
