@@ -250,9 +250,10 @@ class WorkerProcess:
             if self._pending == 0 and self.process.poll() is None:
                 with contextlib.suppress(WorkerFailed, OSError, ValueError,
                                          subprocess.TimeoutExpired):
-                    self.request({"op": "quit"}, QUIT_TIMEOUT_SECONDS)
-                    # It answered: it may end by itself (and tidy up) before SIGTERM.
-                    self.process.wait(timeout=KILL_GRACE_SECONDS)
+                    if self.request({"op": "quit"}, QUIT_TIMEOUT_SECONDS).get("ok"):
+                        # It agreed: it may end by itself (and tidy up) before SIGTERM. One
+                        # that answered quit with an error will not: it goes at once.
+                        self.process.wait(timeout=KILL_GRACE_SECONDS)
         finally:
             self._kill_group()
 
