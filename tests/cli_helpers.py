@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import background
 
@@ -40,20 +39,18 @@ _EACH_IN_ONE_INTERPRETER = textwrap.dedent("""
 """)
 
 
-def linfit_each(cases: list[list[str]], timeout: float, *, beside: bool = False,
-                ) -> list[subprocess.CompletedProcess]:
+def linfit_each(cases: list[list[str]], timeout: float) -> list[subprocess.CompletedProcess]:
     """``linfit ARGS`` for each ARGS of ``cases``, in one interpreter started in the
-    repository root with this checkout's linfit, within ``timeout`` seconds in all; from a
-    job beside the session with ``beside`` (tests/background.py).
+    repository root with this checkout's linfit, within ``timeout`` seconds in all (a
+    child of :func:`background.run`: a test may call this, and so may a job beside the
+    session).
 
     Returns:
         One CompletedProcess per case (args ``["linfit", *ARGS]``), as a child of its own
         would give it.
     """
-    argv = [sys.executable, "-c", _EACH_IN_ONE_INTERPRETER, json.dumps(cases)]
-    options: dict[str, Any] = {"cwd": ROOT, "env": {**os.environ, "PYTHONPATH": str(ROOT)}}
-    done = (background.run(argv, timeout=timeout, **options) if beside else
-            subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options))
+    done = background.run([sys.executable, "-c", _EACH_IN_ONE_INTERPRETER, json.dumps(cases)],
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
     return [subprocess.CompletedProcess(["linfit", *args], status, stdout, stderr)
             for args, (status, stdout, stderr) in zip(cases, json.loads(done.stdout),

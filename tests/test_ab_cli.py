@@ -23,15 +23,11 @@ TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 
 
-def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240, beside: bool = False,
-            ) -> subprocess.CompletedProcess:
-    """``linfit ARGS`` in a child with this checkout's linfit; from a job beside the session
-    with ``beside`` (tests/background.py)."""
-    argv = [sys.executable, "-m", "linfit", *args]
-    options = {"cwd": cwd, "env": {**os.environ, "PYTHONPATH": str(ROOT)}}
-    if beside:
-        return background.run(argv, timeout=timeout, **options)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options)
+def _linfit(*args: str, cwd: Path = ROOT, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``linfit ARGS`` in a child with this checkout's linfit (:func:`background.run`: from a
+    test or from a job beside the session)."""
+    return background.run([sys.executable, "-m", "linfit", *args], timeout=timeout, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
@@ -45,10 +41,8 @@ def _one_line_exit_2(done: subprocess.CompletedProcess, *needles: str) -> None:
 
 def _aa_session() -> tuple[subprocess.CompletedProcess, Path]:
     results = background.folder("aa")
-    return background.run([sys.executable, "-m", "linfit", "ab", "--aa", "--backends",
-                           "tensorflow", "--sizes", "1e3", "--variants", "function", "--pairs",
-                           "8", "--results", str(results)], timeout=240, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}), results
+    return _linfit("ab", "--aa", "--backends", "tensorflow", "--sizes", "1e3", "--variants",
+                   "function", "--pairs", "8", "--results", str(results)), results
 
 
 def start_aa_session() -> None:
@@ -106,7 +100,7 @@ def start_side_without_tensorflow() -> None:
     if importlib.util.find_spec("tensorflow") is not None:
         background.queue("a side without tensorflow", functools.partial(
             _linfit, "ab", "--backends", "tensorflow", "--side", "A:", "--side",
-            f"B: LINFIT_WORKER_PLUGINS=ab_no_tensorflow PYTHONPATH={TESTS}", beside=True))
+            f"B: LINFIT_WORKER_PLUGINS=ab_no_tensorflow PYTHONPATH={TESTS}"))
 
 
 @pytest.mark.background.with_args(start_side_without_tensorflow)
@@ -285,7 +279,7 @@ def _session_file(tmp_path: Path, **facts: object) -> Path:
 
 def _undecided_session() -> tuple[subprocess.CompletedProcess, Path]:
     path = _session_file(background.folder("undecided"))
-    return _linfit("ab", "--from", str(path), timeout=120, beside=True), path
+    return _linfit("ab", "--from", str(path), timeout=120), path
 
 
 def start_undecided_session() -> None:
@@ -333,8 +327,7 @@ def _resume_with_changed_settings() -> tuple[subprocess.CompletedProcess, Path, 
                          cell_options="--backends tensorflow --variants function,xla "
                                       "--sizes 1e3")
     before = path.read_bytes()
-    done = _linfit("ab", "--resume", str(path), "--max-seconds", "60", timeout=120,
-                   beside=True)
+    done = _linfit("ab", "--resume", str(path), "--max-seconds", "60", timeout=120)
     return done, path, before
 
 

@@ -159,7 +159,7 @@ def _refusals() -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
         if any(runs.iterdir()):
             cases[f"history {special}"] = ["history", str(runs), "-o",
                                            str(runs.with_name("site"))]
-    done = linfit_each(list(cases.values()), timeout=CLI_SECONDS, beside=True)
+    done = linfit_each(list(cases.values()), timeout=CLI_SECONDS)
     return specials, dict(zip(cases, done, strict=True))
 
 
